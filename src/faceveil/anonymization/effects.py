@@ -1,0 +1,187 @@
+"""Effects: how to hide. Each works on the mask's patches only, never on the whole frame."""
+
+from __future__ import annotations
+
+import logging
+from functools import cached_property
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from ..config import EffectConfig
+from ..errors import ConfigError, CorruptMediaError, UnsupportedMediaError
+from ..registry import Registry
+from .masks import Mask, MaskPatch
+
+log = logging.getLogger(__name__)
+
+
+class Effect(Protocol):
+    name: str
+
+    def apply(self, image: np.ndarray, mask: Mask) -> np.ndarray: ...
+
+    def weakness(self) -> str | None:
+        """Why this setting may leave faces recognisable, or None."""
+        ...
+
+
+def blend(base: np.ndarray, top: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """base * (1 - alpha) + top * alpha, uint8 in and out; pixels with alpha 0 stay exact."""
+    a = alpha[..., None]
+    out = base.astype(np.float32) * (1.0 - a) + top.astype(np.float32) * a
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+class PatchEffect:
+    """Base: `render` makes the hidden version of one patch, `apply` blends it in."""
+
+    name = "base"
+    context = 0  # pixels of surroundings `render` wants around the patch
+
+    def __init__(self, config: EffectConfig | None = None) -> None:
+        self.config = config or EffectConfig(method=self.name)
+
+    def weakness(self) -> str | None:
+        return None
+
+    def margin(self, patch: MaskPatch) -> int:
+        return self.context
+
+    def render(self, region: np.ndarray, patch: MaskPatch, offset: tuple[int, int]) -> np.ndarray:
+        """The hidden picture of `region` (patch plus margin; patch starts at `offset` in it)."""
+        raise NotImplementedError
+
+    def apply(self, image: np.ndarray, mask: Mask) -> np.ndarray:
+        out = image.copy()
+        h, w = image.shape[:2]
+        for p in mask.patches:
+            m = self.margin(p)
+            ry0, rx0 = max(0, p.y0 - m), max(0, p.x0 - m)
+            region = image[ry0:min(h, p.y1 + m), rx0:min(w, p.x1 + m)]
+            oy, ox = p.y0 - ry0, p.x0 - rx0
+            hidden = self.render(region, p, (oy, ox))
+            hidden = hidden[oy:oy + p.alpha.shape[0], ox:ox + p.alpha.shape[1]]
+            out[p.slices] = blend(image[p.slices], hidden, p.alpha)
+        return out
+
+
+class Blur(PatchEffect):
+    """Gaussian blur whose radius grows with the face: sigma = strength * face / 5, >= 3 px."""
+
+    name = "blur"
+    min_sigma = 3.0
+
+    def sigma(self, patch: MaskPatch) -> float:
+        return max(self.min_sigma, self.config.strength * patch.face_size / 5.0)
+
+    def margin(self, patch: MaskPatch) -> int:
+        return int(np.ceil(2 * self.sigma(patch)))
+
+    def weakness(self) -> str | None:
+        if self.config.strength < 0.5:
+            return f"blur strength {self.config.strength} is weak: faces may stay recognisable"
+        return None
+
+    def render(self, region, patch, offset):
+        sigma = self.sigma(patch)
+        # Large blurs: blur a downscaled copy then scale back up (same look, a fraction of
+        # the cost). Sigma stays >= 2 px in the small copy.
+        k = max(1.0, sigma / 2.0)
+        h, w = region.shape[:2]
+        if k > 1.5 and min(h, w) / k >= 4:
+            small = cv2.resize(region, (max(1, round(w / k)), max(1, round(h / k))),
+                               interpolation=cv2.INTER_AREA)
+            small = cv2.GaussianBlur(small, (0, 0), sigma / k, borderType=cv2.BORDER_REFLECT)
+            return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+        return cv2.GaussianBlur(region, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+
+
+class Pixelate(PatchEffect):
+    """Mosaic: about `blocks` blocks across a face, each the mean colour of its pixels."""
+
+    name = "pixelate"
+
+    def weakness(self) -> str | None:
+        if self.config.blocks > 16:
+            return f"{self.config.blocks} blocks across a face is fine enough to recognise people"
+        return None
+
+    def render(self, region, patch, offset):
+        h, w = region.shape[:2]
+        block = max(2.0, patch.face_size / self.config.blocks)
+        small = cv2.resize(region, (max(1, round(w / block)), max(1, round(h / block))),
+                           interpolation=cv2.INTER_AREA)
+        return cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST)
+
+
+class Solid(PatchEffect):
+    name = "solid"
+
+    def render(self, region, patch, offset):
+        return np.broadcast_to(np.array(self.config.color, np.uint8), region.shape)
+
+
+class Overlay(Blur):
+    """A picture (PNG with alpha, an emoji...) scaled over each face, on top of a blur.
+
+    The blur underneath means the picture's transparent parts never show the face.
+    """
+
+    name = "image"
+
+    @cached_property
+    def picture(self) -> np.ndarray:
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            with Image.open(self.config.image) as img:
+                return np.asarray(img.convert("RGBA"))
+        except FileNotFoundError:
+            raise ConfigError(f"overlay image not found: {self.config.image}") from None
+        except UnidentifiedImageError:
+            raise UnsupportedMediaError(f"overlay is not a picture: {self.config.image}") from None
+        except OSError as exc:
+            raise CorruptMediaError(f"cannot read overlay {self.config.image}: {exc}") from None
+
+    def render(self, region, patch, offset):
+        out = super().render(region, patch, offset).copy()
+        oy, ox = offset
+        for bx0, by0, bx1, by1 in patch.boxes:
+            x0, y0 = round(bx0) - patch.x0 + ox, round(by0) - patch.y0 + oy
+            bw, bh = max(1, round(bx1 - bx0)), max(1, round(by1 - by0))
+            pic = cv2.resize(self.picture, (bw, bh), interpolation=cv2.INTER_AREA)
+            # clip the scaled picture to the region
+            sy0, sx0 = max(0, -y0), max(0, -x0)
+            ey, ex = min(bh, out.shape[0] - y0), min(bw, out.shape[1] - x0)
+            if ey <= sy0 or ex <= sx0:
+                continue
+            dst = out[y0 + sy0:y0 + ey, x0 + sx0:x0 + ex]
+            src = pic[sy0:ey, sx0:ex]
+            dst[:] = blend(dst, src[..., :3], src[..., 3].astype(np.float32) / 255.0)
+        return out
+
+
+class NoEffect(PatchEffect):
+    """Leave faces as they are (for tuning with --draw-boxes)."""
+
+    name = "none"
+
+    def weakness(self) -> str | None:
+        return "method 'none' leaves every face visible"
+
+    def apply(self, image: np.ndarray, mask: Mask) -> np.ndarray:
+        return image.copy()
+
+
+effects: Registry[Effect] = Registry("effect")
+effects.register("blur", "faceveil.anonymization.effects:Blur",
+                 help="Gaussian blur scaled to the face (--strength)")
+effects.register("pixelate", "faceveil.anonymization.effects:Pixelate",
+                 help="mosaic of block mean colours (--blocks across a face)")
+effects.register("solid", "faceveil.anonymization.effects:Solid", help="fill with --color")
+effects.register("image", "faceveil.anonymization.effects:Overlay",
+                 help="a picture or emoji (--image) over each face, on a blur")
+effects.register("none", "faceveil.anonymization.effects:NoEffect",
+                 help="leave faces visible (with --draw-boxes, for tuning)")

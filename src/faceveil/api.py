@@ -1,0 +1,78 @@
+"""The Python API: anonymize or detect on one picture in a line."""
+
+from __future__ import annotations
+
+import os
+import threading
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import PipelineConfig
+from .errors import UnsafeOutputError
+from .media.images import Picture, read_image, write_image
+from .pipeline import Pipeline
+from .types import Detections, Frame
+
+ImageLike = str | os.PathLike | np.ndarray | Any  # Any: a PIL.Image.Image
+
+
+@lru_cache(maxsize=4)
+def _cached(config: PipelineConfig) -> tuple[Pipeline, threading.Lock]:
+    return Pipeline(config), threading.Lock()
+
+
+def _pipeline(config: PipelineConfig | None, options: dict[str, Any]) -> tuple[Pipeline, Any]:
+    return _cached((config or PipelineConfig()).replace(**options))
+
+
+def _load(image: ImageLike) -> tuple[np.ndarray, Picture | None]:
+    """RGB uint8 pixels from a path, an array (RGB, gray or RGBA) or a PIL image."""
+    if isinstance(image, (str, os.PathLike)):
+        picture = read_image(image)
+        return picture.rgb, picture
+    if not isinstance(image, np.ndarray) and hasattr(image, "convert"):  # PIL.Image
+        image = np.asarray(image.convert("RGB"))
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8:
+        raise TypeError(f"expected uint8 pixels, got {arr.dtype}")
+    if arr.ndim == 2:
+        arr = np.repeat(arr[..., None], 3, axis=2)
+    elif arr.ndim == 3 and arr.shape[2] == 4:
+        arr = arr[..., :3]
+    return np.ascontiguousarray(arr), None
+
+
+def detect_faces(image: ImageLike, *, config: PipelineConfig | None = None,
+                 **options: Any) -> Detections:
+    """Faces in a picture (path, RGB array or PIL image), as Detections in its pixels.
+
+    Options are flat: detector="centerface", quality="thorough", threshold=0.3, ...
+    """
+    rgb, _ = _load(image)
+    pipeline, lock = _pipeline(config, options)
+    with lock:
+        return pipeline.detect(Frame(rgb))
+
+
+def anonymize_image(image: ImageLike, output: str | os.PathLike | None = None, *,
+                    config: PipelineConfig | None = None, image_quality: int = 95,
+                    keep_metadata: bool = False, **options: Any) -> np.ndarray:
+    """Hide every face in a picture; returns the RGB result and writes it to `output` if given.
+
+    `image` is a path, an RGB (or gray, or RGBA) uint8 array, or a PIL image. Options are the
+    flat pipeline options: method="pixelate", blocks=10, shape="box", color="#000", ...
+    """
+    rgb, picture = _load(image)
+    if output is not None and isinstance(image, (str, os.PathLike)) and \
+            Path(output).resolve() == Path(image).resolve():
+        raise UnsafeOutputError(f"refusing to overwrite the input {image}")
+    pipeline, lock = _pipeline(config, options)
+    with lock:
+        result = pipeline.process(Frame(rgb, source=str(image) if picture else ""))
+    if output is not None:
+        write_image(output, result.image, like=picture, quality=image_quality,
+                    keep_metadata=keep_metadata)
+    return result.image

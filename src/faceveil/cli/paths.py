@@ -1,0 +1,143 @@
+"""Turning command-line inputs into (input, output) pairs. Pure: no pixels are read here."""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..media.images import SUFFIXES
+
+log = logging.getLogger(__name__)
+
+MEDIA_SUFFIXES = frozenset(SUFFIXES)
+_MAGIC = set("*?[")
+
+
+@dataclass
+class Plan:
+    pairs: list[tuple[Path, Path | None]] = field(default_factory=list)  # (input, output)
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (what, why)
+    skipped: int = 0  # files left out on purpose (outputs of an earlier run, existing outputs)
+
+
+def _is_media(path: Path) -> bool:
+    return path.suffix.lower() in MEDIA_SUFFIXES
+
+
+def _walk(root: Path, exclude: Path | None) -> list[Path]:
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        dirnames[:] = sorted(
+            d for d in dirnames
+            if not d.startswith(".") and (exclude is None or (here / d).resolve() != exclude)
+        )
+        found += [here / f for f in sorted(filenames) if not f.startswith(".")
+                  and _is_media(here / f)]
+    return found
+
+
+def _glob_base(pattern: str) -> Path:
+    parts = Path(pattern).parts
+    base = [p for p in parts[: next(i for i, p in enumerate(parts) if _MAGIC & set(p))]]
+    return Path(*base) if base else Path(".")
+
+
+def _wants_folder(output: str, n_inputs: int, any_folder: bool) -> bool:
+    p = Path(output)
+    return (any_folder or n_inputs > 1 or output.endswith(("/", os.sep)) or p.is_dir()
+            or p.suffix.lower() not in MEDIA_SUFFIXES)
+
+
+def plan(inputs: list[str], output: str | None, suffix: str = ".anonymized",
+         skip_existing: bool = False) -> Plan:
+    """Expand files, folders (recursively) and globs, and name every output.
+
+    - no output: beside each file as NAME{suffix}.EXT; a folder D goes to a sibling D{suffix}/
+    - output "-": nothing is written (the caller prints data instead)
+    - output a file: only for a single input file
+    - output a folder: folder inputs mirrored below it, single files and globs by name/relative path
+    """
+    result = Plan()
+    sources: list[tuple[Path, Path | None, bool]] = []  # (file, mirror root, from a folder)
+    out_dir = None
+    for arg in inputs:
+        path = Path(arg)
+        if path.is_file():
+            sources.append((path, None, False))
+        elif path.is_dir():
+            sources.append((path, path, True))
+        elif _MAGIC & set(arg):
+            matches = sorted(glob.glob(arg, recursive=True))
+            files = [Path(m) for m in matches if Path(m).is_file()]
+            if not files:
+                result.errors.append((arg, "no files match this pattern"))
+            base = _glob_base(arg)
+            sources += [(f, base, False) for f in files]
+        elif os.path.lexists(arg):
+            result.errors.append((arg, "not a regular file or folder"))
+        else:
+            result.errors.append((arg, "no such file or folder"))
+    if not sources:
+        return result
+
+    to_stdout = output == "-"
+    if output and not to_stdout:
+        if _wants_folder(output, len(sources), any(folder for _, _, folder in sources)):
+            out_dir = Path(output)
+        elif len(sources) == 1:
+            result.pairs.append((sources[0][0], Path(output)))
+            return _check(result, skip_existing)
+    exclude = out_dir.resolve() if out_dir is not None else None
+
+    for src, root, folder in sources:
+        if not folder:
+            files = [(src, root)]
+        else:
+            files = [(f, src) for f in _walk(src, exclude)]
+            if not files:
+                result.errors.append((str(src), "no pictures found in this folder"))
+        for f, base in files:
+            if to_stdout:
+                result.pairs.append((f, None))
+            elif out_dir is None:
+                if f.stem.endswith(suffix):
+                    result.skipped += 1  # an output of an earlier run
+                    continue
+                if folder:
+                    target = base.with_name(base.resolve().name + suffix) / f.relative_to(base)
+                else:
+                    target = f.with_name(f.stem + suffix + f.suffix)
+                result.pairs.append((f, target))
+            else:
+                rel = f.relative_to(base) if base is not None and f.is_relative_to(base) else \
+                    Path(f.name)
+                result.pairs.append((f, out_dir / rel))
+    return _check(result, skip_existing)
+
+
+def _check(result: Plan, skip_existing: bool) -> Plan:
+    """Refuse outputs that are inputs or that two inputs share; optionally skip existing ones."""
+    inputs = {p.resolve() for p, _ in result.pairs}
+    seen: dict[Path, Path] = {}
+    kept = []
+    for src, dst in result.pairs:
+        if dst is not None:
+            key = dst.resolve()
+            if key in inputs:
+                result.errors.append((str(src), f"output {dst} is an input; refusing to overwrite"))
+                continue
+            if key in seen:
+                result.errors.append((str(src), f"output {dst} would also be written for "
+                                                f"{seen[key]}; rename one of them"))
+                continue
+            seen[key] = src
+            if skip_existing and dst.exists():
+                result.skipped += 1
+                continue
+        kept.append((src, dst))
+    result.pairs = kept
+    return result

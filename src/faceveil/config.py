@@ -1,0 +1,155 @@
+"""Pipeline configuration: nested, frozen, validated; built from keyword options, CLI flags or TOML."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from .errors import ConfigError
+
+QUALITIES = ("fast", "balanced", "thorough")
+SHAPES = ("ellipse", "box")
+
+_NAMED_COLORS = {
+    "black": (0, 0, 0), "white": (255, 255, 255), "gray": (128, 128, 128), "grey": (128, 128, 128),
+    "red": (255, 0, 0), "green": (0, 128, 0), "blue": (0, 0, 255), "yellow": (255, 255, 0),
+}
+
+
+def parse_color(value: str | tuple[int, int, int] | list[int]) -> tuple[int, int, int]:
+    """'#rrggbb', '#rgb', 'r,g,b', a few names, or an (r, g, b) sequence -> (r, g, b)."""
+    if isinstance(value, (tuple, list)):
+        parts = list(value)
+    else:
+        text = str(value).strip().lower()
+        if text in _NAMED_COLORS:
+            return _NAMED_COLORS[text]
+        if re.fullmatch(r"#?[0-9a-f]{6}", text):
+            h = text.lstrip("#")
+            return int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16)
+        if re.fullmatch(r"#[0-9a-f]{3}", text):
+            return tuple(int(c * 2, 16) for c in text[1:])  # type: ignore[return-value]
+        parts = text.split(",")
+    try:
+        rgb = tuple(int(str(p).strip()) for p in parts)
+    except ValueError:
+        rgb = ()
+    if len(rgb) != 3 or not all(0 <= c <= 255 for c in rgb):
+        raise ConfigError(f"not a colour: {value!r} (use #rrggbb, #rgb, r,g,b or a name like black)")
+    return rgb  # type: ignore[return-value]
+
+
+def _check(cond: bool, message: str) -> None:
+    if not cond:
+        raise ConfigError(message)
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    name: str = "centerface"
+    quality: str = "balanced"  # fast | balanced | thorough: speed against recall
+    threshold: float | None = None  # None: the backend's default for the quality preset
+    threads: int | None = None  # inference threads; None: all cores
+
+    def __post_init__(self) -> None:
+        _check(self.quality in QUALITIES,
+               f"quality must be one of {', '.join(QUALITIES)}, got {self.quality!r}")
+        _check(self.threshold is None or 0.0 < self.threshold < 1.0,
+               f"threshold must be between 0 and 1, got {self.threshold}")
+        _check(self.threads is None or self.threads >= 1, "threads must be at least 1")
+
+
+@dataclass(frozen=True)
+class MaskConfig:
+    shape: str = "ellipse"  # ellipse | box
+    scale: float = 1.3  # mask size relative to the detected face box
+    feather: float = 0.15  # soft edge, as a fraction of the mask's half-size; 0 for a hard edge
+
+    def __post_init__(self) -> None:
+        _check(self.shape in SHAPES, f"shape must be one of {', '.join(SHAPES)}, got {self.shape!r}")
+        _check(0.5 <= self.scale <= 4.0, f"mask scale must be between 0.5 and 4, got {self.scale}")
+        _check(0.0 <= self.feather <= 0.5, f"feather must be between 0 and 0.5, got {self.feather}")
+
+
+@dataclass(frozen=True)
+class EffectConfig:
+    method: str = "blur"  # a name from faceveil.anonymization.effects
+    strength: float = 1.0  # blur: multiplies the face-size-scaled blur radius
+    blocks: int = 8  # pixelate: mosaic blocks across a face
+    color: tuple[int, int, int] = (0, 0, 0)  # solid
+    image: str | None = None  # image: a picture (PNG with alpha, emoji...) put over each face
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "color", parse_color(self.color))
+        _check(0.05 <= self.strength <= 20, f"strength must be between 0.05 and 20, got {self.strength}")
+        _check(2 <= self.blocks <= 64, f"blocks must be between 2 and 64, got {self.blocks}")
+        _check(self.method != "image" or bool(self.image), "method 'image' needs an image path")
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    mask: MaskConfig = field(default_factory=MaskConfig)
+    effect: EffectConfig = field(default_factory=EffectConfig)
+    draw_boxes: bool = False  # draw detections on the output, for tuning
+
+    # flat option name -> (section, field); what keyword arguments and CLI flags use
+    _FLAT: ClassVar[dict[str, tuple[str | None, str]]] = {
+        "detector": ("detector", "name"), "quality": ("detector", "quality"),
+        "threshold": ("detector", "threshold"), "threads": ("detector", "threads"),
+        "shape": ("mask", "shape"), "mask_scale": ("mask", "scale"), "feather": ("mask", "feather"),
+        "method": ("effect", "method"), "strength": ("effect", "strength"),
+        "blocks": ("effect", "blocks"), "color": ("effect", "color"), "image": ("effect", "image"),
+        "draw_boxes": (None, "draw_boxes"),
+    }
+
+    @classmethod
+    def option_names(cls) -> list[str]:
+        return list(cls._FLAT)
+
+    def replace(self, **options: Any) -> PipelineConfig:
+        """A copy with flat options changed, e.g. replace(method="pixelate", blocks=10)."""
+        sections: dict[str, dict[str, Any]] = {}
+        top: dict[str, Any] = {}
+        for key, value in options.items():
+            if key not in self._FLAT:
+                raise ConfigError(f"unknown option {key!r} (known: {', '.join(self._FLAT)})")
+            section, name = self._FLAT[key]
+            if section is None:
+                top[name] = value
+            else:
+                sections.setdefault(section, {})[name] = value
+        for section, values in sections.items():
+            top[section] = dataclasses.replace(getattr(self, section), **values)
+        return dataclasses.replace(self, **top)
+
+    @classmethod
+    def from_options(cls, **options: Any) -> PipelineConfig:
+        return cls().replace(**{k: v for k, v in options.items() if v is not None})
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> PipelineConfig:
+        """Flat keys (method = "pixelate") and/or tables ([effect] method = "pixelate")."""
+        import tomllib
+
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+        flat: dict[str, Any] = {}
+        reverse = {v: k for k, v in cls._FLAT.items()}
+        for key, value in data.items():
+            if isinstance(value, dict):
+                for sub, v in value.items():
+                    if (key, sub) not in reverse:
+                        raise ConfigError(f"{path}: unknown option [{key}] {sub}")
+                    flat[reverse[(key, sub)]] = v
+            else:
+                flat[key] = value
+        return cls.from_options(**flat)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

@@ -1,0 +1,29 @@
+"""Face detectors, chosen by name from `detectors`."""
+
+from __future__ import annotations
+
+from ..config import DetectorConfig
+from ..registry import Registry
+from .base import Detector, ScaledDetector, nms
+
+detectors: Registry[Detector] = Registry("detector")
+detectors.register(
+    "centerface", "faceveil.detection.backends.centerface:CenterFaceDetector",
+    extra="centerface", help="CenterFace on ONNX Runtime: best recall, small faces too (default)",
+)
+detectors.register(
+    "mediapipe", "faceveil.detection.backends.mediapipe:MediaPipeDetector",
+    extra="mediapipe", help="MediaPipe BlazeFace short and full range: fast, misses small faces",
+)
+detectors.register(
+    "haar", "faceveil.detection.backends.haar:HaarDetector",
+    help="OpenCV Haar cascades: no ML runtime, frontal and profile faces, least accurate",
+)
+
+
+def create_detector(config: DetectorConfig | None = None) -> Detector:
+    config = config or DetectorConfig()
+    return detectors.create(config.name, config)
+
+
+__all__ = ["Detector", "ScaledDetector", "create_detector", "detectors", "nms"]

@@ -1,0 +1,35 @@
+"""Exceptions. Each also inherits the builtin a caller would naturally catch."""
+
+from __future__ import annotations
+
+
+class FaceveilError(Exception):
+    """Base class of every error faceveil raises on purpose."""
+
+
+class ConfigError(FaceveilError, ValueError):
+    """An option has a value faceveil cannot use."""
+
+
+class UnsupportedMediaError(FaceveilError, ValueError):
+    """The file is not a kind of media faceveil reads (or writes)."""
+
+
+class CorruptMediaError(FaceveilError, ValueError):
+    """The file claims to be media faceveil reads but cannot be decoded (truncated, damaged, empty)."""
+
+
+class MediaTooLargeError(FaceveilError, ValueError):
+    """The media is larger than the configured limit (decompression bombs, absurd sizes)."""
+
+
+class UnsafeOutputError(FaceveilError, FileExistsError):
+    """Writing the output would overwrite an input or is otherwise refused."""
+
+
+class MissingDependencyError(FaceveilError, ImportError):
+    """An optional part is not installed; the message says which extra installs it."""
+
+
+class ModelError(FaceveilError, RuntimeError):
+    """A model file is missing, damaged or cannot be loaded."""

@@ -1,0 +1,186 @@
+"""Reading and writing pictures: RGB uint8 inside, the file's own format outside.
+
+Reading applies EXIF orientation to the pixels and refuses anything faceveil cannot trust:
+unknown formats, empty, truncated or corrupt files, decompression bombs. Writing is atomic
+(temp file, then rename) and strips metadata by default: EXIF (GPS, device, owner), XMP,
+comments. ICC colour profiles and DPI are kept, since they change how the picture looks.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+from .._files import atomic_path
+from ..errors import CorruptMediaError, MediaTooLargeError, UnsupportedMediaError
+
+log = logging.getLogger(__name__)
+
+#: Pillow format name -> file suffixes, for the formats faceveil reads and writes.
+FORMATS: dict[str, tuple[str, ...]] = {
+    "JPEG": (".jpg", ".jpeg", ".jpe", ".jfif"),
+    "PNG": (".png",),
+    "WEBP": (".webp",),
+    "BMP": (".bmp",),
+    "TIFF": (".tif", ".tiff"),
+}
+_READ_AS = {"MPO": "JPEG"}  # phones' multi-picture JPEGs: the first picture is the photo
+SUFFIXES = {s: f for f, suffixes in FORMATS.items() for s in suffixes}
+DEFAULT_MAX_PIXELS = 150_000_000  # a 200 MP phone photo still fits at ~12 MP/ms of patience
+_GPS_IFD, _ORIENTATION = 0x8825, 0x0112
+
+
+@dataclass(frozen=True, eq=False)
+class Picture:
+    """A decoded picture: RGB pixels plus what is needed to write it back alike."""
+
+    rgb: np.ndarray  # (H, W, 3) uint8, orientation already applied
+    alpha: np.ndarray | None  # (H, W) uint8 when the source had transparency
+    format: str  # Pillow format name of the source, e.g. "JPEG"
+    grayscale: bool  # the source was single-channel
+    exif: bytes | None  # EXIF with GPS removed and orientation reset; None if absent
+    icc_profile: bytes | None
+    dpi: tuple[float, float] | None
+    extra_frames: int = 0  # frames after the first (animations, multi-page TIFF): not kept
+
+
+def format_for_suffix(path: str | Path) -> str:
+    suffix = Path(path).suffix.lower()
+    try:
+        return SUFFIXES[suffix]
+    except KeyError:
+        known = ", ".join(sorted(SUFFIXES))
+        raise UnsupportedMediaError(f"cannot write pictures as {suffix or 'no suffix'!r} "
+                                    f"(use one of {known})") from None
+
+
+def read_image(source: str | os.PathLike | bytes | BinaryIO,
+               max_pixels: int = DEFAULT_MAX_PIXELS) -> Picture:
+    """Decode a picture file (path, bytes or binary file object)."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        if not len(source):
+            raise CorruptMediaError("empty file")
+        source = io.BytesIO(source)
+    elif isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if path.is_dir():
+            raise UnsupportedMediaError("is a folder, not a picture")
+        if path.stat().st_size == 0:  # raises FileNotFoundError / PermissionError as they are
+            raise CorruptMediaError("empty file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(source)
+    except UnidentifiedImageError:
+        raise UnsupportedMediaError(
+            "not a picture faceveil reads (JPEG, PNG, WebP, BMP or TIFF)") from None
+    except Image.DecompressionBombError as exc:
+        raise MediaTooLargeError(f"too many pixels (possible decompression bomb): {exc}") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise CorruptMediaError(f"truncated or damaged picture: {exc}") from None
+    with img:
+        fmt = _READ_AS.get(img.format or "", img.format or "")
+        if fmt not in FORMATS:
+            raise UnsupportedMediaError(f"{img.format or 'this'} pictures are not supported "
+                                        "(JPEG, PNG, WebP, BMP or TIFF)")
+        w, h = img.size
+        if w <= 0 or h <= 0:
+            raise CorruptMediaError("picture has no pixels")
+        if w * h > max_pixels:
+            raise MediaTooLargeError(f"{w}x{h} is {w * h / 1e6:.0f} megapixels, over the limit of "
+                                     f"{max_pixels / 1e6:.0f} (set max_pixels / --max-pixels)")
+        frames = getattr(img, "n_frames", 1)
+        try:
+            img.load()
+            exif = img.getexif()
+            img = ImageOps.exif_transpose(img) or img
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise CorruptMediaError(f"truncated or damaged picture: {exc}") from None
+        return _to_picture(img, fmt, exif, frames - 1)
+
+
+def _to_picture(img, fmt: str, exif, extra_frames: int) -> Picture:
+    mode = img.mode
+    alpha = None
+    if mode in ("I;16", "I;16B", "I;16L", "I", "F"):  # 16-bit / float: scale to 8 bits
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if arr.max(initial=0) > 255 else 255.0
+        img = img.__class__.fromarray(np.clip(arr * (255.0 / top) + 0.5, 0, 255).astype(np.uint8))
+        mode = "L"
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
+        rgba = np.asarray(img.convert("RGBA"))
+        rgb, alpha = np.ascontiguousarray(rgba[..., :3]), np.ascontiguousarray(rgba[..., 3])
+    else:
+        rgb = np.ascontiguousarray(np.asarray(img.convert("RGB")))
+    exif_bytes = None
+    if exif:
+        exif.pop(_GPS_IFD, None)
+        exif[_ORIENTATION] = 1
+        exif_bytes = exif.tobytes()
+    dpi = img.info.get("dpi")
+    return Picture(
+        rgb=rgb, alpha=alpha, format=fmt, grayscale=mode in ("L", "LA", "1"),
+        exif=exif_bytes, icc_profile=img.info.get("icc_profile"),
+        dpi=tuple(float(v) for v in dpi[:2]) if dpi else None, extra_frames=extra_frames,
+    )
+
+
+def encode_image(rgb: np.ndarray, fmt: str, *, like: Picture | None = None, quality: int = 95,
+                 keep_metadata: bool = False) -> bytes:
+    """Encode pixels in a format from FORMATS. With `like`, alpha, grayscale, ICC profile and
+    DPI come from the source; its EXIF (without GPS) only with keep_metadata."""
+    buf = io.BytesIO()
+    _save(rgb, buf, fmt, like, quality, keep_metadata)
+    return buf.getvalue()
+
+
+def write_image(path: str | os.PathLike, rgb: np.ndarray, *, like: Picture | None = None,
+                quality: int = 95, keep_metadata: bool = False) -> Path:
+    """Write atomically; the format follows the path's suffix."""
+    path = Path(path)
+    fmt = format_for_suffix(path)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        _save(rgb, f, fmt, like, quality, keep_metadata)
+    return path
+
+
+def _save(rgb: np.ndarray, fp, fmt: str, like: Picture | None, quality: int,
+          keep_metadata: bool) -> None:
+    from PIL import Image
+
+    if fmt not in FORMATS:
+        raise UnsupportedMediaError(f"cannot write {fmt} pictures")
+    if not 1 <= quality <= 100:
+        raise ValueError(f"image quality must be 1..100, got {quality}")
+    img = Image.fromarray(np.ascontiguousarray(rgb), "RGB")
+    if like is not None and like.grayscale:
+        img = img.convert("L")
+    if (like is not None and like.alpha is not None and fmt in ("PNG", "WEBP", "TIFF")
+            and like.alpha.shape == rgb.shape[:2]):
+        img.putalpha(Image.fromarray(like.alpha, "L"))
+    params: dict = {}
+    if like is not None:
+        if like.icc_profile:
+            params["icc_profile"] = like.icc_profile
+        if like.dpi and fmt in ("JPEG", "PNG", "TIFF", "BMP"):
+            params["dpi"] = like.dpi
+        if keep_metadata and like.exif and fmt in ("JPEG", "PNG", "WEBP", "TIFF"):
+            params["exif"] = like.exif
+    if fmt == "JPEG":
+        params.update(quality=quality, subsampling=0 if quality >= 90 else 2)
+    elif fmt == "WEBP":
+        params.update(quality=quality, method=4)
+    elif fmt == "PNG":
+        params.update(compress_level=3)
+    elif fmt == "TIFF":
+        params.update(compression="tiff_lzw")
+    img.save(fp, format=fmt, **params)

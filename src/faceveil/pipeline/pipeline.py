@@ -1,0 +1,77 @@
+"""Pipeline.process(frame) -> Result: detect -> (track) -> (identify) -> mask -> effect. Pure."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ..anonymization import Effect, MaskRenderer, effects, masks
+from ..config import PipelineConfig
+from ..detection import Detector, create_detector
+from ..types import Detections, Frame, Result
+
+log = logging.getLogger(__name__)
+
+
+class Pipeline:
+    """Holds the loaded stages; `process` may be called from one thread at a time."""
+
+    def __init__(
+        self,
+        config: PipelineConfig | None = None,
+        *,
+        detector: Detector | None = None,
+        **options: Any,
+    ) -> None:
+        config = config or PipelineConfig()
+        self.config = config.replace(**options) if options else config
+        self._detector = detector
+        self.mask: MaskRenderer = masks.create(self.config.mask.shape, self.config.mask)
+        self.effect: Effect = effects.create(self.config.effect.method, self.config.effect)
+        if reason := self.effect.weakness():
+            log.warning("%s", reason)
+
+    @property
+    def detector(self) -> Detector:
+        """Loaded on first use, so building a Pipeline for rendering alone stays cheap."""
+        if self._detector is None:
+            self._detector = create_detector(self.config.detector)
+        return self._detector
+
+    def detect(self, frame: Frame) -> Detections:
+        return self.detector.detect(frame)
+
+    def render(self, frame: Frame, detections: Detections) -> np.ndarray:
+        """Hide the faces in `detections` that are not marked keep."""
+        mask = self.mask.render(detections, frame.image.shape[:2])
+        out = self.effect.apply(frame.image, mask)
+        if self.config.draw_boxes:
+            out = draw_boxes(out, detections)
+        return out
+
+    def process(self, frame: Frame) -> Result:
+        t0 = time.perf_counter()
+        dets = self.detect(frame)
+        t1 = time.perf_counter()
+        image = self.render(frame, dets)
+        t2 = time.perf_counter()
+        return Result(frame, image, dets, {"detect": t1 - t0, "anonymize": t2 - t1})
+
+
+def draw_boxes(image: np.ndarray, detections: Detections) -> np.ndarray:
+    """Boxes and scores drawn on a copy: green = hidden, red = kept visible."""
+    out = image.copy()
+    thick = max(1, round(max(image.shape[:2]) / 600))
+    for (x1, y1, x2, y2), score, keep in zip(
+        detections.xyxy, detections.scores, detections.keep, strict=True
+    ):
+        color = (255, 40, 40) if keep else (40, 220, 40)
+        p1, p2 = (round(x1), round(y1)), (round(x2), round(y2))
+        cv2.rectangle(out, p1, p2, color, thick)
+        cv2.putText(out, f"{score:.2f}", (p1[0], max(10, p1[1] - 3)), cv2.FONT_HERSHEY_SIMPLEX,
+                    0.35 * thick, color, thick, cv2.LINE_AA)
+    return out

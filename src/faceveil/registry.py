@@ -1,0 +1,65 @@
+"""One small lazy registry, used for detectors, effects and masks.
+
+A name maps to "module:attribute" plus the extra that installs what the module needs, so
+front ends can list choices without importing any heavy dependency.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from .errors import ConfigError, MissingDependencyError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    target: str  # "package.module:attribute"
+    extra: str | None
+    help: str
+
+
+class Registry(Generic[T]):
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, Entry] = {}
+
+    def register(self, name: str, target: str, *, extra: str | None = None, help: str = "") -> None:
+        if name in self._entries:
+            raise ValueError(f"{self.kind} {name!r} is already registered")
+        self._entries[name] = Entry(name, target, extra, help)
+
+    def names(self) -> list[str]:
+        return list(self._entries)
+
+    def entries(self) -> list[Entry]:
+        return list(self._entries.values())
+
+    def entry(self, name: str) -> Entry:
+        try:
+            return self._entries[name]
+        except KeyError:
+            choices = ", ".join(self._entries)
+            raise ConfigError(f"unknown {self.kind} {name!r} (choose from: {choices})") from None
+
+    def load(self, name: str) -> type[T]:
+        """Import and return the implementation registered under name."""
+        entry = self.entry(name)
+        module_name, _, attr = entry.target.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            if entry.extra is None:
+                raise
+            raise MissingDependencyError(
+                f"the {self.kind} {name!r} needs an optional part that is not installed "
+                f"({exc.name or exc}); install it with: pip install 'faceveil[{entry.extra}]'"
+            ) from exc
+        return getattr(module, attr)
+
+    def create(self, name: str, *args: Any, **kwargs: Any) -> T:
+        return self.load(name)(*args, **kwargs)

@@ -1,0 +1,61 @@
+"""The faces sidecar: per-frame boxes, scores and decisions, as JSON.
+
+One format for photos (one frame) and videos, written by `--json`, read back by the GUI and by
+re-rendering. Boxes are in pixels of the (orientation-corrected) picture.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from ._files import atomic_path
+from ._version import __version__
+from .config import PipelineConfig
+from .errors import CorruptMediaError
+from .types import Detections
+
+SCHEMA = "faceveil.faces/1"
+
+
+def sidecar_path(output: str | Path) -> Path:
+    """photo.anonymized.jpg -> photo.anonymized.faces.json"""
+    output = Path(output)
+    return output.with_name(output.stem + ".faces.json")
+
+
+def faces_document(
+    *, source: str, output: str | None, width: int, height: int,
+    frames: Iterable[tuple[int, float | None, Detections]], config: PipelineConfig,
+) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA,
+        "faceveil": __version__,
+        "source": source,
+        "output": output,
+        "width": width,
+        "height": height,
+        "settings": config.to_dict(),
+        "frames": [
+            {"index": i, "pts": pts, "faces": dets.to_records()} for i, pts, dets in frames
+        ],
+    }
+
+
+def write_sidecar(path: str | Path, document: dict[str, Any]) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
+    return Path(path)
+
+
+def read_sidecar(path: str | Path) -> tuple[dict[str, Any], list[Detections]]:
+    """The document and the Detections of each frame, in order."""
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+        if doc.get("schema") != SCHEMA:
+            raise ValueError(f"schema is {doc.get('schema')!r}, expected {SCHEMA!r}")
+        return doc, [Detections.from_records(f["faces"]) for f in doc["frames"]]
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise CorruptMediaError(f"{path}: not a faceveil faces file: {exc}") from exc

@@ -1,0 +1,186 @@
+"""Core value types that flow through the pipeline. All frozen; change with dataclasses.replace."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+def _as_array(value: Any, dtype: type, shape_tail: tuple[int, ...], name: str, n: int | None):
+    arr = np.ascontiguousarray(np.asarray(value, dtype=dtype))
+    if arr.size == 0 and n in (None, 0):
+        arr = arr.reshape((0, *shape_tail))
+    if arr.shape[1:] != shape_tail or (n is not None and arr.shape[0] != n):
+        want = ("N" if n is None else str(n), *(str(s) for s in shape_tail))
+        raise ValueError(f"Detections.{name} must have shape ({', '.join(want)}), got {arr.shape}")
+    arr.setflags(write=False)
+    return arr
+
+
+@dataclass(frozen=True, eq=False)
+class Detections:
+    """Faces found in one frame, as parallel arrays.
+
+    xyxy: (N, 4) float32 box corners in pixels of the original frame.
+    scores: (N,) float32 confidences in [0, 1].
+    landmarks: optional (N, 5, 2) float32 (eyes, nose, mouth corners).
+    track_ids: optional (N,) int64; -1 where a face belongs to no track.
+    keep: (N,) bool; True means "leave this face visible". Defaults to all False (hide).
+    """
+
+    xyxy: np.ndarray
+    scores: np.ndarray
+    landmarks: np.ndarray | None = None
+    track_ids: np.ndarray | None = None
+    keep: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        xyxy = _as_array(self.xyxy, np.float32, (4,), "xyxy", None)
+        n = xyxy.shape[0]
+        set_ = object.__setattr__
+        set_(self, "xyxy", xyxy)
+        set_(self, "scores", _as_array(self.scores, np.float32, (), "scores", n))
+        if self.landmarks is not None:
+            set_(self, "landmarks", _as_array(self.landmarks, np.float32, (5, 2), "landmarks", n))
+        if self.track_ids is not None:
+            set_(self, "track_ids", _as_array(self.track_ids, np.int64, (), "track_ids", n))
+        keep = np.zeros(n, bool) if self.keep is None else self.keep
+        set_(self, "keep", _as_array(keep, bool, (), "keep", n))
+        if n and not np.isfinite(xyxy).all():
+            raise ValueError("Detections.xyxy must be finite")
+
+    @classmethod
+    def empty(cls) -> Detections:
+        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32))
+
+    @classmethod
+    def concat(cls, items: list[Detections] | tuple[Detections, ...]) -> Detections:
+        items = [d for d in items if len(d)]
+        if not items:
+            return cls.empty()
+        if len(items) == 1:
+            return items[0]
+
+        def cat(name: str):
+            parts = [getattr(d, name) for d in items]
+            return None if any(p is None for p in parts) else np.concatenate(parts)
+
+        return cls(cat("xyxy"), cat("scores"), cat("landmarks"), cat("track_ids"), cat("keep"))
+
+    def __len__(self) -> int:
+        return int(self.xyxy.shape[0])
+
+    def __getitem__(self, index: Any) -> Detections:
+        """Select faces with a boolean mask, an index array or a slice."""
+        if isinstance(index, (int, np.integer)):
+            index = [int(index)]
+
+        def pick(a: np.ndarray | None):
+            return None if a is None else a[index]
+
+        return Detections(
+            self.xyxy[index], self.scores[index], pick(self.landmarks),
+            pick(self.track_ids), self.keep[index],
+        )
+
+    @property
+    def widths(self) -> np.ndarray:
+        return self.xyxy[:, 2] - self.xyxy[:, 0]
+
+    @property
+    def heights(self) -> np.ndarray:
+        return self.xyxy[:, 3] - self.xyxy[:, 1]
+
+    @property
+    def hidden(self) -> Detections:
+        """The faces that must be hidden."""
+        return self[~self.keep]
+
+    def scaled(self, sx: float, sy: float | None = None, dx: float = 0.0, dy: float = 0.0) -> Detections:
+        """Boxes and landmarks multiplied by (sx, sy) then shifted by (dx, dy)."""
+        sy = sx if sy is None else sy
+        f = np.array([sx, sy, sx, sy], np.float32)
+        o = np.array([dx, dy, dx, dy], np.float32)
+        lm = None
+        if self.landmarks is not None:
+            lm = self.landmarks * np.array([sx, sy], np.float32) + np.array([dx, dy], np.float32)
+        return Detections(self.xyxy * f + o, self.scores, lm, self.track_ids, self.keep)
+
+    def clipped(self, width: int, height: int) -> Detections:
+        """Boxes clipped to the frame; boxes left with no area are dropped."""
+        xyxy = self.xyxy.copy()
+        np.clip(xyxy[:, 0::2], 0, width, out=xyxy[:, 0::2])
+        np.clip(xyxy[:, 1::2], 0, height, out=xyxy[:, 1::2])
+        out = Detections(xyxy, self.scores, self.landmarks, self.track_ids, self.keep)
+        return out[(xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])]
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """JSON-ready list, one dict per face."""
+        out = []
+        for i in range(len(self)):
+            rec: dict[str, Any] = {
+                "box": [round(float(v), 2) for v in self.xyxy[i]],
+                "score": round(float(self.scores[i]), 4),
+                "hidden": not bool(self.keep[i]),
+            }
+            if self.landmarks is not None:
+                rec["landmarks"] = [[round(float(x), 2), round(float(y), 2)] for x, y in self.landmarks[i]]
+            if self.track_ids is not None:
+                rec["track"] = int(self.track_ids[i])
+            out.append(rec)
+        return out
+
+    @classmethod
+    def from_records(cls, records: list[dict[str, Any]]) -> Detections:
+        if not records:
+            return cls.empty()
+        lms = [r.get("landmarks") for r in records]
+        tracks = [r.get("track") for r in records]
+        return cls(
+            [r["box"] for r in records],
+            [r.get("score", 1.0) for r in records],
+            None if any(x is None for x in lms) else lms,
+            None if any(t is None for t in tracks) else tracks,
+            [not r.get("hidden", True) for r in records],
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class Frame:
+    """One picture to anonymize: RGB uint8, C-contiguous, H x W x 3."""
+
+    image: np.ndarray
+    index: int = 0
+    pts: float | None = None  # presentation time in seconds, for video
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        img = self.image
+        if not (isinstance(img, np.ndarray) and img.dtype == np.uint8 and img.ndim == 3
+                and img.shape[2] == 3):
+            got = getattr(img, "shape", type(img).__name__)
+            raise ValueError(f"Frame.image must be an RGB uint8 array of shape (H, W, 3), got {got}")
+        if img.shape[0] == 0 or img.shape[1] == 0:
+            raise ValueError("Frame.image has no pixels")
+        if not img.flags.c_contiguous:
+            object.__setattr__(self, "image", np.ascontiguousarray(img))
+
+    @property
+    def height(self) -> int:
+        return int(self.image.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.image.shape[1])
+
+
+@dataclass(frozen=True, eq=False)
+class Result:
+    """What Pipeline.process returns for one frame."""
+
+    frame: Frame  # the input frame, untouched
+    image: np.ndarray  # the anonymized picture
+    detections: Detections  # every face found, with keep/hide decided
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
