@@ -49,7 +49,7 @@ def _glob_base(pattern: str) -> Path:
 def _wants_folder(output: str, n_inputs: int, any_folder: bool) -> bool:
     p = Path(output)
     return (any_folder or n_inputs > 1 or output.endswith(("/", os.sep)) or p.is_dir()
-            or p.suffix.lower() not in MEDIA_SUFFIXES)
+            or not p.suffix)
 
 
 def plan(inputs: list[str], output: str | None, suffix: str = ".anonymized",

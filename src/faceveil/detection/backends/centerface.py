@@ -43,7 +43,7 @@ def ort_session(path: str, threads: int | None):
 class CenterFaceDetector(ScaledDetector):
     name = "centerface"
     thresholds: ClassVar[dict[str, float]] = {"fast": 0.3, "balanced": 0.15, "thorough": 0.2}
-    coarse_threshold = float(os.environ.get("CT", "0.4"))
+    coarse_threshold = 0.2  # measured on WIDER: drops big false positives, keeps recall
 
     def __init__(self, config: DetectorConfig | None = None) -> None:
         super().__init__(config)

@@ -1,0 +1,146 @@
+"""Detectors on real pictures: every backend finds real faces; multi-scale finds big and small ones."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import require_data
+
+from faceveil.config import DetectorConfig
+from faceveil.detection import create_detector, detectors, nms
+from faceveil.detection.base import tiles
+from faceveil.errors import MissingDependencyError
+from faceveil.evaluation import face_covered
+from faceveil.media.images import read_image
+from faceveil.types import Detections, Frame
+
+ASTRONAUT_FACE = (180, 60, 270, 175)  # Eileen Collins' face in skimage's astronaut.png
+
+
+def iou(a, b) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def test_registry_lists_every_backend():
+    assert detectors.names() == ["centerface", "mediapipe", "haar"]
+    assert all(e.help for e in detectors.entries())
+
+
+@pytest.mark.parametrize("name", ["centerface", "haar", pytest.param("mediapipe", marks=pytest.mark.mediapipe)])
+@pytest.mark.parametrize("quality", ["fast", "balanced", "thorough"])
+def test_every_backend_finds_the_astronaut(name, quality, astronaut):
+    if name == "mediapipe":
+        pytest.importorskip("mediapipe", reason="needs the mediapipe extra")
+    dets = create_detector(DetectorConfig(name=name, quality=quality)).detect(Frame(astronaut))
+    assert len(dets) >= 1
+    best = max(iou(box, ASTRONAUT_FACE) for box in dets.xyxy)
+    assert best > 0.5, dets.xyxy
+    assert ((dets.scores >= 0) & (dets.scores <= 1)).all()
+
+
+def test_centerface_landmarks_sit_inside_the_face(centerface, astronaut):
+    dets = centerface.detect(Frame(astronaut))
+    face = int(np.argmax([iou(b, ASTRONAUT_FACE) for b in dets.xyxy]))
+    lm = dets.landmarks[face]
+    x1, y1, x2, y2 = dets.xyxy[face]
+    assert ((lm[:, 0] > x1) & (lm[:, 0] < x2) & (lm[:, 1] > y1) & (lm[:, 1] < y2)).all()
+    assert lm[0, 0] < lm[1, 0]  # left eye (in the picture) is left of the right eye
+    assert lm[2, 1] > lm[0, 1] and lm[3, 1] > lm[2, 1]  # nose below eyes, mouth below nose
+
+
+def test_blank_picture_has_no_faces(centerface):
+    for value in (0, 128, 255):
+        assert len(centerface.detect(Frame(np.full((480, 640, 3), value, np.uint8)))) == 0
+
+
+@pytest.mark.parametrize("size", [(1, 1), (7, 3), (33, 65), (31, 2000)])
+def test_odd_sizes_do_not_break_detection(centerface, size):
+    dets = centerface.detect(Frame(np.zeros((*size, 3), np.uint8)))
+    assert isinstance(dets, Detections)
+
+
+def test_close_up_face_filling_the_frame_is_found(centerface, astronaut):
+    """A face bigger than the network's field of view is a privacy leak: the coarse pass finds it."""
+    import cv2
+
+    x1, y1, x2, y2 = ASTRONAUT_FACE
+    crop = astronaut[max(0, y1 - 20):y2 + 20, max(0, x1 - 20):x2 + 20]
+    big = cv2.resize(crop, None, fx=8, fy=8, interpolation=cv2.INTER_CUBIC)  # ~1000 px face
+    dets = centerface.detect(Frame(big))
+    h, w = big.shape[:2]
+    assert len(dets) >= 1
+    assert face_covered(np.ones((h, w), bool), (0, 0, w, h))  # sanity of the helper
+    biggest = dets.xyxy[np.argmax(dets.widths * dets.heights)]
+    assert (biggest[2] - biggest[0]) > 0.5 * w, biggest
+
+
+def test_small_faces_need_native_resolution(centerface, wider):
+    """The crowd picture with the most faces: balanced finds many more than fast."""
+    root, entries = wider
+    entry = max(entries, key=lambda e: len(e["boxes"]))
+    frame = Frame(read_image(root / entry["file"]).rgb)
+    fast = create_detector(DetectorConfig(quality="fast")).detect(frame)
+    balanced = centerface.detect(frame)
+    assert len(balanced) > 1.5 * len(fast) and len(balanced) > 50
+
+
+def test_tiles_cover_the_frame_with_overlap():
+    h, w, size, overlap = 1000, 2500, 768, 128
+    covered = np.zeros((h, w), int)
+    windows = list(tiles(h, w, size, overlap))
+    for y0, x0, y1, x1 in windows:
+        assert y1 - y0 <= size and x1 - x0 <= size
+        covered[y0:y1, x0:x1] += 1
+    assert covered.min() >= 1
+    xs = sorted({x0 for _, x0, _, _ in windows})
+    assert all(b - a <= size - overlap for a, b in zip(xs, xs[1:], strict=False))
+    assert list(tiles(100, 100, 768, 128)) == [(0, 0, 100, 100)]
+
+
+def test_tiled_detection_matches_whole_frame(centerface, wider):
+    """Cutting a frame into tiles must not lose faces that straddle tile borders."""
+    root, entries = wider
+    entry = sorted(entries, key=lambda e: len(e["boxes"]))[len(entries) // 2]
+    frame = Frame(read_image(root / entry["file"]).rgb)
+    whole = centerface.detect(frame)
+    tiled = create_detector(DetectorConfig())
+    tiled.tile_size, tiled.tile_overlap = 384, 96
+    parts = tiled.detect(frame)
+    big = whole[whole.heights >= 16]
+    for box in big.xyxy:
+        assert max((iou(box, b) for b in parts.xyxy), default=0) > 0.5, box
+
+
+def test_nms_keeps_highest_of_duplicates_and_distinct_boxes():
+    dets = Detections([[0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60]], [0.5, 0.9, 0.4])
+    kept = nms(dets, 0.4)
+    assert sorted(kept.scores.tolist()) == pytest.approx([0.4, 0.9])
+
+
+def test_missing_extra_gives_install_hint(monkeypatch):
+    import sys
+
+    for name in [m for m in sys.modules if m == "mediapipe" or m.startswith("mediapipe.")] + ["mediapipe"]:
+        monkeypatch.setitem(sys.modules, name, None)  # imports fail as if not installed
+    monkeypatch.delitem(sys.modules, "faceveil.detection.backends.mediapipe", raising=False)
+    with pytest.raises(MissingDependencyError, match=r"pip install 'faceveil\[mediapipe\]'"):
+        create_detector(DetectorConfig(name="mediapipe"))
+
+
+@pytest.mark.slow
+def test_dlib_photos_every_face_found(centerface):
+    """9 real photos, 43 faces with tight boxes: balanced finds every one."""
+    root = require_data("images")
+    meta = json.loads((root / "dlib_faces.json").read_text())["images"]
+    missed = []
+    for entry in meta:
+        dets = centerface.detect(Frame(read_image(root / entry["file"]).rgb))
+        for box in entry["boxes"]:
+            if max((iou(box, b) for b in dets.xyxy), default=0) < 0.3:
+                missed.append((entry["file"], box))
+    assert not missed
