@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import require_data
 from PIL import Image
 
 import faceveil
+from conftest import require_data
 from faceveil.cli import ExitCode, main
 from faceveil.evaluation import changed_pixels, face_covered
 from faceveil.media.images import read_image

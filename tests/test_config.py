@@ -308,7 +308,8 @@ def test_registry_load_and_create():
 
 @pytest.mark.parametrize("method", ["entry", "load", "create"])
 def test_registry_unknown_name_lists_choices(method):
-    with pytest.raises(ConfigError, match=r"unknown widget 'nope' \(choose from: ordered, counter, fancy, core\)"):
+    choices = r"unknown widget 'nope' \(choose from: ordered, counter, fancy, core\)"
+    with pytest.raises(ConfigError, match=choices):
         getattr(make_registry(), method)("nope")
 
 

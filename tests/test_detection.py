@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
 import pytest
-from conftest import require_data
 
+from conftest import require_data
 from faceveil.config import DetectorConfig
 from faceveil.detection import create_detector, detectors, nms
 from faceveil.detection.base import tiles
@@ -31,7 +32,8 @@ def test_registry_lists_every_backend():
     assert all(e.help for e in detectors.entries())
 
 
-@pytest.mark.parametrize("name", ["centerface", "haar", pytest.param("mediapipe", marks=pytest.mark.mediapipe)])
+@pytest.mark.parametrize(
+    "name", ["centerface", "haar", pytest.param("mediapipe", marks=pytest.mark.mediapipe)])
 @pytest.mark.parametrize("quality", ["fast", "balanced", "thorough"])
 def test_every_backend_finds_the_astronaut(name, quality, astronaut):
     if name == "mediapipe":
@@ -98,7 +100,7 @@ def test_tiles_cover_the_frame_with_overlap():
         covered[y0:y1, x0:x1] += 1
     assert covered.min() >= 1
     xs = sorted({x0 for _, x0, _, _ in windows})
-    assert all(b - a <= size - overlap for a, b in zip(xs, xs[1:], strict=False))
+    assert all(b - a <= size - overlap for a, b in itertools.pairwise(xs))
     assert list(tiles(100, 100, 768, 128)) == [(0, 0, 100, 100)]
 
 

@@ -7,9 +7,9 @@ import logging
 import cv2
 import numpy as np
 import pytest
-from conftest import make_detections, textured
 from PIL import Image
 
+from conftest import make_detections, textured
 from faceveil.anonymization.effects import Blur, Overlay, Pixelate, blend, effects
 from faceveil.anonymization.masks import ShapeMask
 from faceveil.config import EffectConfig, MaskConfig, PipelineConfig
@@ -30,7 +30,7 @@ SCENES = {
 
 @pytest.fixture(scope="module")
 def overlay_png(tmp_path_factory):
-    """A small opaque red RGBA picture with a transparent-free border."""
+    """A small, fully opaque red RGBA picture."""
     path = tmp_path_factory.mktemp("overlay") / "red.png"
     Image.new("RGBA", (16, 16), (255, 0, 0, 255)).save(path)
     return path
@@ -317,7 +317,7 @@ def test_opaque_overlay_covers_the_face(overlay_png):
 
 def test_transparent_overlay_still_hides_the_face(clear_png):
     image = textured(H, W, seed=13)
-    out, alpha = render(image, [FACE], method="image", image=str(clear_png))
+    out, _ = render(image, [FACE], method="image", image=str(clear_png))
     blurred, _ = render(image, [FACE], method="blur")
     # nothing of the overlay shows, and the blur underneath still hides the face
     np.testing.assert_array_equal(out, blurred)
@@ -339,7 +339,7 @@ def test_half_transparent_overlay_mixes_with_the_blur(tmp_path):
 def test_missing_overlay_raises_config_error(tmp_path):
     missing = tmp_path / "nope.png"
     pipe = Pipeline(method="image", image=str(missing))
-    with pytest.raises(ConfigError, match="nope.png"):
+    with pytest.raises(ConfigError, match=r"nope\.png"):
         pipe.render(Frame(textured(H, W)), make_detections([FACE]))
 
 

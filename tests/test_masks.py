@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import make_detections
 
+from conftest import make_detections
 from faceveil.anonymization.masks import BoxMask, EllipseMask, Mask, ShapeMask, masks
 from faceveil.config import MaskConfig
 
@@ -60,7 +60,7 @@ def test_single_face_alpha(mask_shape, box):
 
 def test_ellipse_and_box_differ_in_the_corners():
     box = [100, 50, 180, 130]
-    x1, y1, x2, y2 = box
+    x1, y1 = box[:2]
     # a pixel near the corner of the face box: inside a rectangle, outside an ellipse of scale 1.3
     cx, cy = int(x1 + 2), int(y1 + 2)
     ell = render([box]).to_array()
@@ -232,7 +232,7 @@ def test_boxes_partly_outside_are_clipped(box):
     shape = (200, 300)
     m = render([box], shape)
     (p,) = m.patches
-    assert 0 <= p.x0 and 0 <= p.y0 and p.x1 <= shape[1] and p.y1 <= shape[0]
+    assert p.x0 >= 0 and p.y0 >= 0 and p.x1 <= shape[1] and p.y1 <= shape[0]
     assert p.alpha.shape == (p.y1 - p.y0, p.x1 - p.x0)
     dense = m.to_array()
     centre = inside(box, shape, 0.6)

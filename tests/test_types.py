@@ -7,8 +7,8 @@ import json
 
 import numpy as np
 import pytest
-from conftest import make_detections
 
+from conftest import make_detections
 from faceveil.types import Detections, Frame
 
 BOXES = [[0, 0, 10, 10], [20, 20, 40, 50], [100, 0, 130, 30]]
@@ -281,12 +281,6 @@ def test_detections_is_frozen():
         d.xyxy = np.zeros((0, 4), np.float32)  # type: ignore[misc]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src/faceveil/types.py _as_array: np.ascontiguousarray returns the caller's own array when "
-    "it already has the right dtype and layout, so Detections keeps a view of caller memory; writes "
-    "through the caller's base array change the 'frozen' detections",
-)
 def test_detections_do_not_alias_caller_memory():
     base = np.array([[0, 0, 10, 10]], np.float32)
     d = Detections(base[:], np.array([0.9], np.float32))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,10 +28,14 @@ def atomic_path(final: str | Path) -> Iterator[Path]:
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.stem[:40]}.", suffix=f".part{final.suffix}",
-                               dir=final.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    # Not mkstemp: its 0600 mode would stick to the output; 0666 lets the umask decide as usual.
+    while True:
+        tmp_path = final.parent / f".{final.stem[:40]}.{secrets.token_hex(4)}.part{final.suffix}"
+        try:
+            os.close(os.open(tmp_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+            break
+        except FileExistsError:
+            continue
     try:
         yield tmp_path
         os.replace(tmp_path, final)

@@ -9,7 +9,7 @@ import numpy as np
 
 
 def _as_array(value: Any, dtype: type, shape_tail: tuple[int, ...], name: str, n: int | None):
-    arr = np.ascontiguousarray(np.asarray(value, dtype=dtype))
+    arr = np.array(value, dtype=dtype, order="C", copy=True)  # never shares the caller's memory
     if arr.size == 0 and n in (None, 0):
         arr = arr.reshape((0, *shape_tail))
     if arr.shape[1:] != shape_tail or (n is not None and arr.shape[0] != n):

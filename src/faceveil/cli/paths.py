@@ -108,7 +108,8 @@ def plan(inputs: list[str], output: str | None, suffix: str = ".anonymized",
                     result.skipped += 1  # an output of an earlier run
                     continue
                 if folder:
-                    target = base.with_name(base.resolve().name + suffix) / f.relative_to(base)
+                    full = base if base.name not in ("", "..") else base.resolve()  # "." and ".."
+                    target = full.with_name(full.name + suffix) / f.relative_to(base)
                 else:
                     target = f.with_name(f.stem + suffix + f.suffix)
                 result.pairs.append((f, target))

@@ -33,7 +33,7 @@ FORMATS: dict[str, tuple[str, ...]] = {
 }
 _READ_AS = {"MPO": "JPEG"}  # phones' multi-picture JPEGs: the first picture is the photo
 SUFFIXES = {s: f for f, suffixes in FORMATS.items() for s in suffixes}
-DEFAULT_MAX_PIXELS = 150_000_000  # a 200 MP phone photo still fits at ~12 MP/ms of patience
+DEFAULT_MAX_PIXELS = 150_000_000  # above any common camera; raise it with max_pixels
 _GPS_IFD, _ORIENTATION = 0x8825, 0x0112
 
 
@@ -76,6 +76,10 @@ def read_image(source: str | os.PathLike | bytes | BinaryIO,
             raise UnsupportedMediaError("is a folder, not a picture")
         if path.stat().st_size == 0:  # raises FileNotFoundError / PermissionError as they are
             raise CorruptMediaError("empty file")
+    if Image.MAX_IMAGE_PIXELS and max_pixels > 2 * Image.MAX_IMAGE_PIXELS:
+        # Pillow refuses more than twice its limit inside open(), before our own check: raise
+        # its (process-wide) limit only when the caller asked for more; never lower it.
+        Image.MAX_IMAGE_PIXELS = max_pixels // 2 + 1
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -111,10 +115,14 @@ def read_image(source: str | os.PathLike | bytes | BinaryIO,
 def _to_picture(img, fmt: str, exif, extra_frames: int) -> Picture:
     mode = img.mode
     alpha = None
-    if mode in ("I;16", "I;16B", "I;16L", "I", "F"):  # 16-bit / float: scale to 8 bits
+    if mode in ("I;16", "I;16B", "I;16L", "I", "F"):  # 16/32-bit or float: scale to 8 bits
+        from PIL import Image
+
         arr = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if arr.max(initial=0) > 255 else 255.0
-        img = img.__class__.fromarray(np.clip(arr * (255.0 / top) + 0.5, 0, 255).astype(np.uint8))
+        # By bit depth, not by content: a dark 16-bit picture stays dark. Float pictures are
+        # taken as 0..1 when they fit, else as 0..255.
+        top = {"F": 1.0 if arr.max(initial=0) <= 1.0 else 255.0}.get(mode, 65535.0)
+        img = Image.fromarray(np.clip(arr * (255.0 / top) + 0.5, 0, 255).astype(np.uint8))
         mode = "L"
     if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
         rgba = np.asarray(img.convert("RGBA"))
