@@ -184,7 +184,6 @@ def _run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--image-quality must be 1..100, got {args.image_quality}")
     config = PipelineConfig.from_toml(args.config) if args.config else PipelineConfig()
     options = {name: getattr(args, name, None) for name in PipelineConfig.option_names()}
-    options["detector"] = args.detector
     config = config.replace(**{k: v for k, v in options.items() if v is not None})
 
     to_stdout = args.output == "-"

@@ -58,6 +58,7 @@ class ScaledDetector:
     name = "base"
     #: score threshold per quality preset (recall first: low)
     thresholds: ClassVar[dict[str, float]] = {"fast": 0.5, "balanced": 0.4, "thorough": 0.3}
+    coarse_threshold = 0.0  # floor of the threshold on downscaled passes (see threshold_at)
     tile_size = 1536  # largest side fed to the model at once, in model-input pixels
     tile_overlap = 192
     # Across scales, only near-duplicates are merged: two different boxes on one face both
@@ -76,8 +77,6 @@ class ScaledDetector:
         """Score threshold for a pass. Downscaled passes look for big faces, which score high:
         a stricter threshold there drops big false positives without losing faces."""
         return self.threshold if scale >= 1 else max(self.threshold, self.coarse_threshold)
-
-    coarse_threshold = 0.0
 
     def infer(self, image: np.ndarray, threshold: float) -> Detections:
         """Faces in one RGB uint8 array, in its pixels, with scores >= threshold."""
