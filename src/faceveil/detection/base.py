@@ -78,6 +78,10 @@ class ScaledDetector:
         a stricter threshold there drops big false positives without losing faces."""
         return self.threshold if scale >= 1 else max(self.threshold, self.coarse_threshold)
 
+    def mirrored(self, scale: float) -> bool:
+        """Also run this pass on the mirrored picture (finds some profile and odd faces)."""
+        return False
+
     def infer(self, image: np.ndarray, threshold: float) -> Detections:
         """Faces in one RGB uint8 array, in its pixels, with scores >= threshold."""
         raise NotImplementedError
@@ -95,8 +99,25 @@ class ScaledDetector:
                 interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
                 scaled = cv2.resize(image, (sw, sh), interpolation=interp)
             for y0, x0, y1, x1 in tiles(sh, sw, self.tile_size, self.tile_overlap):
-                dets = self.infer(np.ascontiguousarray(scaled[y0:y1, x0:x1]), threshold)
+                tile = scaled[y0:y1, x0:x1]
+                dets = self.infer(np.ascontiguousarray(tile), threshold)
+                if self.mirrored(scale):
+                    dets = Detections.concat([dets, _unmirror(
+                        self.infer(np.ascontiguousarray(tile[:, ::-1]), threshold), x1 - x0)])
                 if len(dets):
                     found.append(dets.scaled(w / sw, h / sh, x0 * w / sw, y0 * h / sh))
         merged = nms(Detections.concat(found), self.nms_iou)
         return merged.clipped(w, h)
+
+
+def _unmirror(dets: Detections, width: int) -> Detections:
+    """Detections made on a left-right mirrored picture, in the original picture's pixels."""
+    if not len(dets):
+        return dets
+    xyxy = dets.xyxy.copy()
+    xyxy[:, [0, 2]] = width - dets.xyxy[:, [2, 0]]
+    lm = None
+    if dets.landmarks is not None:  # eyes and mouth corners swap sides
+        lm = dets.landmarks[:, [1, 0, 2, 4, 3]].copy()
+        lm[:, :, 0] = width - lm[:, :, 0]
+    return Detections(xyxy, dets.scores, lm, dets.track_ids, dets.keep)

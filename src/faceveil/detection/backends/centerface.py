@@ -42,7 +42,7 @@ def ort_session(path: str, threads: int | None):
 
 class CenterFaceDetector(ScaledDetector):
     name = "centerface"
-    thresholds: ClassVar[dict[str, float]] = {"fast": 0.3, "balanced": 0.15, "thorough": 0.2}
+    thresholds: ClassVar[dict[str, float]] = {"fast": 0.3, "balanced": 0.15, "thorough": 0.15}
     coarse_threshold = 0.2  # measured on WIDER: drops big false positives, keeps recall
 
     def __init__(self, config: DetectorConfig | None = None) -> None:
@@ -63,6 +63,9 @@ class CenterFaceDetector(ScaledDetector):
         out += [s for s in (640 / side, 320 / side, 160 / side)
                 if s < 0.75 * out[-1] and (quality == "thorough" or s * side <= 320)]
         return out
+
+    def mirrored(self, scale: float) -> bool:
+        return self.config.quality == "thorough" and scale <= 1.0
 
     def infer(self, image: np.ndarray, threshold: float) -> Detections:
         h, w = image.shape[:2]
