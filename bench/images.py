@@ -499,6 +499,19 @@ def disagreements(runs: list[ToolRun], scores: dict[str, ToolScore], entries: li
     return out
 
 
+def missed_faces(scores: dict[str, ToolScore], entries: list[dict]) -> list[dict]:
+    """Per picture, each tool's missed counted faces as [x1, y1, x2, y2] boxes (for the JSON)."""
+    out = []
+    for i, entry in enumerate(entries):
+        counted = [b for b, ign in zip(entry["boxes"], entry.get("ignore") or [False] * len(entry["boxes"]),
+                                       strict=True) if not ign]
+        missed = {name: [box for box, hit in zip(counted, ts.covered[i], strict=True) if not hit]
+                  for name, ts in scores.items()}
+        if any(missed.values()):
+            out.append({"file": entry["file"], "missed": missed})
+    return out
+
+
 def print_disagreements(found: dict[str, dict]) -> None:
     if not found:
         return
@@ -690,7 +703,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.json:
             doc = {"machine": facts, "args": {k: v for k, v in vars(args).items()},
                    "images": len(inputs), "counted_faces": n_faces, "results": rows,
-                   "targets": targets, "writers_ms": writers, "disagreements": found}
+                   "targets": targets, "writers_ms": writers, "disagreements": found,
+                   "missed_faces": missed_faces(scores, entries) if scored else []}
             Path(args.json).parent.mkdir(parents=True, exist_ok=True)
             Path(args.json).write_text(json.dumps(_no_nan(doc), indent=2, default=str) + "\n",
                                        encoding="utf-8")
