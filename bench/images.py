@@ -309,7 +309,7 @@ class ToolScore:
 
 
 def score_outputs(runs: list[ToolRun], entries: list[dict], images_dir: Path) -> dict[str, ToolScore]:
-    from faceveil.evaluation import CoverageScore, changed_pixels, face_covered
+    from faceveil.evaluation import CoverageScore
     from faceveil.media.images import read_image
 
     scores = {r.tool.name: ToolScore(CoverageScore()) for r in runs}
@@ -318,7 +318,6 @@ def score_outputs(runs: list[ToolRun], entries: list[dict], images_dir: Path) ->
         src = images_dir / entry["file"]
         before = read_image(src).rgb
         boxes, ignore = entry["boxes"], entry.get("ignore") or [False] * len(entry["boxes"])
-        counted = [b for b, ign in zip(boxes, ignore, strict=True) if not ign]
         for r in runs:
             ts = scores[r.tool.name]
             dst = r.outdir / out_name(i, src, r.suffix)
@@ -327,15 +326,14 @@ def score_outputs(runs: list[ToolRun], entries: list[dict], images_dir: Path) ->
             if error is None:
                 try:
                     after = read_image(dst).rgb
-                    changed = changed_pixels(before, after)
+                    if after.shape != before.shape:
+                        raise ValueError(f"shape {after.shape} instead of {before.shape}")
                 except Exception as exc:
-                    error = f"unreadable output: {exc}"
+                    error, after = f"unreadable output: {exc}", None
             if after is None:  # no output: score it as a picture where nothing was hidden
                 ts.failed.append(f"{entry['file']}: {error}")
                 after = before
-                changed = changed_pixels(before, after)
-            ts.score.add(before, after, boxes, ignore)
-            ts.covered.append([face_covered(changed, b) for b in counted])
+            ts.covered.append(ts.score.add(before, after, boxes, ignore))
         if (i + 1) % step == 0 or i + 1 == len(entries):
             log(f"  scored {i + 1}/{len(entries)} pictures")
     return scores

@@ -52,17 +52,21 @@ class CoverageScore:
     collateral_sum: float = 0.0
     images: int = 0
 
-    def add(self, before: np.ndarray, after: np.ndarray, boxes, ignore=None) -> None:
+    def add(self, before: np.ndarray, after: np.ndarray, boxes, ignore=None) -> list[bool]:
+        """Score one picture; returns, per counted (not ignored) face, whether it is covered."""
         changed = changed_pixels(before, after)
         ignore = ignore if ignore is not None else [False] * len(boxes)
+        covered = []
         for box, ign in zip(boxes, ignore, strict=True):
             if ign:
                 continue
             b = bucket_of(box[3] - box[1])
+            covered.append(face_covered(changed, box))
             self.counts[b] += 1
-            self.hits[b] += face_covered(changed, box)
+            self.hits[b] += covered[-1]
         self.collateral_sum += collateral(changed, boxes)
         self.images += 1
+        return covered
 
     def recall(self, bucket: str | None = None, min_height: int = 0) -> float:
         names = [bucket] if bucket else [n for lo, _, n in BUCKETS if lo >= min_height]

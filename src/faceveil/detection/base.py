@@ -102,7 +102,7 @@ class ScaledDetector:
                 tile = scaled[y0:y1, x0:x1]
                 dets = self.infer(np.ascontiguousarray(tile), threshold)
                 if self.mirrored(scale):
-                    dets = Detections.concat([dets, _unmirror(
+                    dets = Detections.concat([dets, unmirror(
                         self.infer(np.ascontiguousarray(tile[:, ::-1]), threshold), x1 - x0)])
                 if len(dets):
                     found.append(dets.scaled(w / sw, h / sh, x0 * w / sw, y0 * h / sh))
@@ -110,7 +110,7 @@ class ScaledDetector:
         return merged.clipped(w, h)
 
 
-def _unmirror(dets: Detections, width: int) -> Detections:
+def unmirror(dets: Detections, width: int) -> Detections:
     """Detections made on a left-right mirrored picture, in the original picture's pixels."""
     if not len(dets):
         return dets

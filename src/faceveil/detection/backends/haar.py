@@ -11,7 +11,7 @@ import numpy as np
 from ...config import DetectorConfig
 from ...errors import ModelError
 from ...types import Detections
-from ..base import ScaledDetector
+from ..base import ScaledDetector, unmirror
 
 _PARAMS = {  # quality -> (scaleFactor, minNeighbors, use profile cascade)
     "fast": (1.2, 5, False),
@@ -49,24 +49,21 @@ class HaarDetector(ScaledDetector):
             return [1.0]
         return [min(2.0, max(1.0, 3000 / side)), 1.0]  # upsampled for faces under ~20 px
 
-    def _run(self, cascade, gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _run(self, cascade, gray: np.ndarray) -> Detections:
         boxes, _, weights = cascade.detectMultiScale3(
             gray, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors,
             minSize=(self.min_size, self.min_size), outputRejectLevels=True,
         )
-        boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
-        return boxes, np.asarray(weights, np.float32).reshape(-1)
+        xywh = np.asarray(boxes, np.float32).reshape(-1, 4)
+        scores = 1.0 / (1.0 + np.exp(-np.asarray(weights, np.float32).reshape(-1)))
+        return Detections(np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], 1), scores)
 
     def infer(self, image: np.ndarray, threshold: float) -> Detections:
         gray = cv2.equalizeHist(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY))
         found = [self._run(self.frontal, gray)]
-        if self.profile is not None:
+        if self.profile is not None:  # the profile cascade knows one direction: run it mirrored too
             found.append(self._run(self.profile, gray))
-            boxes, weights = self._run(self.profile, np.ascontiguousarray(gray[:, ::-1]))
-            boxes[:, 0] = gray.shape[1] - boxes[:, 0] - boxes[:, 2]  # mirror back
-            found.append((boxes, weights))
-        xywh = np.concatenate([b for b, _ in found])
-        scores = 1.0 / (1.0 + np.exp(-np.concatenate([w for _, w in found])))
-        xyxy = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], 1)
-        dets = Detections(xyxy, scores)
+            mirrored = self._run(self.profile, np.ascontiguousarray(gray[:, ::-1]))
+            found.append(unmirror(mirrored, gray.shape[1]))
+        dets = Detections.concat(found)
         return dets[dets.scores >= threshold]

@@ -40,11 +40,6 @@ class MediaPipeDetector(ScaledDetector):
         if self.config.quality != "fast":
             self.short = _mp_face.FaceDetection(model_selection=0, min_detection_confidence=floor)
 
-    def close(self) -> None:
-        for graph in (self.full, self.short):
-            if graph is not None:
-                graph.close()
-
     def scales(self, height: int, width: int) -> list[float]:
         whole = min(1.0, self.tile_size / max(height, width))
         out = [whole]
@@ -70,4 +65,4 @@ class MediaPipeDetector(ScaledDetector):
                 scores.append(score)
         if not boxes:
             return Detections.empty()
-        return Detections(boxes, scores).clipped(w, h)
+        return Detections(boxes, scores)  # clipped to the frame by ScaledDetector.detect
