@@ -218,9 +218,10 @@ def test_hidden_files_and_folders_are_skipped(cwd):
     assert [s for s, _ in result.pairs] == [P("photos/a.jpg"), P("photos/sub/f.png")]
 
 
-@pytest.mark.parametrize("other", ["notes.txt", "clip.mp4", "anim.gif", "README", "raw.cr2", "x.jpg.bak",
+@pytest.mark.parametrize("other", ["notes.txt", "clip.flv", "anim.gif", "README", "raw.cr2", "x.jpg.bak",
                                    "sidecar.json"])
 def test_non_media_files_in_folders_are_skipped(cwd, other):
+    """Pictures and videos are picked up; everything else in a folder is left alone."""
     make("photos/a.jpg", f"photos/{other}", f"photos/sub/{other}")
     result = plan(["photos"], None)
     assert [s for s, _ in result.pairs] == [P("photos/a.jpg")]
@@ -319,7 +320,7 @@ def test_same_input_twice(cwd):
         ("missing/", "no such file or folder"),
         ("photos/*.gif", "no files match"),
         ("nowhere/**/*.jpg", "no files match"),
-        ("empty", "no pictures found"),
+        ("empty", "no pictures or videos found"),
     ],
 )
 def test_missing_inputs_are_errors_and_the_rest_goes_on(cwd, arg, why):
@@ -397,3 +398,10 @@ def test_folder_with_glob_characters_is_taken_literally(cwd):
     make("[2024] trip/a.jpg", "2 trip/b.jpg")  # as a pattern "[2024] trip" would match "2 trip"
     result = plan(["[2024] trip"], None)
     assert result.pairs == [(P("[2024] trip/a.jpg"), P("[2024] trip.anonymized/a.jpg"))]
+
+
+def test_videos_in_folders_are_picked_up(cwd):
+    make("media/a.jpg", "media/clip.mp4", "media/sub/talk.MOV", "media/sub/x.webm")
+    result = plan(["media"], "out")
+    assert [d for _, d in result.pairs] == [P("out/a.jpg"), P("out/clip.mp4"), P("out/sub/talk.MOV"),
+                                            P("out/sub/x.webm")]

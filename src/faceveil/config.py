@@ -90,10 +90,33 @@ class EffectConfig:
 
 
 @dataclass(frozen=True)
+class VideoConfig:
+    """How faces are followed across video frames (see faceveil.tracking)."""
+
+    detect_every: int = 1  # run the detector on every K-th frame; tracking fills the rest
+    detect_size: int | None = None  # long side of the frame the detector sees; None: by quality
+    hold: int = 8  # frames a face stays hidden after it was last seen
+    lead: int = 8  # frames a face is hidden before it was first seen (files: look-ahead)
+    max_gap: int = 24  # detection gaps up to this many frames are filled by interpolation
+    iou: float = 0.2  # box overlap that links a detection to a track
+    scene_cut: float = 0.09  # frame difference that makes a scene cut (tracks end there); 0: off
+
+    def __post_init__(self) -> None:
+        _check(1 <= self.detect_every <= 100, f"detect every must be 1..100, got {self.detect_every}")
+        _check(self.detect_size is None or 64 <= self.detect_size <= 8192,
+               f"detect size must be 64..8192 pixels, got {self.detect_size}")
+        for name in ("hold", "lead", "max_gap"):
+            _check(0 <= getattr(self, name) <= 1000, f"{name} must be 0..1000 frames")
+        _check(0.0 < self.iou < 1.0, f"iou must be between 0 and 1, got {self.iou}")
+        _check(0.0 <= self.scene_cut <= 1.0, f"scene cut must be between 0 and 1, got {self.scene_cut}")
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     mask: MaskConfig = field(default_factory=MaskConfig)
     effect: EffectConfig = field(default_factory=EffectConfig)
+    video: VideoConfig = field(default_factory=VideoConfig)
     draw_boxes: bool = False  # draw detections on the output, for tuning
 
     # flat option name -> (section, field); what keyword arguments and CLI flags use
@@ -103,6 +126,9 @@ class PipelineConfig:
         "shape": ("mask", "shape"), "mask_scale": ("mask", "scale"), "feather": ("mask", "feather"),
         "method": ("effect", "method"), "strength": ("effect", "strength"),
         "blocks": ("effect", "blocks"), "color": ("effect", "color"), "image": ("effect", "image"),
+        "detect_every": ("video", "detect_every"), "detect_size": ("video", "detect_size"),
+        "hold": ("video", "hold"), "lead": ("video", "lead"), "max_gap": ("video", "max_gap"),
+        "scene_cut": ("video", "scene_cut"),
         "draw_boxes": (None, "draw_boxes"),
     }
 

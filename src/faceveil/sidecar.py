@@ -29,6 +29,7 @@ def sidecar_path(output: str | Path) -> Path:
 def faces_document(
     *, source: str, output: str | None, width: int, height: int,
     frames: Iterable[tuple[int, float | None, Detections]], config: PipelineConfig,
+    **extra: Any,
 ) -> dict[str, Any]:
     return {
         "schema": SCHEMA,
@@ -38,10 +39,38 @@ def faces_document(
         "width": width,
         "height": height,
         "settings": config.to_dict(),
+        **extra,
         "frames": [
             {"index": i, "pts": pts, "faces": dets.to_records()} for i, pts, dets in frames
         ],
     }
+
+
+class SidecarStream:
+    """Writes a faces document frame by frame, so a long video never holds it all in memory.
+
+    The file is the same JSON as `faces_document` gives (frames last). Use inside
+    `atomic_path`: `open` the temporary path, `add` each frame, `close`.
+    """
+
+    def __init__(self, path: str | Path, header: dict[str, Any]) -> None:
+        head = json.dumps({k: v for k, v in header.items() if k != "frames"}, indent=1)
+        self._file = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self._file.write(head[: -len("\n}")] + ',\n "frames": [')
+        self._first = True
+
+    def add(self, index: int, pts: float | None, dets: Detections) -> None:
+        rec = {"index": index, "pts": None if pts is None else round(pts, 6), "faces": dets.to_records()}
+        self._file.write(("\n  " if self._first else ",\n  ") + json.dumps(rec, separators=(",", ":")))
+        self._first = False
+
+    def close(self) -> None:
+        self._file.write("\n ]\n}\n")
+        self._file.close()
+
+    def abort(self) -> None:
+        """Close without finishing (the caller throws the file away)."""
+        self._file.close()
 
 
 def write_sidecar(path: str | Path, document: dict[str, Any]) -> Path:

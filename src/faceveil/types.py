@@ -28,6 +28,8 @@ class Detections:
     landmarks: optional (N, 5, 2) float32 (eyes, nose, mouth corners).
     track_ids: optional (N,) int64; -1 where a face belongs to no track.
     keep: (N,) bool; True means "leave this face visible". Defaults to all False (hide).
+    filled: (N,) bool; True for a box a tracker filled in (held, interpolated) rather than
+        one a detector found. Defaults to all False.
     """
 
     xyxy: np.ndarray
@@ -35,6 +37,7 @@ class Detections:
     landmarks: np.ndarray | None = None
     track_ids: np.ndarray | None = None
     keep: np.ndarray | None = None
+    filled: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         xyxy = _as_array(self.xyxy, np.float32, (4,), "xyxy", None)
@@ -48,6 +51,8 @@ class Detections:
             set_(self, "track_ids", _as_array(self.track_ids, np.int64, (), "track_ids", n))
         keep = np.zeros(n, bool) if self.keep is None else self.keep
         set_(self, "keep", _as_array(keep, bool, (), "keep", n))
+        filled = np.zeros(n, bool) if self.filled is None else self.filled
+        set_(self, "filled", _as_array(filled, bool, (), "filled", n))
         if n and not np.isfinite(xyxy).all():
             raise ValueError("Detections.xyxy must be finite")
 
@@ -67,7 +72,8 @@ class Detections:
             parts = [getattr(d, name) for d in items]
             return None if any(p is None for p in parts) else np.concatenate(parts)
 
-        return cls(cat("xyxy"), cat("scores"), cat("landmarks"), cat("track_ids"), cat("keep"))
+        return cls(cat("xyxy"), cat("scores"), cat("landmarks"), cat("track_ids"), cat("keep"),
+                   cat("filled"))
 
     def __len__(self) -> int:
         return int(self.xyxy.shape[0])
@@ -82,7 +88,7 @@ class Detections:
 
         return Detections(
             self.xyxy[index], self.scores[index], pick(self.landmarks),
-            pick(self.track_ids), self.keep[index],
+            pick(self.track_ids), self.keep[index], self.filled[index],
         )
 
     @property
@@ -106,14 +112,14 @@ class Detections:
         lm = None
         if self.landmarks is not None:
             lm = self.landmarks * np.array([sx, sy], np.float32) + np.array([dx, dy], np.float32)
-        return Detections(self.xyxy * f + o, self.scores, lm, self.track_ids, self.keep)
+        return Detections(self.xyxy * f + o, self.scores, lm, self.track_ids, self.keep, self.filled)
 
     def clipped(self, width: int, height: int) -> Detections:
         """Boxes clipped to the frame; boxes left with no area are dropped."""
         xyxy = self.xyxy.copy()
         np.clip(xyxy[:, 0::2], 0, width, out=xyxy[:, 0::2])
         np.clip(xyxy[:, 1::2], 0, height, out=xyxy[:, 1::2])
-        out = Detections(xyxy, self.scores, self.landmarks, self.track_ids, self.keep)
+        out = Detections(xyxy, self.scores, self.landmarks, self.track_ids, self.keep, self.filled)
         return out[(xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])]
 
     def to_records(self) -> list[dict[str, Any]]:
@@ -129,6 +135,8 @@ class Detections:
                 rec["landmarks"] = [[round(float(x), 2), round(float(y), 2)] for x, y in self.landmarks[i]]
             if self.track_ids is not None:
                 rec["track"] = int(self.track_ids[i])
+            if self.filled[i]:
+                rec["filled"] = True
             out.append(rec)
         return out
 
@@ -144,6 +152,7 @@ class Detections:
             None if any(x is None for x in lms) else lms,
             None if any(t is None for t in tracks) else tracks,
             [not r.get("hidden", True) for r in records],
+            [bool(r.get("filled", False)) for r in records],
         )
 
 

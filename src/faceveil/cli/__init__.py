@@ -10,13 +10,14 @@ import sys
 import time
 import traceback
 from collections.abc import Sequence
+from pathlib import Path
 
 from .._version import __version__
 from ..errors import ConfigError, FaceveilError, MissingDependencyError
 
 log = logging.getLogger("faceveil")
 
-SUBCOMMANDS = ("run", "models")
+SUBCOMMANDS = ("run", "render", "models")
 
 
 class ExitCode(enum.IntEnum):
@@ -35,6 +36,11 @@ examples:
   faceveil run group.jpg --method solid --color "#000000" --shape box --json
   faceveil run shots/ -o - --json             # faces as JSON lines on stdout, no pictures
   faceveil run crowd.jpg --quality thorough --draw-boxes
+  faceveil interview.mp4                      # -> interview.anonymized.mp4, with its sound
+  faceveil run talks/ -o public/ --method pixelate
+  faceveil run clip.mov --json                # per-frame faces and tracks
+  faceveil run long.mp4 --detect-every 3 --preset veryfast
+  faceveil render clip.mov --faces clip.anonymized.faces.json --method solid
 """
 
 
@@ -43,7 +49,6 @@ def _choices(registry) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ..anonymization import effects, masks
     from ..config import QUALITIES
     from ..detection import detectors
 
@@ -55,9 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = sub.add_parser(
-        "run", help="anonymize pictures (the default command)", epilog=EXAMPLES,
+        "run", help="anonymize pictures and videos (the default command)", epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Anonymize files, folders (recursively) and glob patterns.",
+        description="Anonymize files, folders (recursively) and glob patterns: pictures and videos.",
     )
     run.add_argument("inputs", nargs="+", metavar="INPUT", help="files, folders or glob patterns")
     run.add_argument("-o", "--output", metavar="PATH",
@@ -70,7 +75,46 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--threshold", type=float, metavar="0..1",
                    help="detection score threshold (default: set by --quality; lower finds more)")
     g.add_argument("--threads", type=int, metavar="N", help="inference threads (default: all cores)")
-    g = run.add_argument_group("hiding")
+    g = run.add_argument_group("video tracking")
+    g.add_argument("--detect-every", type=int, metavar="K",
+                   help="detect on every K-th frame, track in between (default 1)")
+    g.add_argument("--detect-size", type=int, metavar="PX",
+                   help="long side of the frame the detector sees (default by --quality: "
+                        "fast 480, balanced 640, thorough the full frame)")
+    g.add_argument("--hold", type=int, metavar="N",
+                   help="frames a face stays hidden after it was last seen (default 8)")
+    g.add_argument("--lead", type=int, metavar="N",
+                   help="frames a face is hidden before it was first seen (default 8)")
+    _hiding_options(run)
+    _output_options(run, sidecar=True)
+    _common(run)
+
+    render = sub.add_parser(
+        "render", help="hide the faces listed in a faces file (no detection)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Re-render a picture or video from its faces JSON (for example one written by "
+                    "`faceveil run --json` and edited by hand): every face marked hidden is hidden, "
+                    "nothing is detected.",
+        epilog="example:\n  faceveil render clip.mov --faces clip.anonymized.faces.json --method solid\n",
+    )
+    render.add_argument("inputs", nargs=1, metavar="INPUT", help="the original picture or video")
+    render.add_argument("--faces", required=True, metavar="FILE.json", help="the faces file")
+    render.add_argument("-o", "--output", metavar="PATH",
+                        help="output file (default: NAME.anonymized.EXT beside the input)")
+    _hiding_options(render)
+    _output_options(render, sidecar=False)
+    _common(render)
+
+    models = sub.add_parser("models", help="list the models faceveil uses, preparing them if needed")
+    models.add_argument("--json", action="store_true", help="as JSON on stdout")
+    _common(models)
+    return parser
+
+
+def _hiding_options(p: argparse.ArgumentParser) -> None:
+    from ..anonymization import effects, masks
+
+    g = p.add_argument_group("hiding")
     g.add_argument("--method", choices=effects.names(), help=_choices(effects))
     g.add_argument("--strength", type=float, metavar="X", help="blur strength (default 1.0)")
     g.add_argument("--blocks", type=int, metavar="N",
@@ -84,23 +128,31 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--draw-boxes", action="store_true", default=None,
                    help="draw detections and scores on the output")
     g.add_argument("--config", metavar="FILE.toml", help="options from a TOML file (flags win)")
-    g = run.add_argument_group("output")
-    g.add_argument("--json", action="store_true",
-                   help="also write NAME.anonymized.faces.json beside each output")
+
+
+def _output_options(p: argparse.ArgumentParser, *, sidecar: bool) -> None:
+    g = p.add_argument_group("output")
+    if sidecar:
+        g.add_argument("--json", action="store_true",
+                       help="also write NAME.anonymized.faces.json beside each output (for videos: "
+                            "per frame, with track ids and which boxes were filled in)")
     g.add_argument("--image-quality", type=int, default=95, metavar="1..100",
                    help="JPEG/WebP quality of written pictures (default 95)")
     g.add_argument("--keep-metadata", action="store_true",
-                   help="keep EXIF (GPS is still removed); default strips all metadata")
+                   help="keep picture EXIF (GPS is still removed); default strips all metadata")
     g.add_argument("--suffix", default=".anonymized", help="added to output names (default %(default)s)")
     g.add_argument("--skip-existing", action="store_true", help="leave outputs that already exist")
     g.add_argument("--max-pixels", type=float, default=150e6, metavar="N",
-                   help="refuse pictures with more pixels (default 150e6)")
-    _common(run)
-
-    models = sub.add_parser("models", help="list the models faceveil uses, preparing them if needed")
-    models.add_argument("--json", action="store_true", help="as JSON on stdout")
-    _common(models)
-    return parser
+                   help="refuse pictures and video frames with more pixels (default 150e6)")
+    g = p.add_argument_group("video output")
+    g.add_argument("--codec", metavar="NAME",
+                   help="video encoder (default libx264; libvpx-vp9 for .webm, mpeg4 for .avi)")
+    g.add_argument("--crf", type=int, default=20, metavar="N",
+                   help="constant quality, lower is better and bigger (default 20)")
+    g.add_argument("--preset", default="medium", metavar="NAME",
+                   help="x264 speed preset: ultrafast .. veryslow (default medium)")
+    g.add_argument("--no-audio", action="store_true",
+                   help="drop audio and subtitle streams (default: copied unchanged)")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -137,6 +189,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "models":
             return _models(args)
+        if args.command == "render":
+            return _render(args)
         return _run(args)
     except KeyboardInterrupt:
         print("faceveil: interrupted", file=sys.stderr)
@@ -173,20 +227,23 @@ def _models(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-def _run(args: argparse.Namespace) -> int:
+def _config(args: argparse.Namespace):
     from ..config import PipelineConfig
-    from ..pipeline import Pipeline
-    from ..pipeline.runner import ImageJob, WriteOptions, run_images
-    from ..sidecar import sidecar_path
-    from .paths import plan
 
     if not 1 <= args.image_quality <= 100:
         raise ConfigError(f"--image-quality must be 1..100, got {args.image_quality}")
     config = PipelineConfig.from_toml(args.config) if args.config else PipelineConfig()
     options = {name: getattr(args, name, None) for name in PipelineConfig.option_names()}
-    config = config.replace(**{k: v for k, v in options.items() if v is not None})
+    return config.replace(**{k: v for k, v in options.items() if v is not None})
 
-    to_stdout = args.output == "-"
+
+def _run(args: argparse.Namespace) -> int:
+    from ..pipeline import Pipeline
+    from ..pipeline.runner import ImageJob
+    from ..sidecar import sidecar_path
+    from .paths import plan
+
+    config = _config(args)
     work = plan(args.inputs, args.output, suffix=args.suffix, skip_existing=args.skip_existing)
     for what, why in work.errors:
         print(f"faceveil: error: {what}: {why}", file=sys.stderr)
@@ -195,46 +252,157 @@ def _run(args: argparse.Namespace) -> int:
             log.warning("nothing to do: %d file(s) skipped", work.skipped)
             return ExitCode.OK
         if not work.errors:
-            print("faceveil: error: no pictures to process", file=sys.stderr)
+            print("faceveil: error: no pictures or videos to process", file=sys.stderr)
         return ExitCode.NO_INPUT if not work.errors else ExitCode.FAILED
-
     jobs = [ImageJob(src, dst, sidecar_path(dst) if args.json and dst is not None else None)
             for src, dst in work.pairs]
-    pipeline = Pipeline(config)
+    return _execute(args, jobs, Pipeline(config), len(work.errors), work.skipped)
+
+
+def _render(args: argparse.Namespace) -> int:
+    from ..pipeline import Pipeline
+    from ..pipeline.runner import ImageJob
+    from ..sidecar import read_sidecar
+    from .paths import plan
+
+    config = _config(args)
+    work = plan(args.inputs, args.output, suffix=args.suffix, skip_existing=args.skip_existing)
+    for what, why in work.errors:
+        print(f"faceveil: error: {what}: {why}", file=sys.stderr)
+    if not work.pairs:
+        return ExitCode.FAILED if work.errors else ExitCode.OK
+    document, frames = read_sidecar(args.faces)
+    ((src, dst),) = work.pairs
+    if document.get("source") and Path(document["source"]).name != src.name:
+        log.warning("%s lists faces of %s, not of %s", args.faces, document["source"], src)
+    args.json = False
+    job = ImageJob(src, dst, faces=frames[0] if len(frames) == 1 else None)
+    return _execute(args, [job], Pipeline(config), 0, work.skipped, video_faces=frames)
+
+
+def _execute(args: argparse.Namespace, jobs: list, pipeline, failed_before: int, skipped: int,
+             video_faces: list | None = None) -> int:
+    """Run picture jobs (all at once) and video jobs (one by one); report; give the exit code."""
+    from ..media.video import EncodeOptions, is_video
+    from ..pipeline.runner import JobResult, WriteOptions, describe_error, run_images
+    from ..pipeline.video import process_video
+
+    to_stdout = args.output == "-"
     write = WriteOptions(args.image_quality, args.keep_metadata, int(args.max_pixels),
                          want_document=to_stdout)
-    bar = _progress_bar(len(jobs), args)
+    encode = EncodeOptions(codec=args.codec, crf=args.crf, preset=args.preset,
+                           keep_audio=not args.no_audio)
+    pictures = [j for j in jobs if not is_video(j.input)]
+    videos = [j for j in jobs if is_video(j.input)]
+    bar = _progress_bar(len(pictures), args)
+    results: list[JobResult] = []
 
-    def on_result(result) -> None:
+    def on_result(result: JobResult) -> None:
         if not result.ok:
             _say(bar, f"faceveil: error: {result.job.input}: {result.error}")
         elif to_stdout and result.document is not None:
-            sys.stdout.write(json.dumps(result.document, separators=(",", ":")) + "\n")
-            sys.stdout.flush()
+            _print_json(result.document)
         if bar is not None:
             bar.update(1)
 
     started = time.perf_counter()
     try:
-        results = run_images(jobs, pipeline, write, on_result=on_result)
+        if pictures:
+            results += run_images(pictures, pipeline, write, on_result=on_result)
     finally:
         if bar is not None:
             bar.close()
-    failed = sum(not r.ok for r in results) + len(work.errors)
-    done = sum(r.ok for r in results)
-    faces = sum(r.faces for r in results if r.ok)
+    video_frames = 0
+    for job in videos:
+        frames: list = []
+        bar = _frame_bar(job.input, args)
+        try:
+            report = process_video(
+                job.input, job.output, pipeline, encode=encode, sidecar=job.sidecar,
+                faces=video_faces, max_pixels=int(args.max_pixels),
+                on_frame=(lambda *rec, _frames=frames: _frames.append(rec)) if to_stdout else None,
+                on_progress=bar)
+        except (KeyboardInterrupt, MemoryError):
+            raise
+        except Exception as exc:
+            if args.traceback:
+                traceback.print_exc()
+            result = JobResult(job, False, error=describe_error(exc))
+        else:
+            video_frames += report.frames
+            result = JobResult(job, True, faces=report.faces, seconds=report.seconds)
+            if report.damage:
+                _say(None, f"faceveil: warning: {job.input}: damaged, processed as far as it "
+                           f"decodes ({report.frames} frames)")
+            if to_stdout:
+                _print_json(_video_document(job, report, frames, pipeline))
+        finally:
+            if bar is not None:
+                bar.close()
+        results.append(result)
+        if not result.ok:
+            _say(None, f"faceveil: error: {job.input}: {result.error}")
+
+    failed = sum(not r.ok for r in results) + failed_before
     if not args.quiet:
-        verb = "scanned" if to_stdout else "anonymized"
-        where = ""
-        if not to_stdout and done == 1 and len(results) == 1:
-            where = f" -> {results[0].job.output}"
-        elif not to_stdout and args.output:
-            where = f" -> {args.output}"
-        print(f"faceveil: {done} picture(s) {verb}, {faces} face(s) hidden{where} "
-              f"({time.perf_counter() - started:.1f} s)"
-              + (f"; {failed} failed" if failed else "")
-              + (f"; {work.skipped} skipped" if work.skipped else ""), file=sys.stderr)
+        _summary(args, results, failed, skipped, video_frames, time.perf_counter() - started)
     return ExitCode.FAILED if failed else ExitCode.OK
+
+
+def _video_document(job, report, frames, pipeline) -> dict:
+    from ..sidecar import faces_document
+
+    return faces_document(source=str(job.input), output=None, width=report.width,
+                          height=report.height, frames=frames, config=pipeline.config)
+
+
+def _print_json(document: dict) -> None:
+    sys.stdout.write(json.dumps(document, separators=(",", ":")) + "\n")
+    sys.stdout.flush()
+
+
+def _summary(args, results, failed: int, skipped: int, video_frames: int, seconds: float) -> None:
+    from ..media.video import is_video
+
+    to_stdout = args.output == "-"
+    ok = [r for r in results if r.ok]
+    n_videos = sum(is_video(r.job.input) for r in ok)
+    faces = sum(r.faces for r in ok)
+    parts = []
+    if len(ok) - n_videos or not n_videos:
+        parts.append(f"{len(ok) - n_videos} picture(s)")
+    if n_videos:
+        parts.append(f"{n_videos} video(s) ({video_frames} frames)")
+    verb = "scanned" if to_stdout else "anonymized"
+    where = ""
+    if not to_stdout and len(ok) == 1 and len(results) == 1:
+        where = f" -> {results[0].job.output}"
+    elif not to_stdout and args.output:
+        where = f" -> {args.output}"
+    hidden = "face(s) hidden" if not n_videos else "face boxes hidden"
+    print(f"faceveil: {' and '.join(parts)} {verb}, {faces} {hidden}{where} ({seconds:.1f} s)"
+          + (f"; {failed} failed" if failed else "")
+          + (f"; {skipped} skipped" if skipped else ""), file=sys.stderr)
+
+
+def _frame_bar(path, args: argparse.Namespace):
+    """A progress callback drawing a per-video bar with frames/s and ETA, on a terminal only."""
+    if args.quiet or args.no_progress or not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    bar = None
+
+    def on_progress(event) -> None:
+        nonlocal bar
+        if event.stage == "start":
+            bar = tqdm(total=event.total, unit="frame", desc=Path(path).name, file=sys.stderr,
+                       dynamic_ncols=True, leave=False)
+        elif event.stage == "frame" and bar is not None:
+            bar.update(event.done - bar.n)
+
+    on_progress.close = lambda: bar.close() if bar is not None else None  # type: ignore[attr-defined]
+    return on_progress
 
 
 def _progress_bar(total: int, args: argparse.Namespace):

@@ -9,10 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..media.images import SUFFIXES
+from ..media.video import VIDEO_SUFFIXES
 
 log = logging.getLogger(__name__)
 
-MEDIA_SUFFIXES = frozenset(SUFFIXES)
+MEDIA_SUFFIXES = frozenset(SUFFIXES) | VIDEO_SUFFIXES
 _MAGIC = set("*?[")
 
 
@@ -99,7 +100,7 @@ def plan(inputs: list[str], output: str | None, suffix: str = ".anonymized",
         else:
             files = [(f, src) for f in _walk(src, exclude)]
             if not files:
-                result.errors.append((str(src), "no pictures found in this folder"))
+                result.errors.append((str(src), "no pictures or videos found in this folder"))
         for f, base in files:
             if to_stdout:
                 result.pairs.append((f, None))

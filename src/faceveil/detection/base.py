@@ -7,6 +7,7 @@ to frame pixels and merges everything with one non-maximum suppression.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterator, Sequence
 from typing import ClassVar, Protocol, runtime_checkable
@@ -120,4 +121,4 @@ def unmirror(dets: Detections, width: int) -> Detections:
     if dets.landmarks is not None:  # eyes and mouth corners swap sides
         lm = dets.landmarks[:, [1, 0, 2, 4, 3]].copy()
         lm[:, :, 0] = width - lm[:, :, 0]
-    return Detections(xyxy, dets.scores, lm, dets.track_ids, dets.keep)
+    return dataclasses.replace(dets, xyxy=xyxy, landmarks=lm)

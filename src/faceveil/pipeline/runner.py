@@ -18,7 +18,7 @@ from typing import Any
 from ..errors import FaceveilError
 from ..media.images import DEFAULT_MAX_PIXELS, Picture, read_image, write_image
 from ..sidecar import faces_document, write_sidecar
-from ..types import Detections, Frame
+from ..types import Detections, Frame, Result
 from .events import Progress, ProgressCallback
 from .pipeline import Pipeline
 
@@ -30,6 +30,7 @@ class ImageJob:
     input: Path
     output: Path | None  # None: detect only (e.g. JSON to stdout)
     sidecar: Path | None = None  # where to write the faces JSON, if anywhere
+    faces: Detections | None = None  # hide these (e.g. from a faces file) instead of detecting
 
 
 @dataclass
@@ -115,7 +116,11 @@ def run_images(
                 if picture.extra_frames:
                     log.warning("%s: only the first of %d frames is kept", job.input,
                                 picture.extra_frames + 1)
-                result = pipeline.process(Frame(picture.rgb, source=str(job.input)))
+                frame = Frame(picture.rgb, source=str(job.input))
+                if job.faces is None:
+                    result = pipeline.process(frame)
+                else:
+                    result = Result(frame, pipeline.render(frame, job.faces), job.faces)
             except Exception as exc:
                 drain(0)  # keep results in input order
                 finish(JobResult(job, False, error=describe_error(exc),

@@ -1,0 +1,752 @@
+"""Side-by-side benchmark on video: faceveil against deface and a plain PyAV transcode.
+
+Every tool turns the same clip into an H.264 file with the same encoder settings (libx264, one
+--crf and --preset for all), keeping the audio, each as its own subprocess (process start-up,
+model loading and writing the file included), timed with the wall clock:
+
+- deface: its CLI, `deface -k`, with the encoder settings passed through `--ffmpeg-config`;
+- plain-transcode: decode every frame with PyAV and encode it again, audio packets copied: no
+  detection, no blurring, the most any tool that re-encodes the video can do;
+- faceveil, faceveil-every3: `faceveil run` with its defaults, and with `--detect-every 3`.
+
+Clips (720p, about 20 s; 1080p, about 10 s) are built once from the shared data's
+`videos/blurfaces_friends_clip.mp4`, untimed, under bench/out/clips/. Afterwards every output
+is checked: frame count against the input's, and audio packets byte for byte.
+
+    .venv/bin/python bench/video.py                        # all tools, 720p and 1080p
+    .venv/bin/python bench/video.py --seconds 4 --tools deface,plain-transcode
+    .venv/bin/python bench/video.py --repeat 2 --markdown --json bench/out/video.json --check
+
+Progress goes to stderr; machine facts, the results table and the targets go to stdout.
+See bench/README.md for what is measured and how to read the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = REPO.parent / "shared" / "data"
+VIDEOS_JSON = Path("videos") / "videos.json"
+SOURCE = Path("videos") / "blurfaces_friends_clip.mp4"
+CLIP_DIR = REPO / "bench" / "out" / "clips"  # git-ignored; clips are built once and reused
+CLIPS = {"720p": (1280, 720, 20.0), "1080p": (1920, 1080, 10.0)}  # width, height, default seconds
+CLIP_CRF, CLIP_PRESET = 18, "veryfast"  # how the clips themselves are encoded (untimed)
+
+TOOLS = ("deface", "plain-transcode", "faceveil", "faceveil-every3")
+FACEVEIL_FLAGS = {"faceveil": [], "faceveil-every3": ["--detect-every", "3"]}
+REFERENCE = "deface"
+LIMIT = "plain-transcode"
+
+# Targets (see README), for the `faceveil` tool (its defaults) on every clip.
+TARGET_TOOL = "faceveil"
+SPEEDUP_VS_DEFACE = 4.0
+SHARE_OF_PLAIN = 0.5
+
+# x264 options that depend on the machine or the caller's thread choice, not on --crf/--preset.
+THREAD_OPTIONS = ("threads", "lookahead_threads", "sliced_threads")
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# -------------------------------------------------------------------------- plain transcode
+
+
+def plain_transcode(src: Path, dst: Path, crf: int, preset: str) -> None:
+    """Decode every video frame and encode it again with libx264; copy the audio packets.
+
+    Nothing else happens to the pictures, so this is the upper bound of any tool that decodes and
+    re-encodes the whole video. Run by the benchmark as its own process (`--plain-transcode`).
+    """
+    import av
+    from av.video.frame import PictureType
+
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        vin = inp.streams.video[0]
+        vin.thread_type = "AUTO"  # frame-threaded decoding, as a real tool would use
+        ain = inp.streams.audio[0] if inp.streams.audio else None
+        vout = out.add_stream("libx264", rate=vin.average_rate,
+                              options={"crf": str(crf), "preset": preset})
+        # Frame threads, as the ffmpeg command line uses (PyAV's default, slice threads, makes x264
+        # cut every picture into slices: other options, other speed, other file).
+        vout.thread_type = "FRAME"
+        vout.width = vin.codec_context.width
+        vout.height = vin.codec_context.height
+        vout.pix_fmt = "yuv420p"
+        vout.time_base = vin.time_base
+        vout.codec_context.time_base = vin.time_base  # frame pts kept exactly as decoded
+        aout = out.add_stream_from_template(ain) if ain is not None else None
+        for packet in inp.demux(*(s for s in (vin, ain) if s is not None)):
+            if packet.stream.type == "audio":
+                if packet.dts is None:  # the demuxer's empty flush packet
+                    continue
+                packet.stream = aout
+                out.mux(packet)
+                continue
+            for frame in packet.decode():
+                if frame.format.name != "yuv420p":
+                    frame = frame.reformat(format="yuv420p")
+                # A decoded frame carries its I/P/B type, which libx264 would obey: let it choose.
+                frame.pict_type = PictureType.NONE
+                out.mux(vout.encode(frame))
+        out.mux(vout.encode(None))
+
+
+# ------------------------------------------------------------------------------------- clips
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def clip_path(source_sha: str, width: int, height: int, seconds: float) -> Path:
+    return CLIP_DIR / f"friends-{source_sha[:12]}-{width}x{height}-{seconds:g}s.mp4"
+
+
+def build_clip(source: Path, dst: Path, width: int, height: int, seconds: float) -> None:
+    """The source clip looped to `seconds`, scaled to width x height, H.264 (crf 18 veryfast).
+
+    Video frames are decoded, scaled if needed, and re-encoded with pts 0, 1, 2, ... at the
+    source's frame rate. The audio is decoded once and re-encoded to AAC, looped with the same
+    period as the video (padded with silence where the source's audio is shorter), so the two
+    stay in step across the joins and the result is an ordinary, gapless AAC track.
+    """
+    import av
+    import numpy as np
+    from av.audio.frame import AudioFrame
+    from av.video.frame import PictureType
+
+    with av.open(str(source)) as inp:
+        vin = inp.streams.video[0]
+        rate = Fraction(vin.average_rate)
+        src_frames = sum(1 for _ in inp.decode(vin))
+        audio = None
+        if inp.streams.audio:
+            inp.seek(0)
+            ain = inp.streams.audio[0]
+            sample_rate, layout = ain.rate, ain.layout.name
+            chunks = [f.to_ndarray() for f in inp.decode(ain) if f.pts is None or f.pts >= 0]
+            samples = np.concatenate(chunks, axis=1).astype(np.float32)  # fltp: (channels, n)
+            period = round(src_frames / rate * sample_rate)  # one video loop, in samples
+            unit = np.zeros((samples.shape[0], period), np.float32)
+            unit[:, : min(period, samples.shape[1])] = samples[:, :period]
+            total_frames = max(1, round(seconds * rate))
+            total_samples = round(total_frames / rate * sample_rate)
+            audio = np.tile(unit, (1, -(-total_samples // period)))[:, :total_samples]
+    total_frames = max(1, round(seconds * rate))
+    tmp = dst.with_name(dst.name + ".part")
+    frame_tb = 1 / rate
+    with av.open(str(tmp), "w", format="mp4") as out:
+        vout = out.add_stream("libx264", rate=rate, options={"crf": str(CLIP_CRF), "preset": CLIP_PRESET})
+        vout.width, vout.height, vout.pix_fmt = width, height, "yuv420p"
+        vout.thread_type = "FRAME"
+        vout.codec_context.time_base = frame_tb
+        aout = None
+        if audio is not None:
+            aout = out.add_stream("aac", rate=sample_rate, layout=layout)
+        audio_done = 0
+
+        def audio_until(end: int) -> None:
+            nonlocal audio_done
+            while audio_done < end:
+                chunk = np.ascontiguousarray(audio[:, audio_done: min(end, audio_done + 1024)])
+                frame = AudioFrame.from_ndarray(chunk, format="fltp", layout=layout)
+                frame.sample_rate, frame.pts = sample_rate, audio_done
+                frame.time_base = Fraction(1, sample_rate)
+                out.mux(aout.encode(frame))
+                audio_done += chunk.shape[1]
+
+        index = 0
+        while index < total_frames:
+            with av.open(str(source)) as inp:
+                vin = inp.streams.video[0]
+                vin.thread_type = "AUTO"
+                for frame in inp.decode(vin):
+                    if index >= total_frames:
+                        break
+                    if (frame.width, frame.height) != (width, height) or frame.format.name != "yuv420p":
+                        frame = frame.reformat(width=width, height=height, format="yuv420p",
+                                               interpolation="BICUBIC")
+                    frame.pts, frame.time_base, frame.pict_type = index, frame_tb, PictureType.NONE
+                    out.mux(vout.encode(frame))
+                    index += 1
+                    if aout is not None:  # interleave: audio up to the end of this frame
+                        end = round(index / rate * sample_rate)
+                        audio_until(end - end % 1024 if index < total_frames else audio.shape[1])
+        out.mux(vout.encode(None))
+        if aout is not None:
+            audio_until(audio.shape[1])
+            out.mux(aout.encode(None))
+    os.replace(tmp, dst)
+
+
+def prepare_clips(names: Sequence[str], data: Path, seconds: float | None) -> dict[str, Path]:
+    source = data / SOURCE
+    actual = sha256(source)
+    listed = next((v.get("sha256") for v in json.loads((data / VIDEOS_JSON).read_text())["videos"]
+                   if v["file"] == SOURCE.as_posix()), None)
+    if listed and listed != actual:
+        log(f"warning: {source} does not match the sha256 in {VIDEOS_JSON}; using it anyway")
+    CLIP_DIR.mkdir(parents=True, exist_ok=True)
+    clips = {}
+    for name in names:
+        width, height, default_seconds = CLIPS[name]
+        path = clip_path(actual, width, height, seconds or default_seconds)
+        if path.is_file():
+            log(f"clip {name}: reusing {path.relative_to(REPO)}")
+        else:
+            log(f"clip {name}: building {path.relative_to(REPO)} (once, untimed) ...")
+            started = time.perf_counter()
+            build_clip(source, path, width, height, seconds or default_seconds)
+            log(f"  built in {time.perf_counter() - started:.1f} s")
+        clips[name] = path
+    return clips
+
+
+# ------------------------------------------------------------------------------ verification
+
+
+@dataclass
+class MediaCheck:
+    frames: int = 0
+    width: int = 0
+    height: int = 0
+    fps: float = 0.0
+    duration: float = 0.0
+    audio: list[bytes] = field(default_factory=list)
+    audio_codec: str | None = None
+    x264: str | None = None  # the encoder's settings string from the H.264 SEI, when x264 wrote it
+    error: str | None = None
+
+    @property
+    def x264_options(self) -> dict[str, str]:
+        if not self.x264 or "options: " not in self.x264:
+            return {}
+        opts = self.x264.split("options: ", 1)[1].split()
+        return dict(o.split("=", 1) for o in opts if "=" in o)
+
+    @property
+    def x264_core(self) -> str:
+        if not self.x264:
+            return "-"
+        return self.x264.split(" - ")[1] if " - " in self.x264 else self.x264[:20]
+
+
+def inspect_media(path: Path) -> MediaCheck:
+    """Decode every video frame (counted), and list the audio packets and the x264 settings."""
+    import av
+
+    check = MediaCheck()
+    try:
+        with av.open(str(path)) as inp:
+            vin = inp.streams.video[0]
+            vin.thread_type = "AUTO"
+            ain = inp.streams.audio[0] if inp.streams.audio else None
+            check.width, check.height = vin.codec_context.width, vin.codec_context.height
+            check.fps = float(vin.average_rate or 0)
+            check.audio_codec = ain.codec_context.name if ain is not None else None
+            if inp.duration:
+                check.duration = inp.duration / 1e6
+            for packet in inp.demux(*(s for s in (vin, ain) if s is not None)):
+                if packet.stream.type == "audio":
+                    if packet.dts is not None:
+                        check.audio.append(bytes(packet))
+                    continue
+                if check.x264 is None and packet.dts is not None:
+                    data = bytes(packet)
+                    start = data.find(b"x264 - core")
+                    if start >= 0:
+                        end = data.find(b"\x00", start)
+                        check.x264 = data[start: end if end >= 0 else None].decode("ascii", "replace")
+                check.frames += sum(1 for _ in packet.decode())
+    except Exception as exc:  # an unreadable output is a result to report, not a crash
+        check.error = f"{type(exc).__name__}: {exc}"
+    return check
+
+
+# ----------------------------------------------------------------------------------- running
+
+
+@dataclass
+class Round:
+    seconds: float
+    cpu_seconds: float  # user + system time of the tool's process and its children
+    others: float | None  # share of the machine's CPU used by other processes meanwhile
+
+
+@dataclass
+class ToolRun:
+    clip: str
+    tool: str
+    output: Path
+    rounds: list[Round] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    note: str = ""
+    check: MediaCheck | None = None
+
+    @property
+    def best(self) -> Round | None:
+        return min(self.rounds, key=lambda r: r.seconds) if self.rounds else None
+
+
+def images_module() -> Any:
+    """bench/images.py, for the helpers both benchmarks share (machine facts, CPU meter)."""
+    here = str(Path(__file__).resolve().parent)
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    import images
+
+    return images
+
+
+def _snapshot() -> tuple[float, int | None, float]:
+    """Wall clock, busy CPU ticks of the machine, CPU seconds of this process and its children."""
+    t = os.times()
+    busy = images_module().CpuMeter._busy()
+    return time.perf_counter(), busy, t.user + t.system + t.children_user + t.children_system
+
+
+def executable(name: str) -> str:
+    beside = Path(sys.executable).parent / name  # the same virtualenv as this interpreter
+    return str(beside) if beside.is_file() else (shutil.which(name) or name)
+
+
+def deface_config(crf: int, preset: str) -> dict[str, Any]:
+    # imageio's ffmpeg writer: quality None adds no rate control flag of its own (its default, 5,
+    # would add "-crf 25"); ffmpeg_params go on the ffmpeg command line as they are; macro block 1
+    # keeps 1080 rows (its default, 16, would scale the video to 1088 rows).
+    return {"codec": "libx264", "quality": None, "macro_block_size": 1,
+            "ffmpeg_params": ["-crf", str(crf), "-preset", preset]}
+
+
+def command(tool: str, src: Path, dst: Path, crf: int, preset: str) -> list[str]:
+    if tool == "deface":
+        return [executable("deface"), "-k", "--ffmpeg-config", json.dumps(deface_config(crf, preset)),
+                "-o", str(dst), str(src)]
+    if tool == "plain-transcode":
+        return [sys.executable, str(Path(__file__).resolve()), "--plain-transcode", str(src), str(dst),
+                "--crf", str(crf), "--preset", preset]
+    return [executable("faceveil"), "run", str(src), "-o", str(dst), "--crf", str(crf),
+            "--preset", preset, "-q", "--no-progress", *FACEVEIL_FLAGS[tool]]
+
+
+def tail(text: str, lines: int = 12) -> str:
+    text = text.replace("\r", "\n")
+    kept = [line.rstrip() for line in text.splitlines() if line.strip()]
+    return "\n".join(kept[-lines:])
+
+
+def run_once(run: ToolRun, cmd: list[str], timeout: float, frames: int) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        run.output.unlink()  # never verify a stale file from an earlier round
+    t0, busy0, cpu0 = _snapshot()
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=timeout,
+                              stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as exc:
+        run.errors.append(f"timed out after {timeout:.0f} s\n"
+                          + tail(exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes)
+                                 else exc.stderr or ""))
+        log(f"  {run.tool}: TIMED OUT after {timeout:.0f} s")
+        return
+    except OSError as exc:
+        run.errors.append(f"could not start {cmd[0]}: {exc}")
+        log(f"  {run.tool}: FAILED to start: {exc}")
+        return
+    t1, busy1, cpu1 = _snapshot()
+    seconds, cpu = t1 - t0, cpu1 - cpu0
+    if proc.returncode != 0 or not run.output.is_file():
+        why = f"exit status {proc.returncode}" if proc.returncode else "no output file written"
+        run.errors.append(f"{why}\n{tail(proc.stderr or proc.stdout)}")
+        log(f"  {run.tool}: FAILED ({why}) after {seconds:.1f} s:\n"
+            + "\n".join("    " + line for line in tail(proc.stderr or proc.stdout, 6).splitlines()))
+        return
+    others = None
+    if busy0 is not None and busy1 is not None and seconds > 0:
+        ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        others = max(0.0, (busy1 - busy0) / ticks - cpu) / (seconds * (os.cpu_count() or 1))
+    run.rounds.append(Round(seconds, cpu, others))
+    if run.tool == "deface":
+        run.note = next((ln.strip() for ln in proc.stdout.splitlines() if "Running on" in ln), run.note)
+    log(f"  {run.tool}: {seconds:.2f} s, {frames / seconds:.2f} fps, {cpu:.1f} CPU s"
+        + (f", other processes used {others:.0%} of the CPU" if others is not None else ""))
+
+
+def time_tools(clips: dict[str, Path], infos: dict[str, MediaCheck], tools: list[str], outdir: Path,
+               args: argparse.Namespace) -> list[ToolRun]:
+    runs: list[ToolRun] = []
+    for clip, src in clips.items():
+        clip_runs = [ToolRun(clip, tool, outdir / f"{clip}-{tool}.mp4") for tool in tools]
+        runs += clip_runs
+        frames = infos[clip].frames
+        for round_no in range(args.repeat):
+            shift = round_no % len(clip_runs)  # rotate the order each round: no tool always goes first
+            for run in clip_runs[shift:] + clip_runs[:shift]:
+                log(f"[{clip}, round {round_no + 1}/{args.repeat}] {run.tool}: {frames} frames")
+                run_once(run, command(run.tool, src, run.output, args.crf, args.preset),
+                         args.timeout, frames)
+    return runs
+
+
+# ----------------------------------------------------------------------------------- results
+
+
+def build_results(runs: list[ToolRun], infos: dict[str, MediaCheck]) -> list[dict]:
+    rows = []
+    by_key = {(r.clip, r.tool): r for r in runs}
+    for r in runs:
+        info, best, check = infos[r.clip], r.best, r.check
+        fps = info.frames / best.seconds if best else None
+
+        def ratio(other: str, fps: float | None = fps, clip: str = r.clip) -> float | None:
+            ref = by_key.get((clip, other))
+            if fps is None or ref is None or ref.best is None:
+                return None
+            return fps / (infos[clip].frames / ref.best.seconds)
+
+        plain = by_key.get((r.clip, LIMIT))
+        plain_opts = plain.check.x264_options if plain and plain.check else {}
+        opts = check.x264_options if check else {}
+        differ = sorted(k for k in set(opts) | set(plain_opts)
+                        if k not in THREAD_OPTIONS and opts.get(k) != plain_opts.get(k))
+        rows.append({
+            "clip": r.clip,
+            "tool": r.tool,
+            "ok": best is not None,
+            "frames_in": info.frames,
+            "seconds": best.seconds if best else None,
+            "seconds_all": [x.seconds for x in r.rounds],
+            "fps": fps,
+            "vs_deface": ratio(REFERENCE),
+            "vs_plain": ratio(LIMIT),
+            "cpu_seconds": best.cpu_seconds if best else None,
+            "cpu_used_by_others": best.others if best else None,
+            "errors": r.errors,
+            "note": r.note,
+            "output": None if check is None else {
+                "error": check.error,
+                "frames": check.frames,
+                "frames_equal": check.error is None and check.frames == info.frames,
+                "size": [check.width, check.height],
+                "size_equal": (check.width, check.height) == (info.width, info.height),
+                "fps": check.fps,
+                "duration": check.duration,
+                "audio_packets": len(check.audio),
+                "audio_identical": check.error is None and check.audio == info.audio,
+                "x264": check.x264,
+                "x264_crf": opts.get("crf"),
+                "x264_differs_from_plain": differ if opts and plain_opts else None,
+            },
+        })
+    return rows
+
+
+def _yes(value: bool | None) -> str:
+    return "-" if value is None else ("yes" if value else "NO")
+
+
+def table(rows: list[dict], markdown: bool) -> str:
+    header = ["clip", "tool", "frames", "seconds", "fps", "vs deface", "vs plain", "CPU s",
+              "frames out", "audio identical", "x264 crf", "others' CPU"]
+    body = []
+    for row in rows:
+        out = row["output"] or {}
+        if not row["ok"]:
+            body.append([row["clip"], row["tool"], str(row["frames_in"]), "FAILED"] + ["-"] * 8)
+            continue
+        frames_out = "-" if not out else (f"{out['frames']}" + ("" if out["frames_equal"] else " (!)"))
+        others = row["cpu_used_by_others"]
+        body.append([row["clip"], row["tool"], str(row["frames_in"]), f"{row['seconds']:.1f}",
+                     f"{row['fps']:.2f}",
+                     "-" if row["vs_deface"] is None else f"{row['vs_deface']:.2f}x",
+                     "-" if row["vs_plain"] is None else f"{row['vs_plain']:.2f}x",
+                     f"{row['cpu_seconds']:.1f}", frames_out,
+                     _yes(out.get("audio_identical") if out else None),
+                     (out.get("x264_crf") or "-") if out else "-",
+                     "-" if others is None else f"{others:.0%}"])
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |",
+                 "|" + "|".join(["---", "---"] + ["---:"] * (len(header) - 2)) + "|"]
+        lines += ["| " + " | ".join(cells) + " |" for cells in body]
+        return "\n".join(lines)
+    widths = [max(len(c) for c in col) for col in zip(header, *body, strict=True)]
+    fmt = "  ".join(f"{{:<{w}}}" if i < 2 else f"{{:>{w}}}" for i, w in enumerate(widths))
+    return "\n".join([fmt.format(*header), fmt.format(*("-" * w for w in widths))]
+                     + [fmt.format(*cells) for cells in body])
+
+
+def check_targets(rows: list[dict], clips: Sequence[str]) -> list[dict]:
+    by_key = {(row["clip"], row["tool"]): row for row in rows}
+    out: list[dict] = []
+
+    def target(name: str, ok: bool | None, detail: str) -> None:
+        out.append({"target": name, "status": "SKIP" if ok is None else ("PASS" if ok else "FAIL"),
+                    "detail": detail})
+
+    for clip in clips:
+        mine = by_key.get((clip, TARGET_TOOL))
+        for other, factor, label in ((REFERENCE, SPEEDUP_VS_DEFACE, "deface's"),
+                                     (LIMIT, SHARE_OF_PLAIN, "plain transcode's")):
+            name = f"{TARGET_TOOL} fps >= {factor:g}x {label} on {clip}"
+            ref = by_key.get((clip, other))
+            if mine is None or ref is None:
+                target(name, None, f"needs {TARGET_TOOL} and {other} in --tools")
+            elif not mine["ok"]:
+                target(name, False, f"{TARGET_TOOL} failed")
+            elif not ref["ok"]:
+                target(name, None, f"{other} failed: nothing to compare with")
+            else:
+                ratio = mine["fps"] / ref["fps"]
+                target(name, ratio >= factor,
+                       f"{mine['fps']:.2f} vs {ref['fps']:.2f} fps = {ratio:.2f}x")
+        name = f"{TARGET_TOOL} output on {clip}: every input frame, same size, byte-identical audio"
+        if mine is None:
+            target(name, None, f"needs {TARGET_TOOL} in --tools")
+        elif not mine["ok"] or not mine["output"]:
+            target(name, False, f"{TARGET_TOOL} failed")
+        else:
+            o = mine["output"]
+            target(name, o["frames_equal"] and o["size_equal"] and o["audio_identical"],
+                   f"{o['frames']}/{mine['frames_in']} frames, {o['size'][0]}x{o['size'][1]}, "
+                   f"audio {'identical' if o['audio_identical'] else 'DIFFERENT'}"
+                   + (f", {o['error']}" if o["error"] else ""))
+    return out
+
+
+# ----------------------------------------------------------------------------- machine facts
+
+
+def ffmpeg_version(exe: str) -> str:
+    try:
+        first = subprocess.run([exe, "-version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+    return first.splitlines()[0] if first else "?"
+
+
+def video_facts() -> dict[str, Any]:
+    images = images_module()
+    _version = images._version
+    facts = images.machine_facts()
+    for key in ("pillow", "opencv", "imageio"):
+        facts.pop(key, None)
+    facts["av"] = _version("av")
+    try:
+        import av
+
+        facts["pyav_libavcodec"] = ".".join(map(str, av.library_versions["libavcodec"]))
+    except Exception:  # facts are best effort
+        facts["pyav_libavcodec"] = "?"
+    facts["imageio_ffmpeg"] = _version("imageio-ffmpeg")
+    try:
+        import imageio_ffmpeg
+
+        facts["deface_ffmpeg"] = ffmpeg_version(imageio_ffmpeg.get_ffmpeg_exe())
+    except Exception:
+        facts["deface_ffmpeg"] = "?"
+    return facts
+
+
+# -------------------------------------------------------------------------------------- main
+
+
+def find_data(arg: str | None) -> Path:
+    data = Path(arg or os.environ.get("FACEVEIL_DATA") or DEFAULT_DATA).expanduser()
+    if not (data / VIDEOS_JSON).is_file() or not (data / SOURCE).is_file():
+        where = ("--data" if arg else "FACEVEIL_DATA" if os.environ.get("FACEVEIL_DATA")
+                 else "the default location")
+        sys.exit(f"error: video data not found: {data / SOURCE} or {data / VIDEOS_JSON} is missing "
+                 f"({where}).\nPoint --data or FACEVEIL_DATA at the shared data folder (the one holding "
+                 f"{VIDEOS_JSON}); by default it is {DEFAULT_DATA}.")
+    return data
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--tools", default=",".join(TOOLS),
+                   help=f"comma-separated, from: {', '.join(TOOLS)} (default: all)")
+    p.add_argument("--clips", default=",".join(CLIPS),
+                   help=f"comma-separated, from: {', '.join(CLIPS)} (default: all)")
+    p.add_argument("--seconds", type=float, default=None, metavar="S",
+                   help="length of every clip (default: 720p 20 s, 1080p 10 s)")
+    p.add_argument("--crf", type=int, default=20, help="libx264 CRF for every tool (default 20)")
+    p.add_argument("--preset", default="medium", help="libx264 preset for every tool (default medium)")
+    p.add_argument("--repeat", type=int, default=1, metavar="K",
+                   help="run each tool K times per clip (order rotated each round), keep the best")
+    p.add_argument("--timeout", type=float, default=1800, metavar="S",
+                   help="give up on one run after S seconds (default 1800)")
+    p.add_argument("--data", default=None,
+                   help=f"shared data folder (default: $FACEVEIL_DATA, else {DEFAULT_DATA})")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="make the run's output folder inside DIR (e.g. bench/out) instead of the "
+                        "system temp folder")
+    p.add_argument("--keep", action="store_true", help="keep the output videos (path is printed)")
+    p.add_argument("--json", default=None, metavar="PATH", help="write all figures as JSON")
+    p.add_argument("--markdown", action="store_true", help="print the results table as Markdown")
+    p.add_argument("--check", action="store_true", help="exit 1 when a target fails")
+    p.add_argument("--plain-transcode", nargs=2, metavar=("SRC", "DST"), default=None,
+                   help=argparse.SUPPRESS)  # the plain-transcode tool: the benchmark runs itself
+    args = p.parse_args(argv)
+    if args.plain_transcode:
+        return args
+    for key, known in (("tools", TOOLS), ("clips", tuple(CLIPS))):
+        chosen = [t.strip() for t in getattr(args, key).split(",") if t.strip()]
+        unknown = [t for t in chosen if t not in known]
+        if unknown or not chosen:
+            p.error(f"unknown --{key} {', '.join(unknown) or '(none given)'}; choose from {', '.join(known)}")
+        setattr(args, key, [t for t in known if t in chosen])  # fixed order, deface first
+    if args.repeat < 1:
+        p.error("--repeat must be at least 1")
+    if args.seconds is not None and args.seconds <= 0:
+        p.error("--seconds must be positive")
+    if not 0 <= args.crf <= 51:
+        p.error("--crf must be 0..51")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.plain_transcode:
+        plain_transcode(Path(args.plain_transcode[0]), Path(args.plain_transcode[1]), args.crf, args.preset)
+        return 0
+
+    data = find_data(args.data)
+    facts = video_facts()
+    clips = prepare_clips(args.clips, data, args.seconds)
+    log("reading the clips (frame counts, audio packets) ...")
+    infos = {name: inspect_media(path) for name, path in clips.items()}
+    for name, info in infos.items():
+        if info.error or not info.frames:
+            sys.exit(f"error: clip {clips[name]} is unreadable ({info.error}); delete it to rebuild it")
+
+    if args.out:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+    base = Path(tempfile.mkdtemp(prefix="faceveil-bench-video-", dir=args.out))
+    try:
+        log(f"timing {len(args.tools)} tools on {len(clips)} clip(s), {args.repeat} round(s), "
+            f"libx264 crf {args.crf} preset {args.preset}, outputs in {base}")
+        runs = time_tools(clips, infos, args.tools, base, args)
+        with contextlib.suppress(OSError):
+            facts["loadavg_after_timing"] = [round(v, 2) for v in os.getloadavg()]
+        log("checking outputs ...")
+        for r in runs:
+            if r.best is not None:
+                r.check = inspect_media(r.output)
+        rows = build_results(runs, infos)
+        targets = check_targets(rows, args.clips)
+
+        bullet = "- " if args.markdown else ""
+        print(f"{bullet}date: {facts['date']}")
+        print(f"{bullet}machine: {facts['cpu_count']} CPUs ({facts['cpus_usable']} usable), "
+              f"{facts['cpu_model']}, {facts['platform']}")
+        print(f"{bullet}faceveil source: {facts['git']}")
+        print(f"{bullet}software: Python {facts['python']}, PyAV {facts['av']} (libavcodec "
+              f"{facts['pyav_libavcodec']}), onnxruntime {facts['onnxruntime']}, deface {facts['deface']} "
+              f"(imageio-ffmpeg {facts['imageio_ffmpeg']}: {facts['deface_ffmpeg']}), "
+              f"faceveil {facts['faceveil']}, numpy {facts['numpy']}")
+        if "loadavg_at_start" in facts:
+            print(f"{bullet}load average before / after timing: {facts['loadavg_at_start']} / "
+                  f"{facts.get('loadavg_after_timing')}")
+        if "environment" in facts:
+            print(f"{bullet}environment: {facts['environment']}")
+        for name, info in infos.items():
+            print(f"{bullet}clip {name}: {clips[name].name}, {info.width}x{info.height}, {info.frames} "
+                  f"frames at {info.fps:.3f} fps ({info.duration:.1f} s), {len(info.audio)} "
+                  f"{info.audio_codec or 'no'} audio packets")
+        print(f"{bullet}encoder for every tool: libx264 crf {args.crf} preset {args.preset}, yuv420p; "
+              f"deface --ffmpeg-config '{json.dumps(deface_config(args.crf, args.preset))}'")
+        for tool in args.tools:
+            shown = shlex.join(command(tool, Path("SRC"), Path("DST"), args.crf, args.preset))
+            print(f"{bullet}{tool}: `{shown.replace(str(Path(sys.executable).parent) + os.sep, '')}`")
+        print(f"{bullet}best of {args.repeat} run(s); fps = input frames / wall time of the whole process")
+        print()
+        print(table(rows, args.markdown))
+        print()
+        for t in targets:
+            print(f"{t['status']}: {t['target']} -- {t['detail']}")
+        print_notes(rows)
+
+        if args.json:
+            doc = {"machine": facts, "args": vars(args), "deface_ffmpeg_config":
+                   deface_config(args.crf, args.preset),
+                   "clips": {name: {"path": str(clips[name]), "frames": info.frames,
+                                    "size": [info.width, info.height], "fps": info.fps,
+                                    "duration": info.duration, "audio_packets": len(info.audio),
+                                    "audio_codec": info.audio_codec}
+                             for name, info in infos.items()},
+                   "results": rows, "targets": targets}
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8")
+            log(f"wrote {args.json}")
+    finally:
+        if args.keep:
+            log(f"outputs kept in {base}")
+        else:
+            shutil.rmtree(base, ignore_errors=True)
+
+    failed = [t for t in targets if t["status"] == "FAIL"]
+    return 1 if args.check and failed else 0
+
+
+def print_notes(rows: list[dict]) -> None:
+    """Failures (stderr tails), output problems and the encoder settings each output really has."""
+    notes = []
+    for row in rows:
+        who = f"{row['tool']} on {row['clip']}"
+        if not row["ok"]:
+            notes.append(f"{who} FAILED every run; last error:\n"
+                         + "\n".join("    " + ln for ln in (row["errors"][-1] if row["errors"] else "?")
+                                     .splitlines()))
+            continue
+        if row["errors"]:
+            notes.append(f"{who}: {len(row['errors'])} of {len(row['errors']) + len(row['seconds_all'])} "
+                         f"runs failed; first error: {row['errors'][0].splitlines()[0]}")
+        o = row["output"]
+        if o["error"]:
+            notes.append(f"{who}: output unreadable: {o['error']}")
+        if not o["frames_equal"] or not o["size_equal"]:
+            notes.append(f"{who}: output has {o['frames']} frames of {o['size'][0]}x{o['size'][1]} "
+                         f"(input {row['frames_in']})")
+        if o["x264"] is None:
+            notes.append(f"{who}: no x264 settings found in the output (not encoded by libx264?)")
+        elif o["x264_differs_from_plain"]:
+            notes.append(f"{who}: x264 options differing from plain-transcode's: "
+                         + ", ".join(o["x264_differs_from_plain"]))
+        if row["note"]:
+            notes.append(f"{who}: {row['note']}")
+    seen = {}
+    for row in rows:
+        if row["ok"] and row["output"] and row["output"]["x264"]:
+            seen.setdefault(row["output"]["x264"], []).append(f"{row['tool']} ({row['clip']})")
+    if seen:
+        notes.append("x264 settings strings found in the outputs:")
+        notes += [f"    {', '.join(who)}:\n        {s}" for s, who in seen.items()]
+    if notes:
+        print()
+        print("\n".join(notes))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""Effects applied straight to the planes of a YUV 4:2:0 (I420) video frame, patch by patch.
+
+Decoded video is YUV 4:2:0. Converting whole frames to RGB and back costs more than detection
+at video rates, so only each mask patch (plus the margin its effect needs) is converted, run
+through the ordinary RGB effect, and written back. Pixels outside the patches are not touched.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import cv2
+import numpy as np
+
+from .effects import Effect
+from .masks import Mask
+
+
+def _even_down(v: int) -> int:
+    return v - (v & 1)
+
+
+def _even_up(v: int, limit: int) -> int:
+    return min(limit, v + (v & 1))
+
+
+def apply_i420(effect: Effect, y: np.ndarray, u: np.ndarray, v: np.ndarray, mask: Mask) -> None:
+    """Hide `mask`'s patches in place. y is (H, W), u and v (H/2, W/2); H and W even."""
+    h, w = y.shape
+    margin = getattr(effect, "margin", lambda patch: 0)
+    for p in mask.patches:
+        m = int(margin(p))
+        ry0, rx0 = _even_down(max(0, p.y0 - m)), _even_down(max(0, p.x0 - m))
+        ry1, rx1 = _even_up(min(h, p.y1 + m), h), _even_up(min(w, p.x1 + m), w)
+        rgb = _to_rgb(y[ry0:ry1, rx0:rx1], u[ry0 // 2:ry1 // 2, rx0 // 2:rx1 // 2],
+                      v[ry0 // 2:ry1 // 2, rx0 // 2:rx1 // 2])
+        local = dataclasses.replace(p, y0=p.y0 - ry0, x0=p.x0 - rx0,
+                                    boxes=p.boxes - np.array([rx0, ry0, rx0, ry0], np.float32))
+        hidden = effect.apply(rgb, Mask(rgb.shape[:2], (local,)))
+        # write back the patch's own rectangle, widened to even coordinates
+        py0, px0 = _even_down(p.y0), _even_down(p.x0)
+        py1, px1 = _even_up(p.y1, h), _even_up(p.x1, w)
+        yy, uu, vv = _to_i420(hidden[py0 - ry0:py1 - ry0, px0 - rx0:px1 - rx0])
+        y[py0:py1, px0:px1] = yy
+        u[py0 // 2:py1 // 2, px0 // 2:px1 // 2] = uu
+        v[py0 // 2:py1 // 2, px0 // 2:px1 // 2] = vv
+
+
+def _to_rgb(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    h, w = y.shape
+    packed = np.concatenate([y.ravel(), u.ravel(), v.ravel()]).reshape(h * 3 // 2, w)
+    return cv2.cvtColor(packed, cv2.COLOR_YUV2RGB_I420)
+
+
+def _to_i420(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    h, w = rgb.shape[:2]
+    flat = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2YUV_I420).ravel()
+    q = (h // 2) * (w // 2)
+    return (flat[:h * w].reshape(h, w), flat[h * w:h * w + q].reshape(h // 2, w // 2),
+            flat[h * w + q:].reshape(h // 2, w // 2))

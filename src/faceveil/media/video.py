@@ -1,0 +1,278 @@
+"""Video files through PyAV: decoding with damage reports, encoding, and stream copying.
+
+Audio and subtitle streams are copied packet for packet (byte-identical). Video timestamps are
+kept as they are (variable frame rate stays variable, a start offset stays), as are the display
+rotation and the colour tags. Container and stream tags other than the language (location,
+device, creation time, encoder) are not copied.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError, CorruptMediaError, MediaTooLargeError, UnsupportedMediaError
+
+log = logging.getLogger(__name__)
+
+VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi"})
+_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm",
+            ".avi": "avi"}
+_DEFAULT_CODECS = {".webm": "libvpx-vp9", ".avi": "mpeg4"}
+_COPIED = ("audio", "subtitle")
+_COLOUR_TAGS = ("color_primaries", "color_trc", "colorspace", "color_range")
+DEFAULT_MAX_PIXELS = 150_000_000  # per frame, as for pictures
+
+
+def is_video(path: str | os.PathLike) -> bool:
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    width: int  # as stored; see `rotation` for how it is shown
+    height: int
+    fps: float  # average frame rate
+    frames: int | None  # as the container says; None when it does not say
+    duration: float | None  # seconds
+    codec: str
+    streams: tuple[str, ...]  # every stream's type, in order, e.g. ("video", "audio")
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    codec: str | None = None  # None: H.264 (libx264), VP9 for .webm, MPEG-4 for .avi
+    crf: int = 20  # constant quality (x264/x265/VP9): lower is better and bigger
+    preset: str = "medium"  # x264/x265 speed preset
+    keep_audio: bool = True  # copy audio and subtitle streams packet for packet
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.crf <= 63:
+            raise ConfigError(f"crf must be 0..63, got {self.crf}")
+
+
+def _av():
+    import av  # a core dependency; imported late so `import faceveil` stays light
+
+    return av
+
+
+def open_input(path: str | os.PathLike):
+    """An av input container with a video stream, or a clear error."""
+    av = _av()
+    path = Path(path)
+    if path.is_dir():
+        raise UnsupportedMediaError("is a folder, not a video")
+    if path.stat().st_size == 0:
+        raise CorruptMediaError("empty file")
+    try:
+        container = av.open(str(path), metadata_errors="ignore")
+    except av.error.InvalidDataError:
+        raise CorruptMediaError("not a video faceveil can read (unknown format or damaged)") from None
+    except av.error.FFmpegError as exc:
+        raise CorruptMediaError(f"cannot open the video: {exc.strerror or exc}") from None
+    if not container.streams.video:
+        container.close()
+        raise UnsupportedMediaError("has no video stream")
+    return container
+
+
+def probe_video(path: str | os.PathLike) -> VideoInfo:
+    with open_input(path) as container:
+        vs = container.streams.video[0]
+        rate = vs.average_rate or vs.guessed_rate or Fraction(25)
+        duration = None
+        if vs.duration is not None and vs.time_base:
+            duration = float(vs.duration * vs.time_base)
+        elif container.duration:
+            duration = container.duration / 1_000_000
+        return VideoInfo(
+            width=vs.codec_context.width, height=vs.codec_context.height, fps=float(rate),
+            frames=vs.frames or None, duration=duration, codec=vs.codec_context.name,
+            streams=tuple(s.type for s in container.streams),
+        )
+
+
+class VideoInput:
+    """Decodes the first video stream; hands packets of audio/subtitle streams to `on_packet`.
+
+    Damage is survived: a packet that does not decode is skipped, and reading stops where the
+    file stops making sense, with a warning giving the time. `damage` says where, if anywhere.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, copy_streams: bool = True,
+                 max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+        self.path = Path(path)
+        self.container = open_input(path)
+        self.stream = self.container.streams.video[0]
+        self.stream.thread_type = "AUTO"
+        cc = self.stream.codec_context
+        if cc.width * cc.height > max_pixels:
+            self.container.close()
+            raise MediaTooLargeError(
+                f"{cc.width}x{cc.height} frames are over the {max_pixels:,} pixel limit")
+        self.copied = [s for s in self.container.streams if s.type in _COPIED] if copy_streams else []
+        self.damage: list[float] = []  # times (s) where decoding hit damage
+        self.frames_read = 0
+
+    def close(self) -> None:
+        self.container.close()
+
+    def __enter__(self) -> VideoInput:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _damaged(self, packet: Any, exc: Exception) -> None:
+        tb = self.stream.time_base
+        t = float(packet.pts * packet.time_base) if packet is not None and packet.pts is not None \
+            else (float(self._last_pts * tb) if self._last_pts is not None else 0.0)
+        if not self.damage or t - self.damage[-1] > 1.0:
+            log.warning("%s: damaged at %.2f s (%s); going on with what decodes",
+                        self.path, t, getattr(exc, "strerror", None) or exc)
+        self.damage.append(t)
+
+    def frames(self, on_packet: Callable[[Any], None] | None = None) -> Iterator[Any]:
+        """av.VideoFrames in presentation order, each with a pts that only ever increases."""
+        av = _av()
+        self._last_pts: int | None = None
+        demux = self.container.demux(self.stream, *self.copied)
+        step = self._frame_ticks()
+        while True:
+            try:
+                packet = next(demux)
+            except StopIteration:
+                break
+            except av.error.FFmpegError as exc:
+                self._damaged(None, exc)
+                log.warning("%s: the rest of the file cannot be read; stopping at %.2f s", self.path,
+                            self.damage[-1])
+                break
+            if packet.stream is not self.stream:
+                if on_packet is not None and packet.dts is not None and packet.size:
+                    on_packet(packet)
+                continue
+            try:
+                decoded = self.stream.decode(packet)
+            except av.error.FFmpegError as exc:
+                self._damaged(packet, exc)
+                continue
+            yield from self._stamped(decoded, step)
+        try:
+            yield from self._stamped(self.stream.decode(None), step)
+        except av.error.EOFError:
+            pass
+        except av.error.FFmpegError as exc:
+            self._damaged(None, exc)
+
+    def _frame_ticks(self) -> int:
+        rate = self.stream.average_rate or self.stream.guessed_rate or Fraction(25)
+        return max(1, round(1 / (rate * self.stream.time_base)))
+
+    def _stamped(self, frames: list, step: int) -> Iterator[Any]:
+        for frame in frames:
+            pts = frame.pts
+            if pts is None:
+                pts = frame.dts if frame.dts is not None else (
+                    0 if self._last_pts is None else self._last_pts + step)
+            if self._last_pts is not None and pts <= self._last_pts:
+                pts = self._last_pts + 1  # encoders need strictly increasing timestamps
+            frame.pts, frame.time_base = pts, self.stream.time_base
+            self._last_pts = pts
+            self.frames_read += 1
+            yield frame
+
+
+class VideoOutput:
+    """Encodes frames into a new file and copies the other streams of `source` into it."""
+
+    def __init__(self, path: str | os.PathLike, source: VideoInput, *, width: int, height: int,
+                 rotation: int = 0, options: EncodeOptions | None = None,
+                 container_name: str | os.PathLike | None = None) -> None:
+        av = _av()
+        options = options or EncodeOptions()
+        path = Path(path)
+        suffix = Path(container_name or path).suffix.lower()
+        if suffix not in _FORMATS:
+            raise UnsupportedMediaError(
+                f"cannot write {suffix or 'files without an extension'} videos; "
+                f"use one of {', '.join(sorted(_FORMATS))}")
+        codec = options.codec or _DEFAULT_CODECS.get(suffix, "libx264")
+        self.container = av.open(str(path), "w", format=_FORMATS[suffix])
+        try:
+            src = source.stream
+            try:
+                self.stream = self.container.add_stream(codec, rate=src.average_rate or src.guessed_rate)
+            except (ValueError, av.error.FFmpegError) as exc:
+                raise ConfigError(f"video codec {codec!r} is not available here: {exc}") from None
+            cc = self.stream.codec_context
+            cc.width, cc.height = width, height
+            cc.pix_fmt = "yuv420p"
+            self.time_base = src.time_base
+            if codec in ("mpeg4", "mpeg2video", "mjpeg") and src.time_base.denominator > 65535:
+                self.time_base = Fraction(1, 60000)  # these encoders refuse finer time bases
+            self.stream.time_base = cc.time_base = self.time_base
+            if codec in ("libx264", "libx265"):
+                cc.options = {"crf": str(options.crf), "preset": options.preset}
+            elif codec in ("libvpx-vp9", "libvpx", "libaom-av1", "libsvtav1"):
+                cc.options = {"crf": str(options.crf), "b": "0"}
+            for tag in _COLOUR_TAGS:
+                value = getattr(src.codec_context, tag, None)
+                if value:
+                    setattr(cc, tag, value)
+            if rotation:
+                self.stream.set_display_rotation(rotation)
+            _copy_language(src, self.stream)
+            self._last_pts = -(1 << 62)
+            self._map: dict[int, Any] = {}
+            for s in source.copied:
+                try:
+                    out = self.container.add_stream_from_template(s)
+                except (ValueError, av.error.FFmpegError) as exc:
+                    log.warning("%s: %s stream %d (%s) cannot go into a %s file and is left out: %s",
+                                source.path, s.type, s.index, s.codec_context.name, suffix, exc)
+                    continue
+                _copy_language(s, out)
+                self._map[s.index] = out
+        except BaseException:
+            self.container.close()
+            raise
+
+    def copy(self, packet: Any) -> None:
+        """Mux a packet of a copied stream as it is (PyAV rebases its timestamps)."""
+        out = self._map.get(packet.stream.index)
+        if out is not None:
+            packet.stream = out
+            self.container.mux(packet)
+
+    def write(self, frame: Any) -> None:
+        if frame.time_base != self.time_base:
+            pts = round(frame.pts * frame.time_base / self.time_base)
+            frame.pts, frame.time_base = max(pts, self._last_pts + 1), self.time_base
+        self._last_pts = frame.pts
+        self.container.mux(self.stream.encode(frame))
+
+    def close(self) -> None:
+        """Flush the encoder and finish the file."""
+        try:
+            self.container.mux(self.stream.encode(None))
+        finally:
+            self.container.close()
+
+    def abort(self) -> None:
+        try:
+            self.container.close()
+        except Exception:  # the file is being thrown away anyway
+            log.debug("closing an aborted output failed", exc_info=True)
+
+
+def _copy_language(src: Any, dst: Any) -> None:
+    lang = src.metadata.get("language")
+    if lang and lang != "und":
+        dst.metadata["language"] = lang

@@ -1,0 +1,324 @@
+"""Runs the pipeline over a video file: decode -> detect -> track -> hide -> encode.
+
+Three threads with bounded queues between them, so memory stays flat however long the video:
+the reader decodes (and collects the packets of the streams that are copied), the calling
+thread detects and tracks, the writer hides faces and encodes. The detector sees each frame
+downscaled to a size that fits the faces (`VideoConfig.detect_size`), turned upright when the
+video carries a rotation tag. Faces are hidden on the decoded YUV planes, patch by patch; a frame
+with no face goes to the encoder untouched.
+
+Boxes in the faces sidecar are in pixels of the upright (displayed) frame, like photos'.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._files import atomic_path
+from ..anonymization.planar import apply_i420
+from ..errors import CorruptMediaError
+from ..media.video import DEFAULT_MAX_PIXELS, EncodeOptions, VideoInput, VideoOutput
+from ..sidecar import SidecarStream, faces_document
+from ..tracking import SceneCuts, Tracker
+from ..types import Detections, Frame
+from .events import Progress, ProgressCallback
+from .pipeline import Pipeline, draw_boxes
+
+log = logging.getLogger(__name__)
+
+# Long side of the frame the detector sees, by quality preset (None: as decoded). CenterFace
+# finds faces from about 10 px at that size: 640 px keeps faces of ~20 px and up in 1280x720.
+DETECT_SIZE: dict[str, int | None] = {"fast": 480, "balanced": 640, "thorough": None}
+_QUEUE = 8  # frames between two threads
+_THUMB = (64, 36)  # scene-cut thumbnails
+_END = object()
+
+FrameCallback = Callable[[int, float | None, Detections], None]
+
+
+@dataclass
+class VideoReport:
+    input: Path
+    output: Path | None
+    width: int = 0  # of the displayed (upright) frame
+    height: int = 0
+    frames: int = 0
+    faces: int = 0  # hidden boxes found by the detector, summed over frames
+    filled: int = 0  # hidden boxes added by the tracker (held, interpolated, lead)
+    tracks: int = 0
+    seconds: float = 0.0
+    damage: list[float] = field(default_factory=list)  # times (s) where the input was damaged
+
+
+@dataclass(frozen=True)
+class _Geometry:
+    width: int  # as stored
+    height: int
+    turns: int  # quarter turns counter-clockwise from stored to displayed
+
+    @property
+    def display(self) -> tuple[int, int]:
+        return (self.height, self.width) if self.turns % 2 else (self.width, self.height)
+
+
+def to_stored(dets: Detections, g: _Geometry) -> Detections:
+    """Boxes in displayed (upright) pixels -> pixels of the frame as stored."""
+    if not g.turns or not len(dets):
+        return dets
+    x1, y1, x2, y2 = dets.xyxy.T
+    w, h = g.width, g.height
+    if g.turns == 1:  # displayed (u, v) <- stored (w - v, u)
+        xyxy = np.stack([w - y2, x1, w - y1, x2], 1)
+    elif g.turns == 2:  # displayed (u, v) <- stored (w - u, h - v)
+        xyxy = np.stack([w - x2, h - y2, w - x1, h - y1], 1)
+    else:  # displayed (u, v) <- stored (v, h - u)
+        xyxy = np.stack([y1, h - x2, y2, h - x1], 1)
+    return Detections(xyxy, dets.scores, None, dets.track_ids, dets.keep, dets.filled)
+
+
+def process_video(
+    src: str | Path,
+    dst: str | Path | None,
+    pipeline: Pipeline,
+    *,
+    encode: EncodeOptions | None = None,
+    sidecar: str | Path | None = None,
+    faces: Sequence[Detections] | None = None,
+    on_frame: FrameCallback | None = None,
+    on_progress: ProgressCallback | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> VideoReport:
+    """Anonymize the video `src` into `dst` (None: detect only).
+
+    `faces`: per-frame detections in displayed pixels (from a faces sidecar) to hide instead of
+    detecting and tracking. `sidecar`: where to write the faces JSON. Both `dst` and `sidecar`
+    are written atomically: nothing appears under their names unless the whole run succeeded.
+    """
+    src, started = Path(src), time.perf_counter()
+    encode = encode or EncodeOptions()
+    report = VideoReport(src, Path(dst) if dst is not None else None)
+    with contextlib.ExitStack() as stack:
+        vin = stack.enter_context(VideoInput(src, copy_streams=encode.keep_audio,
+                                             max_pixels=max_pixels))
+        out_tmp = stack.enter_context(atomic_path(dst)) if dst is not None else None
+        side_tmp = stack.enter_context(atomic_path(sidecar)) if sidecar is not None else None
+        _Run(vin, pipeline, report, encode=encode, out_path=out_tmp,
+             container_name=str(dst) if dst is not None else None, sidecar_path=side_tmp,
+             faces=faces, on_frame=on_frame, on_progress=on_progress).execute()
+    report.damage = vin.damage
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+class _Run:
+    """One video's threads and state."""
+
+    def __init__(self, vin: VideoInput, pipeline: Pipeline, report: VideoReport, *,
+                 encode: EncodeOptions, out_path: Path | None, container_name: str | None,
+                 sidecar_path: Path | None, faces: Sequence[Detections] | None,
+                 on_frame: FrameCallback | None, on_progress: ProgressCallback | None) -> None:
+        self.vin, self.pipeline, self.report, self.encode = vin, pipeline, report, encode
+        self.out_path, self.container_name, self.sidecar_path = out_path, container_name, sidecar_path
+        self.faces, self.on_frame = faces, on_frame
+        self.notify = on_progress or (lambda event: None)
+        self.stop = threading.Event()
+        self.errors: list[BaseException] = []
+        self.decoded: queue.Queue = queue.Queue(_QUEUE)
+        self.encoded: queue.Queue = queue.Queue(_QUEUE)
+        self.packets: queue.SimpleQueue = queue.SimpleQueue()
+        self.tracks: set[int] = set()
+
+    # ---- queue helpers that give up when another thread failed
+
+    def _put(self, q: queue.Queue, item: Any) -> bool:
+        while not self.stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _get(self, q: queue.Queue) -> Any:
+        while True:
+            if self.errors:
+                raise self.errors[0]
+            try:
+                return q.get(timeout=0.1)
+            except queue.Empty:
+                if self.stop.is_set():
+                    raise RuntimeError("stopped") from None
+                continue
+
+    def _thread(self, target: Callable[[], None], name: str) -> threading.Thread:
+        def body() -> None:
+            try:
+                target()
+            except BaseException as exc:  # handed to the calling thread
+                self.errors.append(exc)
+                self.stop.set()
+
+        t = threading.Thread(target=body, name=name, daemon=True)
+        t.start()
+        return t
+
+    # ---- the three stages
+
+    def _read(self) -> None:
+        for frame in self.vin.frames(on_packet=self.packets.put if self.out_path else None):
+            if not self._put(self.decoded, frame):
+                return
+        self._put(self.decoded, _END)
+
+    def _write(self, output: VideoOutput) -> None:
+        while True:
+            item = self._get(self.encoded)
+            self._copy_packets(output)
+            if item is _END:
+                break
+            frame, dets = item
+            output.write(self._hide(frame, dets))
+        output.close()
+
+    def _copy_packets(self, output: VideoOutput) -> None:
+        while True:
+            try:
+                output.copy(self.packets.get_nowait())
+            except queue.Empty:
+                return
+
+    def execute(self) -> None:
+        total = self.vin.stream.frames or None
+        self.notify(Progress("start", 0, total, str(self.vin.path)))
+        reader = self._thread(self._read, "faceveil-decode")
+        writer: threading.Thread | None = None
+        output: VideoOutput | None = None
+        side: SidecarStream | None = None
+        try:
+            first = self._get(self.decoded)
+            if first is _END:
+                raise CorruptMediaError("no video frame could be decoded")
+            self.geometry = g = _Geometry(first.width, first.height,
+                                          round((first.rotation or 0) / 90) % 4)
+            self.report.width, self.report.height = g.display
+            if self.sidecar_path is not None:
+                w, h = g.display
+                side = SidecarStream(self.sidecar_path, faces_document(
+                    source=str(self.vin.path), output=self.container_name, width=w, height=h,
+                    frames=(), config=self.pipeline.config, fps=_fps(self.vin)))
+            if self.out_path is not None:
+                output = VideoOutput(self.out_path, self.vin, width=g.width, height=g.height,
+                                     rotation=(first.rotation or 0), options=self.encode,
+                                     container_name=self.container_name)
+                writer = self._thread(lambda: self._write(output), "faceveil-encode")
+            self._detect_loop(first, side)
+            if writer is not None:
+                self._put(self.encoded, _END)
+                while writer.is_alive() and not self.errors:
+                    writer.join(0.1)
+            if self.errors:
+                raise self.errors[0]
+            if side is not None:
+                side.close()
+                side = None
+        finally:
+            self.stop.set()
+            for t in (reader, writer):
+                if t is not None:
+                    t.join(5)
+            if side is not None:
+                side.abort()
+            if output is not None and (writer is None or writer.is_alive() or self.errors):
+                output.abort()
+        self.report.tracks = len(self.tracks)
+        self.notify(Progress("done", self.report.frames, total, str(self.vin.path)))
+
+    def _detect_loop(self, first: Any, side: SidecarStream | None) -> None:
+        config = self.pipeline.config.video
+        tracker: Tracker[tuple[Any, int, float]] = Tracker(config)
+        cuts = SceneCuts(config.scene_cut)
+        size = config.detect_size or DETECT_SIZE.get(self.pipeline.config.detector.quality)
+        g = self.geometry
+        scale = min(1.0, size / max(g.width, g.height)) if size else 1.0
+        dw, dh = max(2, round(g.width * scale / 2) * 2), max(2, round(g.height * scale / 2) * 2)
+        total = self.vin.stream.frames or None
+        frame, index = first, 0
+        while frame is not _END:
+            pts = float(frame.pts * frame.time_base)
+            if self.faces is not None:
+                if index >= len(self.faces):
+                    raise CorruptMediaError(f"the faces file has {len(self.faces)} frames, the video more")
+                done = [((frame, index, pts), self.faces[index])]
+            else:
+                cut = cuts.update(frame.reformat(*_THUMB, format="gray").to_ndarray())
+                dets = None
+                if index % config.detect_every == 0 or cut:
+                    small = np.rot90(frame.reformat(dw, dh, format="rgb24").to_ndarray(), g.turns)
+                    found = self.pipeline.detect(Frame(small, index, pts, str(self.vin.path)))
+                    w, h = g.display
+                    dets = found.scaled(w / small.shape[1], h / small.shape[0])
+                done = tracker.push((frame, index, pts), dets, cut=cut)
+            for (f, i, p), d in done:
+                self._emit(f, i, p, d, side, total)
+            frame, index = self._get(self.decoded), index + 1
+        if self.faces is None:
+            for (f, i, p), d in tracker.flush():
+                self._emit(f, i, p, d, side, total)
+        elif index != len(self.faces):
+            log.warning("%s: the faces file has %d frames, the video %d", self.vin.path,
+                        len(self.faces), index)
+
+    def _emit(self, frame: Any, index: int, pts: float, dets: Detections,
+              side: SidecarStream | None, total: int | None) -> None:
+        hidden = ~dets.keep
+        self.report.frames += 1
+        self.report.faces += int((hidden & ~dets.filled).sum())
+        self.report.filled += int((hidden & dets.filled).sum())
+        if dets.track_ids is not None:
+            self.tracks.update(dets.track_ids.tolist())
+        if side is not None:
+            side.add(index, pts, dets)
+        if self.on_frame is not None:
+            self.on_frame(index, pts, dets)
+        if self.out_path is not None:
+            self._put(self.encoded, (frame, dets))
+        self.notify(Progress("frame", self.report.frames, total, str(self.vin.path)))
+
+    def _hide(self, frame: Any, dets: Detections) -> Any:
+        """The frame with the faces hidden; the decoded frame itself when there is nothing to do."""
+        import av
+
+        g, pipeline = self.geometry, self.pipeline
+        stored = to_stored(dets, g)
+        mask = pipeline.mask.render(stored, (g.height, g.width))
+        boxes = pipeline.config.draw_boxes
+        if not mask.patches and not boxes:
+            return frame
+        if (frame.format.name in ("yuv420p", "yuvj420p") and not boxes
+                and g.width % 2 == 0 and g.height % 2 == 0):
+            frame.make_writable()
+            planes = [np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, :p.width]
+                      for p in frame.planes]
+            apply_i420(pipeline.effect, *planes, mask)
+            return frame
+        rgb = pipeline.effect.apply(frame.to_ndarray(format="rgb24"), mask)
+        if boxes:
+            rgb = draw_boxes(rgb, stored)
+        out = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+        out.pts, out.time_base = frame.pts, frame.time_base
+        return out
+
+
+def _fps(vin: VideoInput) -> float | None:
+    rate = vin.stream.average_rate or vin.stream.guessed_rate
+    return round(float(rate), 4) if rate else None

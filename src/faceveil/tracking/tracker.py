@@ -1,0 +1,208 @@
+"""Associate faces across frames and fill detection gaps, looking ahead over a short window.
+
+The tracker holds the most recent frames back (`Tracker.window` of them) before it hands them
+on, which lets it change its mind about them in the safe direction only:
+
+- a face detected again after a gap gets boxes interpolated over the gap;
+- a new face is also hidden for `lead` frames before it was first detected;
+- a face that is lost stays hidden at its last place (grown a little each frame) for `hold`
+  frames.
+
+Tracks end at a scene cut, so nothing is carried from one shot into the next. Detections pass
+through unchanged apart from their track id: a tracker only ever adds hidden area. Added boxes
+are marked `filled`. With `detect_every` K the detector runs on every K-th frame only, and
+hold and lead stretch to cover the frames in between.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+import numpy as np
+
+from ..config import VideoConfig
+from ..types import Detections
+
+T = TypeVar("T")
+
+_GROWTH = 0.03  # a held box grows by this share of its size per frame, up to _MAX_GROWTH
+_MAX_GROWTH = 0.3
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box in a (N, 4) against every box in b (M, 4): (N, M)."""
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-6)
+
+
+def _grown(box: np.ndarray, frames: int) -> np.ndarray:
+    g = min(_MAX_GROWTH, _GROWTH * frames) / 2
+    w, h = box[2] - box[0], box[3] - box[1]
+    return box + np.array([-g * w, -g * h, g * w, g * h], np.float32)
+
+
+@dataclass
+class _Track:
+    id: int
+    box: np.ndarray  # last detected box
+    score: float
+    seen: int  # frame number of the last detection
+
+
+@dataclass
+class _Entry(Generic[T]):
+    item: T
+    number: int
+    scene: int
+    detections: Detections | None = None  # what the detector found, with track ids
+    filled: dict[int, tuple[np.ndarray, float]] = field(default_factory=dict)  # track -> box, score
+
+
+class Tracker(Generic[T]):
+    """Feed frames in order with `push`; take finished frames from what it returns and `flush`.
+
+    `item` is whatever the caller wants back with each frame (a frame, an index...).
+    `detections` is None on a frame the detector did not run on.
+    """
+
+    def __init__(self, config: VideoConfig | None = None) -> None:
+        c = self.config = config or VideoConfig()
+        k = c.detect_every
+        self.hold = max(c.hold, k - 1)  # a skipped frame is covered from both sides
+        self.lead = max(c.lead, k - 1)
+        self.max_gap = max(c.max_gap, 2 * k)
+        self.window = max(self.max_gap, self.lead)  # frames held back before they are final
+        self._entries: deque[_Entry[T]] = deque()
+        self._tracks: dict[int, _Track] = {}
+        self._next_id = 0
+        self._number = -1
+        self._scene = 0
+
+    def push(
+        self, item: T, detections: Detections | None, *, cut: bool = False
+    ) -> list[tuple[T, Detections]]:
+        self._number += 1
+        n = self._number
+        if cut and n > 0:
+            self._scene += 1
+            self._tracks.clear()
+        entry: _Entry[T] = _Entry(item, n, self._scene)
+        self._entries.append(entry)
+        seen: set[int] = set()
+        if detections is not None:
+            entry.detections = self._associate(detections, n, seen)
+        for t in list(self._tracks.values()):
+            gap = n - t.seen
+            if t.id in seen:
+                continue
+            if gap > self.max_gap:
+                del self._tracks[t.id]
+            elif gap <= self.hold:
+                entry.filled[t.id] = (_grown(t.box, gap), t.score)
+        out = []
+        while self._entries and self._entries[0].number < n - self.window:
+            out.append(self._finish(self._entries.popleft()))
+        return out
+
+    def flush(self) -> list[tuple[T, Detections]]:
+        """The frames still held back, after the last one was pushed."""
+        out = [self._finish(e) for e in self._entries]
+        self._entries.clear()
+        return out
+
+    def _associate(self, dets: Detections, n: int, seen: set[int]) -> Detections:
+        ids = np.full(len(dets), -1, np.int64)
+        tracks = list(self._tracks.values())
+        if len(dets) and tracks:
+            boxes = np.stack([_grown(t.box, n - t.seen) for t in tracks])
+            sim = iou_matrix(dets.xyxy, boxes)
+            # A small face moving fast may not overlap its last box: also link by centre distance.
+            dc = np.linalg.norm(_centres(dets.xyxy)[:, None] - _centres(boxes)[None], axis=2)
+            size = np.sqrt(np.maximum(dets.widths * dets.heights, 1.0))
+            near = dc < 0.5 * size[:, None]
+            sim = np.where(sim >= self.config.iou, sim, np.where(near, 1e-3, 0.0))
+            for flat in np.argsort(-sim, axis=None):
+                i, j = np.unravel_index(flat, sim.shape)
+                if sim[i, j] <= 0:
+                    break
+                if ids[i] >= 0 or tracks[j].id in seen:
+                    continue
+                ids[i] = tracks[j].id
+                seen.add(tracks[j].id)
+                self._bridge(tracks[j], dets.xyxy[i], n)
+                tracks[j].box, tracks[j].score, tracks[j].seen = dets.xyxy[i].copy(), float(dets.scores[i]), n
+        for i in np.nonzero(ids < 0)[0]:
+            t = _Track(self._next_id, dets.xyxy[i].copy(), float(dets.scores[i]), n)
+            self._next_id += 1
+            self._tracks[t.id] = t
+            ids[i] = t.id
+            seen.add(t.id)
+            for e in self._entries:  # lead: hidden a little before it was first seen
+                if n - self.lead <= e.number < n and e.scene == self._scene:
+                    e.filled.setdefault(t.id, (t.box, t.score))
+        return dataclasses.replace(dets, track_ids=ids)
+
+    def _bridge(self, track: _Track, box: np.ndarray, n: int) -> None:
+        """Interpolate the boxes of the frames between the track's last detection and now."""
+        gap = n - track.seen
+        if gap <= 1:
+            return
+        for e in self._entries:
+            if track.seen < e.number < n:
+                f = (e.number - track.seen) / gap
+                e.filled[track.id] = (((1 - f) * track.box + f * box).astype(np.float32), track.score)
+
+    def _finish(self, e: _Entry[T]) -> tuple[T, Detections]:
+        found = e.detections if e.detections is not None else Detections.empty()
+        ids = set(found.track_ids.tolist()) if found.track_ids is not None and len(found) else set()
+        extra = [(tid, box, score) for tid, (box, score) in e.filled.items() if tid not in ids]
+        if not extra:
+            if found.track_ids is None:
+                found = dataclasses.replace(found, track_ids=np.zeros(0, np.int64))
+            return e.item, found
+        filled = Detections(
+            np.stack([b for _, b, _ in extra]), [s for _, _, s in extra],
+            track_ids=[t for t, _, _ in extra], filled=np.ones(len(extra), bool),
+        )
+        return e.item, Detections.concat([found, filled]) if len(found) else filled
+
+
+def _centres(xyxy: np.ndarray) -> np.ndarray:
+    return (xyxy[:, :2] + xyxy[:, 2:]) / 2
+
+
+class SceneCuts:
+    """Spots hard cuts from small grey thumbnails of consecutive frames.
+
+    A cut is a frame whose thumbnail differs from the previous one by more than `threshold`
+    (mean absolute difference, 0..1) AND whose brightness histogram changed by more than it
+    too (share of pixels that moved between 16 bins): motion alone changes the first much
+    more than the second. 0.09 separates the cuts from camera motion in the shared clips.
+    """
+
+    def __init__(self, threshold: float = 0.09) -> None:
+        self.threshold = threshold
+        self._last: np.ndarray | None = None
+        self._last_hist: np.ndarray | None = None
+
+    def update(self, thumb: np.ndarray) -> bool:
+        """`thumb`: a small uint8 grey picture of the frame (e.g. 64 x 36)."""
+        thumb = thumb.astype(np.float32) / 255.0
+        hist = np.histogram(thumb, 16, (0.0, 1.0))[0].astype(np.float32) / thumb.size
+        last, last_hist = self._last, self._last_hist
+        self._last, self._last_hist = thumb, hist
+        if last is None or last_hist is None or self.threshold <= 0 or last.shape != thumb.shape:
+            return False
+        diff = float(np.abs(thumb - last).mean())
+        hist_change = float(np.abs(hist - last_hist).sum()) / 2
+        return diff > self.threshold and hist_change > self.threshold
+
