@@ -148,7 +148,7 @@ def test_option_names_cover_every_flat_option():
     assert set(PipelineConfig.option_names()) == {
         "detector", "quality", "threshold", "threads", "shape", "mask_scale", "feather",
         "method", "strength", "blocks", "color", "image", "draw_boxes",
-        "detect_every", "detect_size", "hold", "lead", "max_gap", "scene_cut",
+        "detect_every", "detect_size", "scan_every", "hold", "lead", "max_gap", "scene_cut",
     }
 
 

@@ -94,7 +94,8 @@ class VideoConfig:
     """How faces are followed across video frames (see faceveil.tracking)."""
 
     detect_every: int = 1  # run the detector on every K-th frame; tracking fills the rest
-    detect_size: int | None = None  # long side of the frame the detector sees; None: by quality
+    detect_size: int | None = None  # long side of the frame a full scan sees; None: by quality
+    scan_every: int | None = None  # frames between full scans (one quick pass in between); None: by quality
     hold: int = 8  # frames a face stays hidden after it was last seen
     lead: int = 8  # frames a face is hidden before it was first seen (files: look-ahead)
     max_gap: int = 24  # detection gaps up to this many frames are filled by interpolation
@@ -105,6 +106,8 @@ class VideoConfig:
         _check(1 <= self.detect_every <= 100, f"detect every must be 1..100, got {self.detect_every}")
         _check(self.detect_size is None or 64 <= self.detect_size <= 8192,
                f"detect size must be 64..8192 pixels, got {self.detect_size}")
+        _check(self.scan_every is None or 1 <= self.scan_every <= 1000,
+               f"scan every must be 1..1000, got {self.scan_every}")
         for name in ("hold", "lead", "max_gap"):
             _check(0 <= getattr(self, name) <= 1000, f"{name} must be 0..1000 frames")
         _check(0.0 < self.iou < 1.0, f"iou must be between 0 and 1, got {self.iou}")
@@ -127,6 +130,7 @@ class PipelineConfig:
         "method": ("effect", "method"), "strength": ("effect", "strength"),
         "blocks": ("effect", "blocks"), "color": ("effect", "color"), "image": ("effect", "image"),
         "detect_every": ("video", "detect_every"), "detect_size": ("video", "detect_size"),
+        "scan_every": ("video", "scan_every"),
         "hold": ("video", "hold"), "lead": ("video", "lead"), "max_gap": ("video", "max_gap"),
         "scene_cut": ("video", "scene_cut"),
         "draw_boxes": (None, "draw_boxes"),

@@ -29,9 +29,8 @@ class Effect(Protocol):
 
 def blend(base: np.ndarray, top: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """base * (1 - alpha) + top * alpha, uint8 in and out; pixels with alpha 0 stay exact."""
-    a = alpha[..., None]
-    out = base.astype(np.float32) * (1.0 - a) + top.astype(np.float32) * a
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    a = np.ascontiguousarray(alpha, np.float32)
+    return cv2.blendLinear(np.ascontiguousarray(base), np.ascontiguousarray(top), 1.0 - a, a)
 
 
 class PatchEffect:

@@ -88,10 +88,14 @@ class ScaledDetector:
         raise NotImplementedError
 
     def detect(self, frame: Frame) -> Detections:
+        return self.detect_at(frame, self.scales(*frame.image.shape[:2]))
+
+    def detect_at(self, frame: Frame, scales: Sequence[float]) -> Detections:
+        """Run the passes at these scales only (video follows known faces with one pass)."""
         image = frame.image
         h, w = image.shape[:2]
         found = []
-        for scale in self.scales(h, w):
+        for scale in scales:
             threshold = self.threshold_at(scale)
             sh, sw = max(1, round(h * scale)), max(1, round(w * scale))
             if (sh, sw) == (h, w):

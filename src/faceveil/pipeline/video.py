@@ -13,6 +13,7 @@ Boxes in the faces sidecar are in pixels of the upright (displayed) frame, like 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import queue
 import threading
@@ -36,9 +37,14 @@ from .pipeline import Pipeline, draw_boxes
 
 log = logging.getLogger(__name__)
 
-# Long side of the frame the detector sees, by quality preset (None: as decoded). CenterFace
-# finds faces from about 10 px at that size: 640 px keeps faces of ~20 px and up in 1280x720.
-DETECT_SIZE: dict[str, int | None] = {"fast": 480, "balanced": 640, "thorough": None}
+# By quality preset: (long side of the frame a full scan sees, None = as decoded; frames between
+# full scans). CenterFace finds faces from about 10 px at the size it sees, so a 640 px scan
+# keeps faces of ~20 px and up in 1280x720. Between scans one quick pass follows the known
+# faces at the smallest size that still shows each of them at FOLLOW_FACE px or more.
+PRESETS: dict[str, tuple[int | None, int]] = {
+    "fast": (480, 12), "balanced": (640, 6), "thorough": (None, 1)}
+FOLLOW_FACE = 20
+FOLLOW_MIN = 320
 _QUEUE = 8  # frames between two threads
 _THUMB = (64, 36)  # scene-cut thumbnails
 _END = object()
@@ -245,12 +251,16 @@ class _Run:
 
     def _detect_loop(self, first: Any, side: SidecarStream | None) -> None:
         config = self.pipeline.config.video
+        size, scan_every = PRESETS[self.pipeline.config.detector.quality]
+        config = dataclasses.replace(config, detect_size=config.detect_size or size,
+                                     scan_every=config.scan_every or scan_every)
         tracker: Tracker[tuple[Any, int, float]] = Tracker(config)
         cuts = SceneCuts(config.scene_cut)
-        size = config.detect_size or DETECT_SIZE.get(self.pipeline.config.detector.quality)
         g = self.geometry
-        scale = min(1.0, size / max(g.width, g.height)) if size else 1.0
-        dw, dh = max(2, round(g.width * scale / 2) * 2), max(2, round(g.height * scale / 2) * 2)
+        full = max(g.width, g.height)
+        scan_side = min(full, config.detect_size or full)
+        follow = getattr(self.pipeline.detector, "detect_at", None)
+        last_scan = -(1 << 30)
         total = self.vin.stream.frames or None
         frame, index = first, 0
         while frame is not _END:
@@ -260,11 +270,16 @@ class _Run:
                     raise CorruptMediaError(f"the faces file has {len(self.faces)} frames, the video more")
                 done = [((frame, index, pts), self.faces[index])]
             else:
-                cut = cuts.update(frame.reformat(*_THUMB, format="gray").to_ndarray())
+                cut = cuts.update(frame.reformat(*_THUMB, format="gray", interpolation="AREA").to_ndarray())
                 dets = None
                 if index % config.detect_every == 0 or cut:
-                    small = np.rot90(frame.reformat(dw, dh, format="rgb24").to_ndarray(), g.turns)
-                    found = self.pipeline.detect(Frame(small, index, pts, str(self.vin.path)))
+                    scan = cut or follow is None or index - last_scan >= config.scan_every
+                    side_px = scan_side if scan else _follow_side(tracker.recent_boxes(), full,
+                                                                  scan_side)
+                    last_scan = index if scan else last_scan
+                    small = self._downscaled(frame, side_px / full)
+                    small_frame = Frame(small, index, pts, str(self.vin.path))
+                    found = self.pipeline.detect(small_frame) if scan else follow(small_frame, [1.0])
                     w, h = g.display
                     dets = found.scaled(w / small.shape[1], h / small.shape[0])
                 done = tracker.push((frame, index, pts), dets, cut=cut)
@@ -277,6 +292,12 @@ class _Run:
         elif index != len(self.faces):
             log.warning("%s: the faces file has %d frames, the video %d", self.vin.path,
                         len(self.faces), index)
+
+    def _downscaled(self, frame: Any, scale: float) -> np.ndarray:
+        """The frame as RGB, `scale` times its size, upright."""
+        g = self.geometry
+        w, h = max(2, round(g.width * scale / 2) * 2), max(2, round(g.height * scale / 2) * 2)
+        return np.rot90(frame.reformat(w, h, format="rgb24", interpolation="AREA").to_ndarray(), g.turns)
 
     def _emit(self, frame: Any, index: int, pts: float, dets: Detections,
               side: SidecarStream | None, total: int | None) -> None:
@@ -317,6 +338,15 @@ class _Run:
         out = av.VideoFrame.from_ndarray(rgb, format="rgb24")
         out.pts, out.time_base = frame.pts, frame.time_base
         return out
+
+
+def _follow_side(boxes: np.ndarray, full: int, scan_side: int) -> int:
+    """Long side of the quick pass: every known face at FOLLOW_FACE px or more, within limits."""
+    if not len(boxes):
+        return min(FOLLOW_MIN, scan_side)
+    smallest = float(np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]).min())
+    side = full * FOLLOW_FACE / max(smallest, 1.0)
+    return int(min(scan_side, max(FOLLOW_MIN, -(-side // 32) * 32)))
 
 
 def _fps(vin: VideoInput) -> float | None:

@@ -10,8 +10,9 @@ on, which lets it change its mind about them in the safe direction only:
 
 Tracks end at a scene cut, so nothing is carried from one shot into the next. Detections pass
 through unchanged apart from their track id: a tracker only ever adds hidden area. Added boxes
-are marked `filled`. With `detect_every` K the detector runs on every K-th frame only, and
-hold and lead stretch to cover the frames in between.
+are marked `filled`. With `detect_every` K the detector runs on every K-th frame only (and
+small faces may only be found by the full scan every `scan_every` frames): hold and lead
+stretch to cover the frames in between.
 """
 
 from __future__ import annotations
@@ -75,8 +76,9 @@ class Tracker(Generic[T]):
     """
 
     def __init__(self, config: VideoConfig | None = None) -> None:
+        """Give it the config with `scan_every` resolved (None counts as 1)."""
         c = self.config = config or VideoConfig()
-        k = c.detect_every
+        k = max(c.detect_every, c.scan_every or 1)  # frames a new face may go unseen
         self.hold = max(c.hold, k - 1)  # a skipped frame is covered from both sides
         self.lead = max(c.lead, k - 1)
         self.max_gap = max(c.max_gap, 2 * k)
@@ -112,6 +114,11 @@ class Tracker(Generic[T]):
         while self._entries and self._entries[0].number < n - self.window:
             out.append(self._finish(self._entries.popleft()))
         return out
+
+    def recent_boxes(self) -> np.ndarray:
+        """(N, 4) last boxes of the tracks seen within `hold` frames."""
+        boxes = [t.box for t in self._tracks.values() if self._number - t.seen <= self.hold]
+        return np.stack(boxes) if boxes else np.zeros((0, 4), np.float32)
 
     def flush(self) -> list[tuple[T, Detections]]:
         """The frames still held back, after the last one was pushed."""
