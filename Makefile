@@ -48,6 +48,7 @@ lint: install-test
 
 bench: install-test
 	$(PY) bench/images.py
+	$(PY) bench/video.py
 
 clean:
 	rm -rf $(VENV) demo-output bench/out build dist src/*.egg-info .pytest_cache .ruff_cache

@@ -3,6 +3,7 @@
     >>> import faceveil
     >>> faceveil.anonymize_image("group.jpg", "group.anonymized.jpg", method="pixelate")
     >>> faces = faceveil.detect_faces("group.jpg", quality="thorough")
+    >>> faceveil.anonymize_video("talk.mp4", "talk.anonymized.mp4")   # sound kept
 
 Importing faceveil is cheap: detectors, media and front ends load on first use.
 """
@@ -27,12 +28,14 @@ from .errors import (
 _LAZY = {
     "anonymize_image": "faceveil.api",
     "detect_faces": "faceveil.api",
+    "anonymize_video": "faceveil.api",
     "Pipeline": "faceveil.pipeline",
     "Progress": "faceveil.pipeline",
     "PipelineConfig": "faceveil.config",
     "DetectorConfig": "faceveil.config",
     "MaskConfig": "faceveil.config",
     "EffectConfig": "faceveil.config",
+    "VideoConfig": "faceveil.config",
     "Detections": "faceveil.types",
     "Frame": "faceveil.types",
     "Result": "faceveil.types",
@@ -49,8 +52,8 @@ __all__ = [
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ loads them
     from .anonymization import effects, masks  # noqa: F401
-    from .api import anonymize_image, detect_faces  # noqa: F401
-    from .config import DetectorConfig, EffectConfig, MaskConfig, PipelineConfig  # noqa: F401
+    from .api import anonymize_image, anonymize_video, detect_faces  # noqa: F401
+    from .config import DetectorConfig, EffectConfig, MaskConfig, PipelineConfig, VideoConfig  # noqa: F401
     from .detection import detectors  # noqa: F401
     from .pipeline import Pipeline, Progress  # noqa: F401
     from .types import Detections, Frame, Result  # noqa: F401

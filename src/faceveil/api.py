@@ -1,4 +1,4 @@
-"""The Python API: anonymize or detect on one picture in a line."""
+"""The Python API: anonymize or detect on one picture, or anonymize a video, in a line."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import os
 import threading
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -15,6 +15,10 @@ from .errors import UnsafeOutputError
 from .media.images import Picture, read_image, write_image
 from .pipeline import Pipeline
 from .types import Detections, Frame
+
+if TYPE_CHECKING:
+    from .pipeline.events import ProgressCallback
+    from .pipeline.video import VideoReport
 
 ImageLike = str | os.PathLike | np.ndarray | Any  # Any: a PIL.Image.Image
 
@@ -76,3 +80,25 @@ def anonymize_image(image: ImageLike, output: str | os.PathLike | None = None, *
         write_image(output, result.image, like=picture, quality=image_quality,
                     keep_metadata=keep_metadata)
     return result.image
+
+
+def anonymize_video(source: str | os.PathLike, output: str | os.PathLike, *,
+                    config: PipelineConfig | None = None, faces_json: str | os.PathLike | None = None,
+                    codec: str | None = None, crf: int = 20, preset: str = "medium",
+                    keep_audio: bool = True, on_progress: ProgressCallback | None = None,
+                    **options: Any) -> VideoReport:
+    """Hide every face in a video file; audio and subtitles are copied unchanged.
+
+    The container follows `output`'s extension (.mp4, .mov, .mkv, .webm, .avi). `faces_json`:
+    also write the per-frame faces there. Options are the flat pipeline options, including the
+    video ones: detect_every=3, detect_size=640, hold=8, lead=8, ... Returns a VideoReport
+    (frames, faces, filled-in boxes, tracks, seconds, damage).
+    """
+    from .media.video import EncodeOptions
+    from .pipeline.video import process_video
+
+    if Path(output).resolve() == Path(source).resolve():
+        raise UnsafeOutputError(f"refusing to overwrite the input {source}")
+    pipeline = Pipeline((config or PipelineConfig()).replace(**options))
+    return process_video(source, output, pipeline, sidecar=faces_json, on_progress=on_progress,
+                         encode=EncodeOptions(codec, crf, preset, keep_audio))

@@ -211,6 +211,8 @@ class VideoOutput:
                 self.stream = self.container.add_stream(codec, rate=src.average_rate or src.guessed_rate)
             except (ValueError, av.error.FFmpegError) as exc:
                 raise ConfigError(f"video codec {codec!r} is not available here: {exc}") from None
+            # Frame threads, as ffmpeg gives x264 (PyAV's default, slices, is slower).
+            self.stream.thread_type = "FRAME"
             cc = self.stream.codec_context
             cc.width, cc.height = width, height
             cc.pix_fmt = "yuv420p"
@@ -256,6 +258,7 @@ class VideoOutput:
             pts = round(frame.pts * frame.time_base / self.time_base)
             frame.pts, frame.time_base = max(pts, self._last_pts + 1), self.time_base
         self._last_pts = frame.pts
+        frame.pict_type = _av().video.frame.PictureType.NONE  # let the encoder choose, not copy the source's
         self.container.mux(self.stream.encode(frame))
 
     def close(self) -> None:
