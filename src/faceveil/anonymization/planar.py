@@ -25,7 +25,11 @@ def _even_up(v: int, limit: int) -> int:
 
 
 def apply_i420(effect: Effect, y: np.ndarray, u: np.ndarray, v: np.ndarray, mask: Mask) -> None:
-    """Hide `mask`'s patches in place. y is (H, W), u and v (H/2, W/2); H and W even."""
+    """Hide `mask`'s patches in place. y is (H, W), u and v (H/2, W/2); H and W even.
+
+    Limited-range (TV) YUV only: the conversion is OpenCV's BT.601 16..235 one. Pixels where
+    the mask is 0 are left exactly as they were.
+    """
     h, w = y.shape
     margin = getattr(effect, "margin", lambda patch: 0)
     for p in mask.patches:
@@ -41,9 +45,13 @@ def apply_i420(effect: Effect, y: np.ndarray, u: np.ndarray, v: np.ndarray, mask
         py0, px0 = _even_down(p.y0), _even_down(p.x0)
         py1, px1 = _even_up(p.y1, h), _even_up(p.x1, w)
         yy, uu, vv = _to_i420(hidden[py0 - ry0:py1 - ry0, px0 - rx0:px1 - rx0])
-        y[py0:py1, px0:px1] = yy
-        u[py0 // 2:py1 // 2, px0 // 2:px1 // 2] = uu
-        v[py0 // 2:py1 // 2, px0 // 2:px1 // 2] = vv
+        # only where the mask is: the colour round trip must not touch the pixels around it
+        luma = np.zeros(yy.shape, bool)
+        luma[p.y0 - py0:p.y1 - py0, p.x0 - px0:p.x1 - px0] = p.alpha > 0
+        chroma = luma.reshape(luma.shape[0] // 2, 2, luma.shape[1] // 2, 2).any(axis=(1, 3))
+        np.copyto(y[py0:py1, px0:px1], yy, where=luma)
+        np.copyto(u[py0 // 2:py1 // 2, px0 // 2:px1 // 2], uu, where=chroma)
+        np.copyto(v[py0 // 2:py1 // 2, px0 // 2:px1 // 2], vv, where=chroma)
 
 
 def _to_rgb(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:

@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--detect-size", type=int, metavar="PX",
                    help="long side of the frame the detector sees (default by --quality: "
                         "fast 480, balanced 640, thorough the full frame)")
+    g.add_argument("--scan-every", type=int, metavar="N",
+                   help="frames between full scans; a quick pass follows known faces in between "
+                        "(default by --quality: fast 12, balanced 6, thorough 1)")
     g.add_argument("--hold", type=int, metavar="N",
                    help="frames a face stays hidden after it was last seen (default 8)")
     g.add_argument("--lead", type=int, metavar="N",
@@ -370,14 +373,15 @@ def _summary(args, results, failed: int, skipped: int, video_frames: int, second
     faces = sum(r.faces for r in ok)
     parts = []
     if len(ok) - n_videos or not n_videos:
-        parts.append(f"{len(ok) - n_videos} picture(s)")
+        any_video = any(is_video(r.job.input) for r in results)
+        parts.append(f"{len(ok) - n_videos} {'file' if any_video else 'picture'}(s)")
     if n_videos:
         parts.append(f"{n_videos} video(s) ({video_frames} frames)")
     verb = "scanned" if to_stdout else "anonymized"
     where = ""
     if not to_stdout and len(ok) == 1 and len(results) == 1:
-        where = f" -> {results[0].job.output}"
-    elif not to_stdout and args.output:
+        where = f" -> {ok[0].job.output}"
+    elif not to_stdout and args.output and ok:
         where = f" -> {args.output}"
     hidden = "face(s) hidden" if not n_videos else "face boxes hidden"
     print(f"faceveil: {' and '.join(parts)} {verb}, {faces} {hidden}{where} ({seconds:.1f} s)"

@@ -27,6 +27,8 @@ _DEFAULT_CODECS = {".webm": "libvpx-vp9", ".avi": "mpeg4"}
 _COPIED = ("audio", "subtitle")
 _COLOUR_TAGS = ("color_primaries", "color_trc", "colorspace", "color_range")
 DEFAULT_MAX_PIXELS = 150_000_000  # per frame, as for pictures
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
+                "veryslow", "placebo")
 
 
 def is_video(path: str | os.PathLike) -> bool:
@@ -54,6 +56,15 @@ class EncodeOptions:
     def __post_init__(self) -> None:
         if not 0 <= self.crf <= 63:
             raise ConfigError(f"crf must be 0..63, got {self.crf}")
+        if self.preset not in X264_PRESETS:
+            raise ConfigError(f"preset must be one of {', '.join(X264_PRESETS)}, got {self.preset!r}")
+        if self.codec is not None:
+            av = _av()
+            try:
+                av.codec.Codec(self.codec, "w")
+            except Exception:  # UnknownCodecError, or a decoder-only name
+                raise ConfigError(f"no video encoder called {self.codec!r} in this FFmpeg "
+                                  "(try libx264, libx265, libvpx-vp9, mpeg4)") from None
 
 
 def _av():
@@ -170,6 +181,12 @@ class VideoInput:
             pass
         except av.error.FFmpegError as exc:
             self._damaged(None, exc)
+        expected = self.stream.frames
+        if expected and self.frames_read < expected:  # e.g. a file cut short
+            end = float(self._last_pts * self.stream.time_base) if self._last_pts is not None else 0.0
+            log.warning("%s: ends early at %.2f s: %d of the %d frames it announces could be read",
+                        self.path, end, self.frames_read, expected)
+            self.damage.append(end)
 
     def _frame_ticks(self) -> int:
         rate = self.stream.average_rate or self.stream.guessed_rate or Fraction(25)
@@ -193,7 +210,7 @@ class VideoOutput:
     """Encodes frames into a new file and copies the other streams of `source` into it."""
 
     def __init__(self, path: str | os.PathLike, source: VideoInput, *, width: int, height: int,
-                 rotation: int = 0, options: EncodeOptions | None = None,
+                 rotation: int = 0, full_range: bool = False, options: EncodeOptions | None = None,
                  container_name: str | os.PathLike | None = None) -> None:
         av = _av()
         options = options or EncodeOptions()
@@ -215,7 +232,8 @@ class VideoOutput:
             self.stream.thread_type = "FRAME"
             cc = self.stream.codec_context
             cc.width, cc.height = width, height
-            cc.pix_fmt = "yuv420p"
+            # Full-range (JPEG) sources stay full range where the encoder can say so.
+            cc.pix_fmt = "yuvj420p" if full_range and codec in ("libx264", "libx265") else "yuv420p"
             self.time_base = src.time_base
             if codec in ("mpeg4", "mpeg2video", "mjpeg") and src.time_base.denominator > 65535:
                 self.time_base = Fraction(1, 60000)  # these encoders refuse finer time bases

@@ -225,6 +225,7 @@ class _Run:
             if self.out_path is not None:
                 output = VideoOutput(self.out_path, self.vin, width=g.width, height=g.height,
                                      rotation=(first.rotation or 0), options=self.encode,
+                                     full_range=first.format.name == "yuvj420p",
                                      container_name=self.container_name)
                 writer = self._thread(lambda: self._write(output), "faceveil-encode")
             self._detect_loop(first, side)
@@ -325,7 +326,7 @@ class _Run:
         boxes = pipeline.config.draw_boxes
         if not mask.patches and not boxes:
             return frame
-        if (frame.format.name in ("yuv420p", "yuvj420p") and not boxes
+        if (frame.format.name == "yuv420p" and frame.color_range != 2 and not boxes  # 2: full range
                 and g.width % 2 == 0 and g.height % 2 == 0):
             frame.make_writable()
             planes = [np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, :p.width]

@@ -57,6 +57,21 @@ class _Track:
     box: np.ndarray  # last detected box
     score: float
     seen: int  # frame number of the last detection
+    landmarks: np.ndarray | None = None  # (5, 2) of the last detection
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(4, np.float32))  # box change per frame
+
+    def predicted(self, n: int) -> np.ndarray:
+        """Where the face should be at frame n if it kept moving as it did (grown a little)."""
+        return _grown(self.box + self.velocity * (n - self.seen), n - self.seen)
+
+    def fill(self, box: np.ndarray) -> tuple[np.ndarray, float, np.ndarray | None]:
+        """A filled-in box for this track, with its last landmarks moved along."""
+        lm = None
+        if self.landmarks is not None:
+            sx = (box[2] - box[0]) / max(self.box[2] - self.box[0], 1e-3)
+            sy = (box[3] - box[1]) / max(self.box[3] - self.box[1], 1e-3)
+            lm = (box[:2] + (self.landmarks - self.box[:2]) * [sx, sy]).astype(np.float32)
+        return box.astype(np.float32), self.score, lm
 
 
 @dataclass
@@ -65,7 +80,8 @@ class _Entry(Generic[T]):
     number: int
     scene: int
     detections: Detections | None = None  # what the detector found, with track ids
-    filled: dict[int, tuple[np.ndarray, float]] = field(default_factory=dict)  # track -> box, score
+    # track id -> (box, score, landmarks or None)
+    filled: dict[int, tuple[np.ndarray, float, np.ndarray | None]] = field(default_factory=dict)
 
 
 class Tracker(Generic[T]):
@@ -109,7 +125,7 @@ class Tracker(Generic[T]):
             if gap > self.max_gap:
                 del self._tracks[t.id]
             elif gap <= self.hold:
-                entry.filled[t.id] = (_grown(t.box, gap), t.score)
+                entry.filled[t.id] = t.fill(_grown(t.box, gap))
         out = []
         while self._entries and self._entries[0].number < n - self.window:
             out.append(self._finish(self._entries.popleft()))
@@ -130,32 +146,42 @@ class Tracker(Generic[T]):
         ids = np.full(len(dets), -1, np.int64)
         tracks = list(self._tracks.values())
         if len(dets) and tracks:
-            boxes = np.stack([_grown(t.box, n - t.seen) for t in tracks])
-            sim = iou_matrix(dets.xyxy, boxes)
-            # A small face moving fast may not overlap its last box: also link by centre distance.
-            dc = np.linalg.norm(_centres(dets.xyxy)[:, None] - _centres(boxes)[None], axis=2)
+            last = np.stack([_grown(t.box, n - t.seen) for t in tracks])
+            ahead = np.stack([t.predicted(n) for t in tracks])
+            sim = np.maximum(iou_matrix(dets.xyxy, last), iou_matrix(dets.xyxy, ahead))
+            # A face moving fast, or through a long gap, may overlap neither box: also link by
+            # centre distance, allowing more the longer the track went unseen.
+            gaps = np.array([n - t.seen for t in tracks], np.float32)
+            dc = np.minimum(
+                np.linalg.norm(_centres(dets.xyxy)[:, None] - _centres(last)[None], axis=2),
+                np.linalg.norm(_centres(dets.xyxy)[:, None] - _centres(ahead)[None], axis=2))
             size = np.sqrt(np.maximum(dets.widths * dets.heights, 1.0))
-            near = dc < 0.5 * size[:, None]
-            sim = np.where(sim >= self.config.iou, sim, np.where(near, 1e-3, 0.0))
+            near = dc < size[:, None] * np.minimum(0.5 + 0.25 * gaps, 3.0)[None]
+            sim = np.where(sim >= self.config.iou, sim, np.where(near, 1e-3 / (1 + dc), 0.0))
             for flat in np.argsort(-sim, axis=None):
                 i, j = np.unravel_index(flat, sim.shape)
                 if sim[i, j] <= 0:
                     break
                 if ids[i] >= 0 or tracks[j].id in seen:
                     continue
-                ids[i] = tracks[j].id
-                seen.add(tracks[j].id)
-                self._bridge(tracks[j], dets.xyxy[i], n)
-                tracks[j].box, tracks[j].score, tracks[j].seen = dets.xyxy[i].copy(), float(dets.scores[i]), n
+                t = tracks[j]
+                ids[i] = t.id
+                seen.add(t.id)
+                box = dets.xyxy[i].copy()
+                self._bridge(t, box, n)
+                t.velocity = ((box - t.box) / (n - t.seen)).astype(np.float32)
+                t.box, t.score, t.seen = box, float(dets.scores[i]), n
+                t.landmarks = None if dets.landmarks is None else dets.landmarks[i].copy()
         for i in np.nonzero(ids < 0)[0]:
-            t = _Track(self._next_id, dets.xyxy[i].copy(), float(dets.scores[i]), n)
+            lm = None if dets.landmarks is None else dets.landmarks[i].copy()
+            t = _Track(self._next_id, dets.xyxy[i].copy(), float(dets.scores[i]), n, lm)
             self._next_id += 1
             self._tracks[t.id] = t
             ids[i] = t.id
             seen.add(t.id)
             for e in self._entries:  # lead: hidden a little before it was first seen
                 if n - self.lead <= e.number < n and e.scene == self._scene:
-                    e.filled.setdefault(t.id, (t.box, t.score))
+                    e.filled.setdefault(t.id, t.fill(t.box))
         return dataclasses.replace(dets, track_ids=ids)
 
     def _bridge(self, track: _Track, box: np.ndarray, n: int) -> None:
@@ -166,19 +192,21 @@ class Tracker(Generic[T]):
         for e in self._entries:
             if track.seen < e.number < n:
                 f = (e.number - track.seen) / gap
-                e.filled[track.id] = (((1 - f) * track.box + f * box).astype(np.float32), track.score)
+                e.filled[track.id] = track.fill((1 - f) * track.box + f * box)
 
     def _finish(self, e: _Entry[T]) -> tuple[T, Detections]:
         found = e.detections if e.detections is not None else Detections.empty()
         ids = set(found.track_ids.tolist()) if found.track_ids is not None and len(found) else set()
-        extra = [(tid, box, score) for tid, (box, score) in e.filled.items() if tid not in ids]
+        extra = [(tid, *rest) for tid, rest in e.filled.items() if tid not in ids]
         if not extra:
             if found.track_ids is None:
                 found = dataclasses.replace(found, track_ids=np.zeros(0, np.int64))
             return e.item, found
+        lms = [lm for *_, lm in extra]
         filled = Detections(
-            np.stack([b for _, b, _ in extra]), [s for _, _, s in extra],
-            track_ids=[t for t, _, _ in extra], filled=np.ones(len(extra), bool),
+            np.stack([b for _, b, _, _ in extra]), [s for _, _, s, _ in extra],
+            landmarks=None if any(lm is None for lm in lms) else np.stack(lms),
+            track_ids=[t for t, *_ in extra], filled=np.ones(len(extra), bool),
         )
         return e.item, Detections.concat([found, filled]) if len(found) else filled
 
