@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "fast 480, balanced 640, thorough the full frame)")
     g.add_argument("--scan-every", type=int, metavar="N",
                    help="frames between full scans; a quick pass follows known faces in between "
-                        "(default by --quality: fast 12, balanced 6, thorough 1)")
+                        "(default by --quality: fast 12, balanced 8, thorough 1)")
     g.add_argument("--hold", type=int, metavar="N",
                    help="frames a face stays hidden after it was last seen (default 8)")
     g.add_argument("--lead", type=int, metavar="N",

@@ -42,8 +42,8 @@ log = logging.getLogger(__name__)
 # keeps faces of ~20 px and up in 1280x720. Between scans one quick pass follows the known
 # faces at the smallest size that still shows each of them at FOLLOW_FACE px or more.
 PRESETS: dict[str, tuple[int | None, int]] = {
-    "fast": (480, 12), "balanced": (640, 6), "thorough": (None, 1)}
-FOLLOW_FACE = 20
+    "fast": (480, 12), "balanced": (640, 8), "thorough": (None, 1)}
+FOLLOW_FACE = 16
 FOLLOW_MIN = 320
 _QUEUE = 8  # frames between two threads
 _THUMB = (64, 36)  # scene-cut thumbnails
@@ -280,7 +280,12 @@ class _Run:
                     last_scan = index if scan else last_scan
                     small = self._downscaled(frame, side_px / full)
                     small_frame = Frame(small, index, pts, str(self.vin.path))
-                    found = self.pipeline.detect(small_frame) if scan else follow(small_frame, [1.0])
+                    if follow is None:
+                        found = self.pipeline.detect(small_frame)
+                    else:  # a scan skips passes coarser than a quick pass: those run every frame
+                        found = follow(small_frame, [s for s in self.pipeline.detector.scales(
+                            *small.shape[:2]) if s * max(small.shape) >= FOLLOW_MIN] or [1.0]
+                            if scan else [1.0])
                     w, h = g.display
                     dets = found.scaled(w / small.shape[1], h / small.shape[0])
                 done = tracker.push((frame, index, pts), dets, cut=cut)
