@@ -575,7 +575,9 @@ def test_sidecar_report_and_callbacks_agree(face_run, face_clip):
     assert report.frames == N_FACE
     assert report.faces == sum(int((~d.filled).sum()) for d in dets)
     assert report.filled == sum(int(d.filled.sum()) for d in dets)
-    assert report.faces >= N_FACE - 3, "the real detector finds this face nearly everywhere"
+    # balanced detects on every 2nd frame; the tracker fills in the others
+    assert report.faces >= N_FACE // 2 - 2, "found on nearly every detection frame"
+    assert report.faces + report.filled >= N_FACE, "and every frame has a box on it"
     assert report.tracks == len({t for d in dets for t in d.track_ids.tolist()})
     assert events[0].stage == "start" and events[-1].stage == "done"
     assert [e.done for e in events if e.stage == "frame"] == list(range(1, N_FACE + 1))

@@ -93,7 +93,7 @@ class EffectConfig:
 class VideoConfig:
     """How faces are followed across video frames (see faceveil.tracking)."""
 
-    detect_every: int = 1  # run the detector on every K-th frame; tracking fills the rest
+    detect_every: int | None = None  # detect on every K-th frame, tracking fills the rest; None: by quality
     detect_size: int | None = None  # long side of the frame a full scan sees; None: by quality
     scan_every: int | None = None  # frames between full scans (one quick pass in between); None: by quality
     hold: int = 8  # frames a face stays hidden after it was last seen
@@ -103,7 +103,8 @@ class VideoConfig:
     scene_cut: float = 0.09  # frame difference that makes a scene cut (tracks end there); 0: off
 
     def __post_init__(self) -> None:
-        _check(1 <= self.detect_every <= 100, f"detect every must be 1..100, got {self.detect_every}")
+        _check(self.detect_every is None or 1 <= self.detect_every <= 100,
+               f"detect every must be 1..100, got {self.detect_every}")
         _check(self.detect_size is None or 64 <= self.detect_size <= 8192,
                f"detect size must be 64..8192 pixels, got {self.detect_size}")
         _check(self.scan_every is None or 1 <= self.scan_every <= 1000,

@@ -77,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--threads", type=int, metavar="N", help="inference threads (default: all cores)")
     g = run.add_argument_group("video tracking")
     g.add_argument("--detect-every", type=int, metavar="K",
-                   help="detect on every K-th frame, track in between (default 1)")
+                   help="detect on every K-th frame (and at scene cuts), track in between (default "
+                        "by --quality: fast 3, balanced 2, thorough 1)")
     g.add_argument("--detect-size", type=int, metavar="PX",
                    help="long side of the frame the detector sees (default by --quality: "
                         "fast 480, balanced 640, thorough the full frame)")

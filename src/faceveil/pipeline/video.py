@@ -38,11 +38,12 @@ from .pipeline import Pipeline, draw_boxes
 log = logging.getLogger(__name__)
 
 # By quality preset: (long side of the frame a full scan sees, None = as decoded; frames between
-# full scans). CenterFace finds faces from about 10 px at the size it sees, so a 640 px scan
-# keeps faces of ~20 px and up in 1280x720. Between scans one quick pass follows the known
-# faces at the smallest size that still shows each of them at FOLLOW_FACE px or more.
-PRESETS: dict[str, tuple[int | None, int]] = {
-    "fast": (480, 12), "balanced": (640, 8), "thorough": (None, 1)}
+# full scans; frames between detections). CenterFace finds faces from about 10 px at the size it
+# sees, so a 640 px scan keeps faces of ~20 px and up in 1280x720. Between scans a quick pass
+# follows the known faces at the smallest size that still shows each of them at FOLLOW_FACE px
+# or more. On frames with no detection at all the tracker interpolates (it looks ahead).
+PRESETS: dict[str, tuple[int | None, int, int]] = {
+    "fast": (480, 12, 3), "balanced": (640, 8, 2), "thorough": (None, 1, 1)}
 FOLLOW_FACE = 16
 FOLLOW_MIN = 320
 _QUEUE = 8  # frames between two threads
@@ -252,9 +253,10 @@ class _Run:
 
     def _detect_loop(self, first: Any, side: SidecarStream | None) -> None:
         config = self.pipeline.config.video
-        size, scan_every = PRESETS[self.pipeline.config.detector.quality]
+        size, scan_every, every = PRESETS[self.pipeline.config.detector.quality]
         config = dataclasses.replace(config, detect_size=config.detect_size or size,
-                                     scan_every=config.scan_every or scan_every)
+                                     scan_every=config.scan_every or scan_every,
+                                     detect_every=config.detect_every or every)
         tracker: Tracker[tuple[Any, int, float]] = Tracker(config)
         cuts = SceneCuts(config.scene_cut)
         g = self.geometry
@@ -280,12 +282,7 @@ class _Run:
                     last_scan = index if scan else last_scan
                     small = self._downscaled(frame, side_px / full)
                     small_frame = Frame(small, index, pts, str(self.vin.path))
-                    if follow is None:
-                        found = self.pipeline.detect(small_frame)
-                    else:  # a scan skips passes coarser than a quick pass: those run every frame
-                        found = follow(small_frame, [s for s in self.pipeline.detector.scales(
-                            *small.shape[:2]) if s * max(small.shape) >= FOLLOW_MIN] or [1.0]
-                            if scan else [1.0])
+                    found = self._scan(small_frame) if scan else follow(small_frame, [1.0])
                     w, h = g.display
                     dets = found.scaled(w / small.shape[1], h / small.shape[0])
                 done = tracker.push((frame, index, pts), dets, cut=cut)
@@ -298,6 +295,16 @@ class _Run:
         elif index != len(self.faces):
             log.warning("%s: the faces file has %d frames, the video %d", self.vin.path,
                         len(self.faces), index)
+
+    def _scan(self, frame: Frame) -> Detections:
+        """The detector's full set of passes, less those coarser than a quick pass."""
+        detector = self.pipeline.detector
+        scales = getattr(detector, "scales", None)
+        if scales is None or not hasattr(detector, "detect_at"):
+            return detector.detect(frame)
+        side = max(frame.width, frame.height)
+        return detector.detect_at(frame, [s for s in scales(frame.height, frame.width)
+                                          if s * side >= FOLLOW_MIN] or [1.0])
 
     def _downscaled(self, frame: Any, scale: float) -> np.ndarray:
         """The frame as RGB, `scale` times its size, upright."""

@@ -92,10 +92,10 @@ class Tracker(Generic[T]):
     """
 
     def __init__(self, config: VideoConfig | None = None) -> None:
-        """Give it the config with `scan_every` resolved (None counts as 1)."""
+        """Give it the config with `detect_every` and `scan_every` resolved (None counts as 1)."""
         c = self.config = config or VideoConfig()
-        k = max(c.detect_every, c.scan_every or 1)  # frames a new face may go unseen
-        self.hold = max(c.hold, k - 1)  # a skipped frame is covered from both sides
+        k = max(c.detect_every or 1, c.scan_every or 1)  # frames a new face may go unseen
+        self.hold = max(c.hold, k - 1)  # an unseen frame is covered from both sides
         self.lead = max(c.lead, k - 1)
         self.max_gap = max(c.max_gap, 2 * k)
         self.window = max(self.max_gap, self.lead)  # frames held back before they are final
