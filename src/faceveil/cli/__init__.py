@@ -241,16 +241,23 @@ def _config(args: argparse.Namespace):
     return config.replace(**{k: v for k, v in options.items() if v is not None})
 
 
+def _plan(args: argparse.Namespace):
+    """The (input, output) pairs of the command line; what cannot be planned is said on stderr."""
+    from .paths import plan
+
+    work = plan(args.inputs, args.output, suffix=args.suffix, skip_existing=args.skip_existing)
+    for what, why in work.errors:
+        print(f"faceveil: error: {what}: {why}", file=sys.stderr)
+    return work
+
+
 def _run(args: argparse.Namespace) -> int:
     from ..pipeline import Pipeline
     from ..pipeline.runner import ImageJob
     from ..sidecar import sidecar_path
-    from .paths import plan
 
     config = _config(args)
-    work = plan(args.inputs, args.output, suffix=args.suffix, skip_existing=args.skip_existing)
-    for what, why in work.errors:
-        print(f"faceveil: error: {what}: {why}", file=sys.stderr)
+    work = _plan(args)
     if not work.pairs:
         if work.skipped and not work.errors:
             log.warning("nothing to do: %d file(s) skipped", work.skipped)
@@ -267,19 +274,15 @@ def _render(args: argparse.Namespace) -> int:
     from ..pipeline import Pipeline
     from ..pipeline.runner import ImageJob
     from ..sidecar import read_sidecar
-    from .paths import plan
 
     config = _config(args)
-    work = plan(args.inputs, args.output, suffix=args.suffix, skip_existing=args.skip_existing)
-    for what, why in work.errors:
-        print(f"faceveil: error: {what}: {why}", file=sys.stderr)
+    work = _plan(args)
     if not work.pairs:
         return ExitCode.FAILED if work.errors else ExitCode.OK
     document, frames = read_sidecar(args.faces)
     ((src, dst),) = work.pairs
     if document.get("source") and Path(document["source"]).name != src.name:
         log.warning("%s lists faces of %s, not of %s", args.faces, document["source"], src)
-    args.json = False
     job = ImageJob(src, dst, faces=frames[0] if len(frames) == 1 else None)
     return _execute(args, [job], Pipeline(config), 0, work.skipped, video_faces=frames)
 

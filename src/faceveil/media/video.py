@@ -130,6 +130,7 @@ class VideoInput:
         self.copied = [s for s in self.container.streams if s.type in _COPIED] if copy_streams else []
         self.damage: list[float] = []  # times (s) where decoding hit damage
         self.frames_read = 0
+        self._last_pts: int | None = None  # of the last frame handed out
 
     def close(self) -> None:
         self.container.close()
@@ -152,7 +153,6 @@ class VideoInput:
     def frames(self, on_packet: Callable[[Any], None] | None = None) -> Iterator[Any]:
         """av.VideoFrames in presentation order, each with a pts that only ever increases."""
         av = _av()
-        self._last_pts: int | None = None
         demux = self.container.demux(self.stream, *self.copied)
         step = self._frame_ticks()
         while True:
