@@ -679,6 +679,21 @@ def test_render_with_a_short_faces_file_fails_cleanly(face_clip, face_run, tmp_p
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "short.json"]
 
 
+def test_render_of_a_picture_with_a_video_faces_file_fails_cleanly(face_clip, face_run, tmp_path, capsys):
+    """A faces file whose frame count does not fit a picture must not fall back to detecting."""
+    from PIL import Image
+
+    _, _, side, _, _ = face_run
+    photo = tmp_path / "photo.png"
+    Image.fromarray(face_clip.frames[0]).save(photo)
+    code = cli("render", photo, "--faces", side, "--method", "solid")
+    err = capsys.readouterr().err
+    assert code == ExitCode.FAILED
+    assert len(error_lines(err)) == 1 and f"{N_FACE} frames" in error_lines(err)[0]
+    assert "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.png"]
+
+
 def test_cli_dash_output_prints_the_faces_and_writes_no_file(face_clip, tmp_path, capsys):
     src = _copy(face_clip.path, tmp_path, "clip.mp4")
     assert cli("run", src, "-o", "-", "--detect-every", "2") == ExitCode.OK

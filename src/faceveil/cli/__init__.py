@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .._version import __version__
-from ..errors import ConfigError, FaceveilError, MissingDependencyError
+from ..errors import ConfigError, CorruptMediaError, FaceveilError, MissingDependencyError
 
 log = logging.getLogger("faceveil")
 
@@ -283,6 +283,11 @@ def _render(args: argparse.Namespace) -> int:
     ((src, dst),) = work.pairs
     if document.get("source") and Path(document["source"]).name != src.name:
         log.warning("%s lists faces of %s, not of %s", args.faces, document["source"], src)
+    from ..media.video import is_video
+
+    if not is_video(src) and len(frames) != 1:  # never fall back to detecting
+        raise CorruptMediaError(f"{args.faces}: the faces file has {len(frames)} frames; "
+                                f"a picture needs exactly 1")
     job = ImageJob(src, dst, faces=frames[0] if len(frames) == 1 else None)
     return _execute(args, [job], Pipeline(config), 0, work.skipped, video_faces=frames)
 
