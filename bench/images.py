@@ -399,13 +399,18 @@ def table(rows: list[dict], markdown: bool) -> str:
                     + [_fmt_recall(row["recall"][name]) for _, _, name in BUCKETS]
                     + [_fmt_recall(row["recall_ge16"]), _fmt_percent(row["collateral"]),
                        "-" if others is None else f"{others:.0%}"])
+    return render_table(header, body, markdown, text_columns=1)
+
+
+def render_table(header: list[str], body: list[list[str]], markdown: bool, text_columns: int) -> str:
+    """A markdown table, or aligned plain text; the first `text_columns` left-aligned, the rest right."""
     if markdown:
         lines = ["| " + " | ".join(header) + " |",
-                 "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+                 "|" + "|".join(["---"] * text_columns + ["---:"] * (len(header) - text_columns)) + "|"]
         lines += ["| " + " | ".join(cells) + " |" for cells in body]
         return "\n".join(lines)
     widths = [max(len(c) for c in col) for col in zip(header, *body, strict=True)]
-    fmt = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
+    fmt = "  ".join(f"{{:<{w}}}" if i < text_columns else f"{{:>{w}}}" for i, w in enumerate(widths))
     return "\n".join([fmt.format(*header), fmt.format(*("-" * w for w in widths))]
                      + [fmt.format(*cells) for cells in body])
 
@@ -568,14 +573,17 @@ def _no_nan(value: Any) -> Any:
     return value
 
 
-def find_data(arg: str | None) -> Path:
+def find_data(arg: str | None, what: str = "evaluation data",
+              needs: Sequence[Path] = (SUBSET_JSON,)) -> Path:
+    """The shared data folder (--data, $FACEVEIL_DATA or the default); exits when `needs` are missing."""
     data = Path(arg or os.environ.get("FACEVEIL_DATA") or DEFAULT_DATA).expanduser()
-    if not (data / SUBSET_JSON).is_file():
+    if not all((data / need).is_file() for need in needs):
         where = ("--data" if arg else "FACEVEIL_DATA" if os.environ.get("FACEVEIL_DATA")
                  else "the default location")
-        sys.exit(f"error: evaluation data not found: {data / SUBSET_JSON} is missing ({where}).\n"
+        missing = " or ".join(str(data / need) for need in needs)
+        sys.exit(f"error: {what} not found: {missing} is missing ({where}).\n"
                  "Point --data or FACEVEIL_DATA at the shared data folder (the one holding "
-                 f"{SUBSET_JSON}); by default it is {DEFAULT_DATA}.")
+                 f"{needs[-1]}); by default it is {DEFAULT_DATA}.")
     return data
 
 

@@ -485,15 +485,7 @@ def table(rows: list[dict], markdown: bool) -> str:
                      _yes(out.get("audio_identical") if out else None),
                      (out.get("x264_crf") or "-") if out else "-",
                      "-" if others is None else f"{others:.0%}"])
-    if markdown:
-        lines = ["| " + " | ".join(header) + " |",
-                 "|" + "|".join(["---", "---"] + ["---:"] * (len(header) - 2)) + "|"]
-        lines += ["| " + " | ".join(cells) + " |" for cells in body]
-        return "\n".join(lines)
-    widths = [max(len(c) for c in col) for col in zip(header, *body, strict=True)]
-    fmt = "  ".join(f"{{:<{w}}}" if i < 2 else f"{{:>{w}}}" for i, w in enumerate(widths))
-    return "\n".join([fmt.format(*header), fmt.format(*("-" * w for w in widths))]
-                     + [fmt.format(*cells) for cells in body])
+    return images_module().render_table(header, body, markdown, text_columns=2)
 
 
 def check_targets(rows: list[dict], clips: Sequence[str]) -> list[dict]:
@@ -572,14 +564,7 @@ def video_facts() -> dict[str, Any]:
 
 
 def find_data(arg: str | None) -> Path:
-    data = Path(arg or os.environ.get("FACEVEIL_DATA") or DEFAULT_DATA).expanduser()
-    if not (data / VIDEOS_JSON).is_file() or not (data / SOURCE).is_file():
-        where = ("--data" if arg else "FACEVEIL_DATA" if os.environ.get("FACEVEIL_DATA")
-                 else "the default location")
-        sys.exit(f"error: video data not found: {data / SOURCE} or {data / VIDEOS_JSON} is missing "
-                 f"({where}).\nPoint --data or FACEVEIL_DATA at the shared data folder (the one holding "
-                 f"{VIDEOS_JSON}); by default it is {DEFAULT_DATA}.")
-    return data
+    return images_module().find_data(arg, "video data", (SOURCE, VIDEOS_JSON))
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
