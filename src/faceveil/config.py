@@ -116,11 +116,50 @@ class VideoConfig:
 
 
 @dataclass(frozen=True)
+class IdentityConfig:
+    """Who stays visible (see faceveil.identity). Defaults measured on ../shared/data/identities.
+
+    `keep`/`only` entries are names in the people gallery or paths of reference photos (files or
+    folders). With `keep`, a face stays visible only when it clearly matches a kept person; with
+    `only`, a face is hidden when it might be a listed person. A face too small, too blurred or
+    too unsure a detection to judge is hidden either way.
+    """
+
+    keep: tuple[str, ...] = ()
+    only: tuple[str, ...] = ()
+    keep_distance: float = 0.6  # kept when the embedding distance is below this
+    only_distance: float = 0.65  # with `only`: hidden when the distance is below this
+    min_face: int = 32  # pixels (short side of the box) needed to judge a face
+    min_score: float = 0.5  # detection confidence needed to judge a face
+    min_sharpness: float = 10.0  # variance of the Laplacian of the aligned 150 px face
+    gallery: str | None = None  # the people gallery file; None: the user data folder
+    embedder: str = "dlib"
+
+    def __post_init__(self) -> None:
+        for name in ("keep", "only"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                value = (value,)
+            object.__setattr__(self, name, tuple(str(v) for v in value if str(v).strip()))
+        _check(not (self.keep and self.only), "keep and only cannot be used together")
+        for name in ("keep_distance", "only_distance"):
+            _check(0.0 < getattr(self, name) < 2.0, f"{name} must be between 0 and 2")
+        _check(8 <= self.min_face <= 4096, f"min face must be 8..4096 pixels, got {self.min_face}")
+        _check(0.0 <= self.min_score < 1.0, f"min score must be 0..1, got {self.min_score}")
+        _check(self.min_sharpness >= 0, "min sharpness must be 0 or more")
+
+    @property
+    def active(self) -> bool:
+        return bool(self.keep or self.only)
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     mask: MaskConfig = field(default_factory=MaskConfig)
     effect: EffectConfig = field(default_factory=EffectConfig)
     video: VideoConfig = field(default_factory=VideoConfig)
+    identity: IdentityConfig = field(default_factory=IdentityConfig)
     draw_boxes: bool = False  # draw detections on the output, for tuning
 
     # flat option name -> (section, field); what keyword arguments and CLI flags use
@@ -134,6 +173,9 @@ class PipelineConfig:
         "scan_every": ("video", "scan_every"),
         "hold": ("video", "hold"), "lead": ("video", "lead"), "max_gap": ("video", "max_gap"),
         "scene_cut": ("video", "scene_cut"),
+        "keep": ("identity", "keep"), "only": ("identity", "only"),
+        "keep_distance": ("identity", "keep_distance"), "only_distance": ("identity", "only_distance"),
+        "min_face": ("identity", "min_face"), "gallery": ("identity", "gallery"),
         "draw_boxes": (None, "draw_boxes"),
     }
 

@@ -41,6 +41,8 @@ examples:
   faceveil run clip.mov --json                # per-frame faces and tracks
   faceveil run long.mp4 --detect-every 3 --preset veryfast
   faceveil render clip.mov --faces clip.anonymized.faces.json --method solid
+  faceveil run lecture.mp4 --keep alice       # hide everyone but alice (see `faceveil people`)
+  faceveil run party/ --keep refs/alice/      # reference photos instead of a gallery name
 """
 
 
@@ -89,6 +91,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="frames a face stays hidden after it was last seen (default 8)")
     g.add_argument("--lead", type=int, metavar="N",
                    help="frames a face is hidden before it was first seen (default 8)")
+    g = run.add_argument_group("people (needs the people extra)")
+    g.add_argument("--keep", action="append", metavar="WHO",
+                   help="leave this person visible and hide everyone else: a name from `faceveil "
+                        "people list`, or reference photos (a file or folder); repeat for several")
+    g.add_argument("--only", action="append", metavar="WHO",
+                   help="hide only this person (and any face that might be them); repeatable")
+    g.add_argument("--keep-distance", type=float, metavar="D",
+                   help="--keep: a face stays visible below this embedding distance (default 0.6)")
+    g.add_argument("--only-distance", type=float, metavar="D",
+                   help="--only: a face is hidden below this embedding distance (default 0.65)")
+    g.add_argument("--min-face", type=int, metavar="PX",
+                   help="smaller faces are not judged, so hidden (default 32)")
+    g.add_argument("--gallery", metavar="FILE", help="people gallery file (default: user data folder)")
     _hiding_options(run)
     _output_options(run, sidecar=True)
     _common(run)
@@ -238,6 +253,9 @@ def _config(args: argparse.Namespace):
         raise ConfigError(f"--image-quality must be 1..100, got {args.image_quality}")
     config = PipelineConfig.from_toml(args.config) if args.config else PipelineConfig()
     options = {name: getattr(args, name, None) for name in PipelineConfig.option_names()}
+    for name in ("keep", "only"):
+        if options.get(name) is not None:
+            options[name] = tuple(options[name])
     return config.replace(**{k: v for k, v in options.items() if v is not None})
 
 

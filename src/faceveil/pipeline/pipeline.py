@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -13,6 +13,9 @@ from ..anonymization import Effect, MaskRenderer, effects, masks
 from ..config import PipelineConfig
 from ..detection import Detector, create_detector
 from ..types import Detections, Frame, Result
+
+if TYPE_CHECKING:
+    from ..identity.decide import Identifier
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +33,7 @@ class Pipeline:
         config = config or PipelineConfig()
         self.config = config.replace(**options) if options else config
         self._detector = detector
+        self._identifier: Identifier | None = None
         self.mask: MaskRenderer = masks.create(self.config.mask.shape, self.config.mask)
         self.effect: Effect = effects.create(self.config.effect.method, self.config.effect)
         if reason := self.effect.weakness():
@@ -42,8 +46,22 @@ class Pipeline:
             self._detector = create_detector(self.config.detector)
         return self._detector
 
+    @property
+    def identifier(self) -> Identifier | None:
+        """Who stays visible, when `keep` or `only` people are set; references load on first use."""
+        if self._identifier is None and self.config.identity.active:
+            from ..identity.decide import Identifier
+
+            self._identifier = Identifier.from_config(self.config.identity, lambda: self.detector)
+        return self._identifier
+
     def detect(self, frame: Frame) -> Detections:
         return self.detector.detect(frame)
+
+    def identify(self, frame: Frame, detections: Detections) -> Detections:
+        """Mark the faces that stay visible (keep/only people); without people, all are hidden."""
+        ident = self.identifier
+        return detections if ident is None else ident.decide(frame, detections)
 
     def render(self, frame: Frame, detections: Detections) -> np.ndarray:
         """Hide the faces in `detections` that are not marked keep."""
@@ -57,9 +75,11 @@ class Pipeline:
         t0 = time.perf_counter()
         dets = self.detect(frame)
         t1 = time.perf_counter()
-        image = self.render(frame, dets)
+        dets = self.identify(frame, dets)
         t2 = time.perf_counter()
-        return Result(frame, image, dets, {"detect": t1 - t0, "anonymize": t2 - t1})
+        image = self.render(frame, dets)
+        t3 = time.perf_counter()
+        return Result(frame, image, dets, {"detect": t1 - t0, "identify": t2 - t1, "anonymize": t3 - t2})
 
 
 def draw_boxes(image: np.ndarray, detections: Detections) -> np.ndarray:

@@ -258,6 +258,11 @@ class _Run:
                                      scan_every=config.scan_every or scan_every,
                                      detect_every=config.detect_every or every)
         tracker: Tracker[tuple[Any, int, float]] = Tracker(config)
+        votes = None
+        if self.faces is None and self.pipeline.identifier is not None:
+            from ..identity.decide import TrackVotes
+
+            votes = TrackVotes(self.pipeline.identifier, config.detect_every)
         cuts = SceneCuts(config.scene_cut)
         g = self.geometry
         full = max(g.width, g.height)
@@ -286,12 +291,15 @@ class _Run:
                     w, h = g.display
                     dets = found.scaled(w / small.shape[1], h / small.shape[0])
                 done = tracker.push((frame, index, pts), dets, cut=cut)
+                if votes is not None and tracker.latest is not None:
+                    votes.observe(index, tracker.latest,
+                                  lambda frame=frame: self._downscaled(frame, 1.0))
             for (f, i, p), d in done:
-                self._emit(f, i, p, d, side, total)
+                self._emit(f, i, p, d if votes is None else votes.decide(d), side, total)
             frame, index = self._get(self.decoded), index + 1
         if self.faces is None:
             for (f, i, p), d in tracker.flush():
-                self._emit(f, i, p, d, side, total)
+                self._emit(f, i, p, d if votes is None else votes.decide(d), side, total)
         elif index != len(self.faces):
             log.warning("%s: the faces file has %d frames, the video %d", self.vin.path,
                         len(self.faces), index)

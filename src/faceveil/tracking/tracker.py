@@ -104,6 +104,7 @@ class Tracker(Generic[T]):
         self._next_id = 0
         self._number = -1
         self._scene = 0
+        self.latest: Detections | None = None  # the last pushed frame's detections, with track ids
 
     def push(
         self, item: T, detections: Detections | None, *, cut: bool = False
@@ -118,6 +119,7 @@ class Tracker(Generic[T]):
         seen: set[int] = set()
         if detections is not None:
             entry.detections = self._associate(detections, n, seen)
+        self.latest = entry.detections
         for t in list(self._tracks.values()):
             gap = n - t.seen
             if t.id in seen:

@@ -1,0 +1,286 @@
+"""Keep/hide decisions from face vectors, per picture and per video track. Fail closed.
+
+A face is judged only when it is big enough, sharp enough and a confident detection; otherwise
+it is hidden. With `keep`, a judged face is visible when its distance to the nearest reference
+of a kept person is below `keep_distance`; with `only`, it is visible when it is at least
+`only_distance` from every listed person. In video one decision is made per track, from a few
+of its frames (`TrackVotes`), so a person does not flicker between kept and hidden.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..config import IdentityConfig
+from ..errors import ConfigError
+from ..types import Detections, Frame
+from . import Embedder, embedders
+from .gallery import Gallery
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, eq=False)
+class References:
+    """The faces of the people to compare against."""
+
+    names: tuple[str, ...]
+    vectors: np.ndarray  # (M, dims)
+    owners: np.ndarray  # (M,) index into names
+
+    def distances(self, vectors: np.ndarray) -> np.ndarray:
+        """(N,) distance from each vector to the nearest reference; NaN rows stay NaN."""
+        if not len(vectors):
+            return np.zeros(0, np.float32)
+        d = np.linalg.norm(vectors[:, None, :] - self.vectors[None, :, :], axis=2)
+        return d.min(axis=1)
+
+
+@dataclass
+class Enrolment:
+    """What reference photos gave: one vector per usable photo, and why others gave none."""
+
+    vectors: list[np.ndarray] = field(default_factory=list)
+    sources: list[Path] = field(default_factory=list)
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def photo_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Picture files named directly or found (recursively, sorted) in folders."""
+    from ..media.images import SUFFIXES
+
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*") if f.suffix.lower() in SUFFIXES and f.is_file())
+        else:
+            out.append(p)
+    return out
+
+
+def enrol(paths: Iterable[str | os.PathLike], detector, embedder: Embedder,
+          config: IdentityConfig | None = None) -> Enrolment:
+    """One vector per reference photo: its main face (the biggest, clearly bigger than any other)."""
+    from ..media.images import read_image
+    from ..pipeline.runner import describe_error
+
+    config = config or IdentityConfig()
+    result = Enrolment()
+    for path in photo_files(paths):
+        try:
+            rgb = read_image(path).rgb
+            dets = detector.detect(Frame(rgb, source=str(path)))
+        except Exception as exc:
+            result.skipped.append((path, describe_error(exc)))
+            continue
+        area = dets.widths * dets.heights
+        order = np.argsort(-area)
+        if not len(dets):
+            result.skipped.append((path, "no face found"))
+            continue
+        if len(dets) > 1 and area[order[1]] > 0.5 * area[order[0]]:
+            result.skipped.append((path, f"{len(dets)} faces of similar size; crop it to the person"))
+            continue
+        main = dets[order[:1]]
+        if not _judgeable(main, config)[0]:
+            side = int(min(main.widths[0], main.heights[0]))
+            result.skipped.append((path, f"the face is too small ({side} px) or too unsure a detection"))
+            continue
+        emb = embedder.embed(rgb, main.xyxy, min_sharpness=config.min_sharpness)
+        if not np.isfinite(emb.vectors[0]).all():
+            result.skipped.append((path, "the face is too blurred"))
+            continue
+        result.vectors.append(emb.vectors[0])
+        result.sources.append(path)
+    return result
+
+
+def _judgeable(dets: Detections, config: IdentityConfig) -> np.ndarray:
+    side = np.minimum(dets.widths, dets.heights)
+    return (side >= config.min_face) & (dets.scores >= config.min_score) & ~dets.filled
+
+
+def _looks_like_path(entry: str) -> bool:
+    return os.sep in entry or "/" in entry or Path(entry).suffix != "" or Path(entry).exists()
+
+
+def load_references(entries: Iterable[str], embedder: Embedder, detector_factory: Callable,
+                    config: IdentityConfig) -> References:
+    """Gallery names and reference photo paths -> References (ConfigError if one gives nothing)."""
+    gallery = Gallery(config.gallery)
+    names, vectors, owners = [], [], []
+    for entry in entries:
+        if _looks_like_path(entry):
+            if not Path(entry).exists():
+                raise ConfigError(f"{entry!r} is neither a person in the gallery nor an existing "
+                                  "file or folder")
+            got = enrol([entry], detector_factory(), embedder, config)
+            for path, why in got.skipped:
+                log.warning("%s: not used as a reference: %s", path, why)
+            if not got.vectors:
+                raise ConfigError(f"{entry}: no usable reference face")
+            found = np.stack(got.vectors)
+        else:
+            found = gallery.vectors(entry, embedder.name)
+        names.append(entry)
+        vectors.append(found)
+        owners.append(np.full(len(found), len(names) - 1))
+    if not names:
+        raise ConfigError("no people to recognise")
+    return References(tuple(names), np.concatenate(vectors).astype(np.float32), np.concatenate(owners))
+
+
+class Identifier:
+    """Judges faces against the references and turns distances into visible/hidden."""
+
+    def __init__(self, config: IdentityConfig, references: References, embedder: Embedder) -> None:
+        self.config, self.references, self.embedder = config, references, embedder
+        self.keep_mode = bool(config.keep)
+
+    @classmethod
+    def from_config(cls, config: IdentityConfig, detector_factory: Callable) -> Identifier:
+        embedder = embedders.create(config.embedder)
+        refs = load_references(config.keep or config.only, embedder, detector_factory, config)
+        log.info("recognising %s (%d reference faces)", ", ".join(refs.names), len(refs.vectors))
+        return cls(config, refs, embedder)
+
+    def judge(self, image: np.ndarray, dets: Detections, which: np.ndarray | None = None) -> np.ndarray:
+        """(N,) distance of each face to the nearest reference; NaN where it cannot be judged."""
+        out = np.full(len(dets), np.nan, np.float32)
+        ok = _judgeable(dets, self.config)
+        if which is not None:
+            ok &= which
+        idx = np.nonzero(ok)[0]
+        if idx.size:
+            emb = self.embedder.embed(image, dets.xyxy[idx], min_sharpness=self.config.min_sharpness)
+            out[idx] = self.references.distances(emb.vectors)
+        return out
+
+    def visible(self, distances: np.ndarray) -> np.ndarray:
+        """Per distance: may this face stay visible? NaN (not judged) never may."""
+        d = np.asarray(distances, np.float32)
+        with np.errstate(invalid="ignore"):
+            if self.keep_mode:
+                return d < self.config.keep_distance
+            return d >= self.config.only_distance
+
+    def decide(self, frame: Frame, dets: Detections) -> Detections:
+        if not len(dets):
+            return dets
+        return dataclasses.replace(dets, keep=self.visible(self.judge(frame.image, dets)))
+
+
+@dataclass
+class _Track:
+    last_seen: int
+    distances: list[float] = field(default_factory=list)  # recent samples; NaN: could not judge
+    last_sample: int = -(1 << 30)
+    interval: int = 0
+    visible: bool = False
+
+
+class TrackVotes:
+    """One keep/hide decision per track, from a few sampled frames rather than every frame.
+
+    `observe` is called with each frame's detections as the tracker numbered them (before the
+    tracker hands the frame on, so a decision can use frames up to its look-ahead later);
+    `decide` marks the faces of a finished frame. A track is sampled when it appears, then
+    every `SAMPLE_EVERY` frames until it has `VOTES` samples (fewer when the first is far from
+    the threshold), then a visible track every `VERIFY_EVERY` frames and a hidden one more and
+    more rarely. A visible track is also sampled again at once when it comes near another face
+    or is found again after a gap, where a tracker can swap two people: if that sample says
+    hidden, the track's earlier votes are dropped. A track is visible while the mean of its last
+    `VOTES` + 2 samples is a match (with `keep`), or while none of them looks like a listed
+    person (with `only`); a latest sample that could not be judged hides it.
+    """
+
+    VOTES = 3
+    SAMPLE_EVERY = 8
+    VERIFY_EVERY = 30
+    MAX_INTERVAL = 240
+    CLEAR = 0.1  # a sample this far on the hidden side of the threshold needs no more votes
+    PER_FRAME = 4  # at most this many faces embedded per frame (the rest wait, hidden)
+
+    def __init__(self, identifier: Identifier, detect_every: int = 1) -> None:
+        self.identifier = identifier
+        self.gap = max(1, detect_every)
+        self._tracks: dict[int, _Track] = {}
+        self.samples = 0
+
+    def observe(self, number: int, dets: Detections, image: Callable[[], np.ndarray]) -> None:
+        if not len(dets) or dets.track_ids is None:
+            return
+        near = _near_others(dets.xyxy)
+        due: list[tuple[int, int, bool]] = []
+        for i, tid in enumerate(dets.track_ids.tolist()):
+            t = self._tracks.setdefault(tid, _Track(last_seen=number))
+            risky = t.visible and (number - t.last_seen > self.gap or bool(near[i]))
+            t.last_seen = number
+            if not t.distances or risky or number - t.last_sample >= t.interval:
+                due.append((0 if not t.distances else 1 if risky else 2, i, risky))
+        if not due:
+            return
+        due.sort()
+        due = due[:self.PER_FRAME]
+        which = np.zeros(len(dets), bool)
+        which[[i for _, i, _ in due]] = True
+        distances = self.identifier.judge(image(), dets, which)
+        for _, i, risky in due:
+            t = self._tracks[int(dets.track_ids[i])]
+            t.last_sample = number
+            d = float(distances[i])
+            if np.isnan(d) and not risky:
+                t.interval = self.SAMPLE_EVERY  # cannot judge it now: look again soon
+                continue
+            self.samples += int(not np.isnan(d))
+            if risky and not self.identifier.visible(d):
+                t.distances = []  # maybe someone else now: their votes start afresh
+            t.distances = [*t.distances, d][-(self.VOTES + 2):]
+            self._update(t)
+
+    def _update(self, t: _Track) -> None:
+        ident = self.identifier
+        recent = np.array(t.distances, np.float32)
+        judged = recent[~np.isnan(recent)]
+        if np.isnan(recent[-1]) or not judged.size:
+            t.visible = False
+        elif ident.keep_mode:
+            t.visible = bool(ident.visible(judged.mean()))
+        else:
+            t.visible = bool(ident.visible(judged).all())
+        threshold = ident.config.keep_distance if ident.keep_mode else ident.config.only_distance
+        far = abs(float(judged.mean()) - threshold) > self.CLEAR if judged.size else False
+        if judged.size < self.VOTES and not (far and not t.visible):
+            t.interval = self.SAMPLE_EVERY
+        elif t.visible:
+            t.interval = self.VERIFY_EVERY
+        else:
+            t.interval = min(self.MAX_INTERVAL, max(self.VERIFY_EVERY, 2 * t.interval))
+
+    def decide(self, dets: Detections) -> Detections:
+        if not len(dets) or dets.track_ids is None:
+            return dets
+        keep = np.array([(t := self._tracks.get(tid)) is not None and t.visible
+                         for tid in dets.track_ids.tolist()], bool)
+        return dataclasses.replace(dets, keep=keep)
+
+
+def _near_others(xyxy: np.ndarray) -> np.ndarray:
+    """(N,) whether each box, grown by half, overlaps another box of the frame."""
+    if len(xyxy) < 2:
+        return np.zeros(len(xyxy), bool)
+    c = (xyxy[:, :2] + xyxy[:, 2:]) / 2
+    half = (xyxy[:, 2:] - xyxy[:, :2]) * 0.75
+    grown = np.concatenate([c - half, c + half], 1)
+    from ..tracking.tracker import iou_matrix
+
+    overlap = iou_matrix(grown, grown) > 0
+    np.fill_diagonal(overlap, False)
+    return overlap.any(axis=1)
