@@ -17,7 +17,7 @@ from ..errors import ConfigError, CorruptMediaError, FaceveilError, MissingDepen
 
 log = logging.getLogger("faceveil")
 
-SUBCOMMANDS = ("run", "render", "models")
+SUBCOMMANDS = ("run", "render", "models", "people")
 
 
 class ExitCode(enum.IntEnum):
@@ -127,6 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
     models = sub.add_parser("models", help="list the models faceveil uses, preparing them if needed")
     models.add_argument("--json", action="store_true", help="as JSON on stdout")
     _common(models)
+
+    from . import people
+
+    people.add_parser(sub, _common, _choices)
     return parser
 
 
@@ -210,6 +214,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _models(args)
         if args.command == "render":
             return _render(args)
+        if args.command == "people":
+            from . import people
+
+            return people.run(args, log)
         return _run(args)
     except KeyboardInterrupt:
         print("faceveil: interrupted", file=sys.stderr)
@@ -285,7 +293,9 @@ def _run(args: argparse.Namespace) -> int:
         return ExitCode.NO_INPUT if not work.errors else ExitCode.FAILED
     jobs = [ImageJob(src, dst, sidecar_path(dst) if args.json and dst is not None else None)
             for src, dst in work.pairs]
-    return _execute(args, jobs, Pipeline(config), len(work.errors), work.skipped)
+    pipeline = Pipeline(config)
+    _ = pipeline.identifier  # load --keep/--only people now: a bad name is one error, not one per file
+    return _execute(args, jobs, pipeline, len(work.errors), work.skipped)
 
 
 def _render(args: argparse.Namespace) -> int:
