@@ -149,6 +149,7 @@ def test_option_names_cover_every_flat_option():
         "detector", "quality", "threshold", "threads", "shape", "mask_scale", "feather",
         "method", "strength", "blocks", "color", "image", "draw_boxes",
         "detect_every", "detect_size", "scan_every", "hold", "lead", "max_gap", "scene_cut",
+        "keep", "only", "keep_distance", "only_distance", "min_face", "gallery",
     }
 
 

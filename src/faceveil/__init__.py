@@ -36,6 +36,8 @@ _LAZY = {
     "MaskConfig": "faceveil.config",
     "EffectConfig": "faceveil.config",
     "VideoConfig": "faceveil.config",
+    "IdentityConfig": "faceveil.config",
+    "Gallery": "faceveil.identity.gallery",
     "Detections": "faceveil.types",
     "Frame": "faceveil.types",
     "Result": "faceveil.types",
@@ -53,8 +55,16 @@ __all__ = [
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ loads them
     from .anonymization import effects, masks  # noqa: F401
     from .api import anonymize_image, anonymize_video, detect_faces  # noqa: F401
-    from .config import DetectorConfig, EffectConfig, MaskConfig, PipelineConfig, VideoConfig  # noqa: F401
+    from .config import (  # noqa: F401
+        DetectorConfig,
+        EffectConfig,
+        IdentityConfig,
+        MaskConfig,
+        PipelineConfig,
+        VideoConfig,
+    )
     from .detection import detectors  # noqa: F401
+    from .identity.gallery import Gallery  # noqa: F401
     from .pipeline import Pipeline, Progress  # noqa: F401
     from .types import Detections, Frame, Result  # noqa: F401
 

@@ -370,7 +370,8 @@ def _execute(args: argparse.Namespace, jobs: list, pipeline, failed_before: int,
             result = JobResult(job, False, error=describe_error(exc))
         else:
             video_frames += report.frames
-            result = JobResult(job, True, faces=report.faces, seconds=report.seconds)
+            result = JobResult(job, True, faces=report.faces, kept=report.kept,
+                               seconds=report.seconds)
             if report.damage:
                 _say(None, f"faceveil: warning: {job.input}: damaged, processed as far as it "
                            f"decodes ({report.frames} frames)")
@@ -421,6 +422,8 @@ def _summary(args, results, failed: int, skipped: int, video_frames: int, second
     elif not to_stdout and args.output and ok:
         where = f" -> {args.output}"
     hidden = "face(s) hidden" if not n_videos else "face boxes hidden"
+    if kept := sum(r.kept for r in ok):
+        hidden += f", {kept} kept visible"
     print(f"faceveil: {' and '.join(parts)} {verb}, {faces} {hidden}{where} ({seconds:.1f} s)"
           + (f"; {failed} failed" if failed else "")
           + (f"; {skipped} skipped" if skipped else ""), file=sys.stderr)

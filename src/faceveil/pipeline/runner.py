@@ -37,7 +37,8 @@ class ImageJob:
 class JobResult:
     job: ImageJob
     ok: bool
-    faces: int = 0
+    faces: int = 0  # hidden
+    kept: int = 0  # left visible (--keep/--only people)
     error: str = ""
     seconds: float = 0.0
     document: dict[str, Any] | None = field(default=None, repr=False)  # the faces JSON
@@ -127,6 +128,7 @@ def run_images(
                                  seconds=time.perf_counter() - started))
                 continue
             res = JobResult(job, True, faces=int((~result.detections.keep).sum()),
+                            kept=int(result.detections.keep.sum()),
                             seconds=time.perf_counter() - started)
             if job.sidecar or options.want_document:
                 res.document = _document(job, picture, result.detections, pipeline)

@@ -62,6 +62,7 @@ class VideoReport:
     frames: int = 0
     faces: int = 0  # hidden boxes found by the detector, summed over frames
     filled: int = 0  # hidden boxes added by the tracker (held, interpolated, lead)
+    kept: int = 0  # boxes left visible (--keep/--only people), summed over frames
     tracks: int = 0
     seconds: float = 0.0
     damage: list[float] = field(default_factory=list)  # times (s) where the input was damaged
@@ -326,6 +327,7 @@ class _Run:
         self.report.frames += 1
         self.report.faces += int((hidden & ~dets.filled).sum())
         self.report.filled += int((hidden & dets.filled).sum())
+        self.report.kept += int(dets.keep.sum())
         if dets.track_ids is not None:
             self.tracks.update(dets.track_ids.tolist())
         if side is not None:
