@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,6 +81,7 @@ def enrol(paths: Iterable[str | os.PathLike], detector, embedder: Embedder,
         except Exception as exc:
             result.skipped.append((path, describe_error(exc)))
             continue
+        dets = dets[dets.scores >= config.min_score]  # false alarms do not make a photo ambiguous
         area = dets.widths * dets.heights
         order = np.argsort(-area)
         if not len(dets):
@@ -107,20 +109,18 @@ def _judgeable(dets: Detections, config: IdentityConfig) -> np.ndarray:
     return (side >= config.min_face) & (dets.scores >= config.min_score) & ~dets.filled
 
 
-def _looks_like_path(entry: str) -> bool:
-    return os.sep in entry or "/" in entry or Path(entry).suffix != "" or Path(entry).exists()
-
-
 def load_references(entries: Iterable[str], embedder: Embedder, detector_factory: Callable,
                     config: IdentityConfig) -> References:
     """Gallery names and reference photo paths -> References (ConfigError if one gives nothing)."""
     gallery = Gallery(config.gallery)
+    known = {p.name for p in gallery.people()}
     names, vectors, owners = [], [], []
     for entry in entries:
-        if _looks_like_path(entry):
-            if not Path(entry).exists():
-                raise ConfigError(f"{entry!r} is neither a person in the gallery nor an existing "
-                                  "file or folder")
+        in_gallery = unicodedata.normalize("NFC", entry).strip() in known  # as check_name stores it
+        if not in_gallery and not Path(entry).exists() and ("/" in entry or os.sep in entry):
+            raise ConfigError(f"{entry!r} is neither a person in the gallery nor an existing file "
+                              f"or folder (gallery: {gallery.path})")
+        if not in_gallery and Path(entry).exists():
             got = enrol([entry], detector_factory(), embedder, config)
             for path, why in got.skipped:
                 log.warning("%s: not used as a reference: %s", path, why)
@@ -181,7 +181,7 @@ class Identifier:
 class _Track:
     last_seen: int
     distances: list[float] = field(default_factory=list)  # recent samples; NaN: could not judge
-    last_sample: int = -(1 << 30)
+    last_sample: int | None = None  # frame of the last attempt
     interval: int = 0
     visible: bool = False
 
@@ -218,13 +218,18 @@ class TrackVotes:
         if not len(dets) or dets.track_ids is None:
             return
         near = _near_others(dets.xyxy)
+        judgeable = _judgeable(dets, self.identifier.config)  # costs nothing to know
         due: list[tuple[int, int, bool]] = []
         for i, tid in enumerate(dets.track_ids.tolist()):
             t = self._tracks.setdefault(tid, _Track(last_seen=number))
             risky = t.visible and (number - t.last_seen > self.gap or bool(near[i]))
             t.last_seen = number
-            if not t.distances or risky or number - t.last_sample >= t.interval:
-                due.append((0 if not t.distances else 1 if risky else 2, i, risky))
+            if not (t.last_sample is None or risky or number - t.last_sample >= t.interval):
+                continue
+            if judgeable[i]:
+                due.append((0 if t.last_sample is None else 1 if risky else 2, i, risky))
+            elif risky:  # maybe someone else now, and too small or unsure to tell: hidden
+                t.distances, t.visible, t.interval = [np.nan], False, self.SAMPLE_EVERY
         if not due:
             return
         due.sort()

@@ -122,8 +122,11 @@ class Gallery:
             return db.total_changes - before
 
     def remove(self, name: str) -> bool:
+        name = check_name(name)
+        if not self.path.exists():
+            return False
         with self._db(write=True) as db:
-            return db.execute("DELETE FROM people WHERE name = ?", (check_name(name),)).rowcount > 0
+            return db.execute("DELETE FROM people WHERE name = ?", (name,)).rowcount > 0
 
     def people(self) -> list[Person]:
         with self._db() as db:
@@ -136,10 +139,13 @@ class Gallery:
         """(M, dims) vectors of `name` made by `model`; ConfigError if there are none."""
         name = check_name(name)
         with self._db() as db:
-            rows = db.execute("SELECT vector FROM faces WHERE person = ? AND model = ?",
+            rows = db.execute("SELECT vector FROM faces WHERE person = ? AND model = ? ORDER BY id",
                               (name, model)).fetchall()
         if not rows:
             known = ", ".join(p.name for p in self.people()) or "nobody yet"
+            if any(p.name == name for p in self.people()):
+                raise ConfigError(f"{name!r} in {self.path} has no faces made with {model}; "
+                                  f"add them again with: faceveil people add {name} PHOTOS")
             raise ConfigError(f"no person named {name!r} in the people gallery {self.path} "
                               f"(known: {known}); add them with: faceveil people add {name} PHOTOS")
         return np.stack([np.frombuffer(r[0], "<f4") for r in rows]).astype(np.float32)
