@@ -13,8 +13,15 @@ Clips (720p, about 20 s; 1080p, about 10 s) are built once from the shared data'
 `videos/blurfaces_friends_clip.mp4`, untimed, under bench/out/clips/. Afterwards every output
 is checked: frame count against the input's, and audio packets byte for byte.
 
-    .venv/bin/python bench/video.py                        # all tools, 720p and 1080p
-    .venv/bin/python bench/video.py --seconds 4 --tools deface,plain-transcode
+A second section, `people`, times `faceveil run --keep NAME` against the same command without
+--keep, on the shared data's clips as they are (hamilton_short_clip.mp4 keeping
+lin_manuel_miranda, blurfaces_friends_clip.mp4 keeping ross_geller). Each person is enrolled
+once, untimed, into a temporary gallery (`faceveil people add NAME FOLDER --gallery FILE`);
+both timed runs write the faces file (`--json`), from which the kept face boxes are counted.
+
+    .venv/bin/python bench/video.py                        # all tools, 720p and 1080p, and people
+    .venv/bin/python bench/video.py --seconds 4 --tools deface,plain-transcode --sections tools
+    .venv/bin/python bench/video.py --sections people --repeat 3
     .venv/bin/python bench/video.py --repeat 2 --markdown --json bench/out/video.json --check
 
 Progress goes to stderr; machine facts, the results table and the targets go to stdout.
@@ -57,6 +64,16 @@ LIMIT = "plain-transcode"
 TARGET_TOOL = "faceveil"
 SPEEDUP_VS_DEFACE = 4.0
 SHARE_OF_PLAIN = 0.5
+
+# The people section: `faceveil run --keep NAME` against the same command without --keep, on the
+# shared clips as they are, each with a person it shows and their reference photos.
+SECTIONS = ("tools", "people")
+IDENTITIES = Path("identities")
+PEOPLE_CLIPS = {  # name: (clip in the data folder, person = folder under identities/)
+    "hamilton": (Path("videos") / "hamilton_short_clip.mp4", "lin_manuel_miranda"),
+    "friends": (SOURCE, "ross_geller"),
+}
+KEEP_SHARE = 0.70  # target: fps with --keep >= 0.70x fps without
 
 # x264 options that depend on the machine or the caller's thread choice, not on --crf/--preset.
 THREAD_OPTIONS = ("threads", "lookahead_threads", "sliced_threads")
@@ -203,11 +220,7 @@ def build_clip(source: Path, dst: Path, width: int, height: int, seconds: float)
 
 def prepare_clips(names: Sequence[str], data: Path, seconds: float | None) -> dict[str, Path]:
     source = data / SOURCE
-    actual = sha256(source)
-    listed = next((v.get("sha256") for v in json.loads((data / VIDEOS_JSON).read_text())["videos"]
-                   if v["file"] == SOURCE.as_posix()), None)
-    if listed and listed != actual:
-        log(f"warning: {source} does not match the sha256 in {VIDEOS_JSON}; using it anyway")
+    actual = check_sha(data, SOURCE)
     CLIP_DIR.mkdir(parents=True, exist_ok=True)
     clips = {}
     for name in names:
@@ -304,6 +317,7 @@ class ToolRun:
     errors: list[str] = field(default_factory=list)
     note: str = ""
     check: MediaCheck | None = None
+    faces: dict[str, Any] | None = None  # people section: counts from the run's faces file
 
     @property
     def best(self) -> Round | None:
@@ -526,6 +540,208 @@ def check_targets(rows: list[dict], clips: Sequence[str]) -> list[dict]:
     return out
 
 
+# ------------------------------------------------------------------------------------ people
+
+
+def people_command(src: Path, dst: Path, gallery: Path, person: str | None, crf: int,
+                   preset: str) -> list[str]:
+    """`faceveil run` as the tools section runs it, plus the gallery and the faces file (--json);
+    with `person`, `--keep person`. Both sides write the faces file, so they compare like with like
+    and the kept faces are counted from the very runs that were timed."""
+    return (command("faceveil", src, dst, crf, preset)
+            + ["--json", "--gallery", str(gallery)] + (["--keep", person] if person else []))
+
+
+def enrol_people(persons: Sequence[str], data: Path, gallery: Path, timeout: float) -> dict[str, dict]:
+    """`faceveil people add NAME FOLDER --gallery FILE` for each person, once, untimed: the timed
+    runs then measure anonymizing with a ready gallery, not enrolment."""
+    done: dict[str, dict] = {}
+    for person in dict.fromkeys(persons):
+        cmd = [executable("faceveil"), "people", "add", person, str(data / IDENTITIES / person),
+               "--gallery", str(gallery)]
+        log(f"enrolling {person} into {gallery} (once, untimed) ...")
+        started = time.perf_counter()
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace",
+                                  timeout=timeout, stdin=subprocess.DEVNULL)
+            ok, message = proc.returncode == 0, tail(proc.stderr or proc.stdout, 6)
+        except (OSError, subprocess.SubprocessError) as exc:
+            ok, message = False, f"{type(exc).__name__}: {exc}"
+        done[person] = {"ok": ok, "seconds": time.perf_counter() - started, "message": message,
+                        "command": cmd}
+        log(f"  {message.splitlines()[-1] if message else '?'}")
+    return done
+
+
+def count_faces(path: Path) -> dict[str, Any]:
+    """Face boxes in a faces file (`--json`): all, kept ("hidden": false), and the frames with any."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        frames = [[bool(face["hidden"]) for face in frame["faces"]] for frame in doc["frames"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return {"error": f"{path.name}: {type(exc).__name__}: {exc}"}
+    return {"error": None, "frames": len(frames), "boxes": sum(map(len, frames)),
+            "kept": sum(not h for hidden in frames for h in hidden),
+            "hidden": sum(h for hidden in frames for h in hidden),
+            "frames_with_kept": sum(not all(hidden) for hidden in frames)}
+
+
+def time_people(clips: dict[str, Path], persons: dict[str, str], infos: dict[str, MediaCheck],
+                gallery: Path, outdir: Path, args: argparse.Namespace) -> list[tuple[ToolRun, ToolRun]]:
+    """Per clip, `faceveil run` without and with --keep, alternating, the order rotated each round."""
+    pairs = []
+    for clip, src in clips.items():
+        person = persons[clip]
+        pair = (ToolRun(clip, "faceveil", outdir / f"people-{clip}.mp4"),
+                ToolRun(clip, f"faceveil --keep {person}", outdir / f"people-{clip}-keep.mp4"))
+        pairs.append(pair)
+        frames = infos[clip].frames
+        for round_no in range(args.repeat):
+            shift = round_no % 2
+            for run in pair[shift:] + pair[:shift]:
+                with contextlib.suppress(FileNotFoundError):
+                    people_sidecar(run).unlink()  # never count a stale faces file
+                log(f"[people {clip}, round {round_no + 1}/{args.repeat}] {run.tool}: {frames} frames")
+                cmd = people_command(src, run.output, gallery, person if run is pair[1] else None,
+                                     args.crf, args.preset)
+                run_once(run, cmd, args.timeout, frames)
+    return pairs
+
+
+def people_sidecar(run: ToolRun) -> Path:
+    # faceveil.sidecar.sidecar_path's rule (OUT.mp4 -> OUT.faces.json), without importing faceveil
+    return run.output.with_name(run.output.stem + ".faces.json")
+
+
+def build_people_results(pairs: list[tuple[ToolRun, ToolRun]], persons: dict[str, str],
+                         infos: dict[str, MediaCheck]) -> list[dict]:
+    rows = []
+    for without, keep in pairs:
+        info = infos[without.clip]
+
+        def side(r: ToolRun, info: MediaCheck = info) -> dict[str, Any]:
+            best, check = r.best, r.check
+            return {
+                "ok": best is not None,
+                "seconds": best.seconds if best else None,
+                "seconds_all": [x.seconds for x in r.rounds],
+                "fps": info.frames / best.seconds if best else None,
+                "cpu_seconds": best.cpu_seconds if best else None,
+                "cpu_used_by_others": best.others if best else None,
+                "errors": r.errors,
+                "faces": r.faces,
+                "output": None if check is None else {
+                    "error": check.error,
+                    "frames": check.frames,
+                    "complete": check.error is None and check.frames == info.frames
+                    and (check.width, check.height) == (info.width, info.height),
+                    "size": [check.width, check.height],
+                    "audio_identical": check.error is None and check.audio == info.audio,
+                },
+            }
+
+        a, b = side(without), side(keep)
+        rows.append({"clip": without.clip, "person": persons[without.clip], "frames_in": info.frames,
+                     "without": a, "keep": b,
+                     "ratio": b["fps"] / a["fps"] if a["ok"] and b["ok"] else None})
+    return rows
+
+
+def people_table(rows: list[dict], markdown: bool) -> str:
+    header = ["clip", "--keep", "frames", "s without", "s with --keep", "fps without",
+              "fps with --keep", "ratio", "CPU s without / with", "kept boxes",
+              "frames with a kept face", "hidden boxes without / with", "outputs complete",
+              "others' CPU without / with"]
+    body = []
+    for row in rows:
+        a, b = row["without"], row["keep"]
+        fa, fb = a["faces"] or {}, b["faces"] or {}
+
+        def num(side: dict, key: str, fmt: str) -> str:
+            return "FAILED" if not side["ok"] else format(side[key], fmt)
+
+        def count(faces: dict, key: str) -> str:
+            return "-" if not faces or faces.get("error") else str(faces[key])
+
+        outs = [s["output"] for s in (a, b)]
+        complete = "-" if None in outs else _yes(all(o["complete"] for o in outs))
+        cpu = " / ".join("-" if s["cpu_seconds"] is None else f"{s['cpu_seconds']:.1f}" for s in (a, b))
+        others = " / ".join("-" if s["cpu_used_by_others"] is None else f"{s['cpu_used_by_others']:.0%}"
+                            for s in (a, b))
+        body.append([row["clip"], row["person"], str(row["frames_in"]),
+                     num(a, "seconds", ".1f"), num(b, "seconds", ".1f"),
+                     num(a, "fps", ".2f"), num(b, "fps", ".2f"),
+                     "-" if row["ratio"] is None else f"{row['ratio']:.2f}x", cpu,
+                     count(fb, "kept"), count(fb, "frames_with_kept"),
+                     f"{count(fa, 'hidden')} / {count(fb, 'hidden')}", complete, others])
+    return images_module().render_table(header, body, markdown, text_columns=2)
+
+
+def check_people_targets(rows: list[dict], enrolled: dict[str, dict]) -> list[dict]:
+    out: list[dict] = []
+
+    def target(name: str, ok: bool | None, detail: str) -> None:
+        out.append({"target": name, "status": "SKIP" if ok is None else ("PASS" if ok else "FAIL"),
+                    "detail": detail})
+
+    for row in rows:
+        clip, person, a, b = row["clip"], row["person"], row["without"], row["keep"]
+        name = f"faceveil --keep {person} fps >= {KEEP_SHARE:.2f}x without --keep on {clip}"
+        if not enrolled.get(person, {}).get("ok"):
+            target(name, False, f"enrolling {person} failed")
+        elif not b["ok"]:
+            target(name, False, "the --keep run failed")
+        elif not a["ok"]:
+            target(name, None, "the run without --keep failed: nothing to compare with")
+        else:
+            target(name, row["ratio"] >= KEEP_SHARE,
+                   f"{b['fps']:.2f} vs {a['fps']:.2f} fps = {row['ratio']:.2f}x")
+        # A --keep that keeps nobody could be fast for the wrong reason: the ratio counts only when
+        # the feature did its work (and without --keep, every face stays hidden).
+        name = (f"faceveil --keep {person} on {clip}: some face boxes left visible, "
+                "none without --keep")
+        fa, fb = a["faces"] or {}, b["faces"] or {}
+        if not (a["ok"] and b["ok"]):
+            target(name, False if not b["ok"] else None, "a run failed")
+        elif not fa or not fb or fa.get("error") or fb.get("error"):
+            target(name, False, f"no usable faces file: {fa.get('error') or fb.get('error') or 'missing'}")
+        else:
+            target(name, fb["kept"] > 0 and fa["kept"] == 0,
+                   f"with --keep {fb['kept']} of {fb['boxes']} boxes kept, in {fb['frames_with_kept']} "
+                   f"of {fb['frames']} frames; without: {fa['kept']} of {fa['boxes']} kept")
+    return out
+
+
+def print_people_notes(rows: list[dict], enrolled: dict[str, dict]) -> None:
+    notes = []
+    for person, e in enrolled.items():
+        if not e["ok"]:
+            notes.append(f"enrolling {person} FAILED:\n" + "\n".join("    " + ln for ln in
+                                                                   e["message"].splitlines()))
+    for row in rows:
+        for key, label in (("without", "without --keep"), ("keep", f"--keep {row['person']}")):
+            s, who = row[key], f"faceveil {label} on {row['clip']}"
+            if not s["ok"]:
+                notes.append(f"{who} FAILED every run; last error:\n"
+                             + "\n".join("    " + ln for ln in (s["errors"][-1] if s["errors"] else "?")
+                                         .splitlines()))
+                continue
+            if s["errors"]:
+                notes.append(f"{who}: {len(s['errors'])} of {len(s['errors']) + len(s['seconds_all'])} "
+                             f"runs failed; first error: {s['errors'][0].splitlines()[0]}")
+            o = s["output"]
+            if o and not o["complete"]:
+                notes.append(f"{who}: output has {o['frames']} frames of {o['size'][0]}x{o['size'][1]} "
+                             f"(input {row['frames_in']})" + (f", {o['error']}" if o["error"] else ""))
+            if o and not o["audio_identical"]:
+                notes.append(f"{who}: audio packets differ from the input's")
+            if s["faces"] and s["faces"].get("error"):
+                notes.append(f"{who}: faces file unusable: {s['faces']['error']}")
+    if notes:
+        print()
+        print("\n".join(notes))
+
+
 # ----------------------------------------------------------------------------- machine facts
 
 
@@ -563,13 +779,39 @@ def video_facts() -> dict[str, Any]:
 # -------------------------------------------------------------------------------------- main
 
 
-def find_data(arg: str | None) -> Path:
-    return images_module().find_data(arg, "video data", (SOURCE, VIDEOS_JSON))
+def find_data(arg: str | None, people_clips: Sequence[str] = ()) -> Path:
+    needs = [SOURCE]
+    for clip in people_clips:
+        needs += [PEOPLE_CLIPS[clip][0], IDENTITIES / "identities.json"]
+    needs = [*dict.fromkeys(needs), VIDEOS_JSON]
+    data = images_module().find_data(arg, "video data", needs)
+    for clip in people_clips:  # a folder, which find_data (files only) cannot check
+        folder = data / IDENTITIES / PEOPLE_CLIPS[clip][1]
+        if not folder.is_dir():
+            sys.exit(f"error: the reference photos {folder} are missing (people section, clip {clip})")
+    return data
+
+
+def check_sha(data: Path, video: Path) -> str:
+    """The file's sha256; warns when it differs from the one videos.json lists."""
+    actual = sha256(data / video)
+    listed = next((v.get("sha256") for v in json.loads((data / VIDEOS_JSON).read_text())["videos"]
+                   if v["file"] == video.as_posix()), None)
+    if listed and listed != actual:
+        log(f"warning: {data / video} does not match the sha256 in {VIDEOS_JSON}; using it anyway")
+    return actual
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sections", default=",".join(SECTIONS),
+                   help="comma-separated, from: tools (faceveil against deface and a plain transcode), "
+                        "people (faceveil run with and without --keep) (default: all)")
+    p.add_argument("--people-clips", default=",".join(PEOPLE_CLIPS),
+                   help="people section, comma-separated, from: "
+                        + ", ".join(f"{k} (keeps {v[1]})" for k, v in PEOPLE_CLIPS.items())
+                        + " (default: all)")
     p.add_argument("--tools", default=",".join(TOOLS),
                    help=f"comma-separated, from: {', '.join(TOOLS)} (default: all)")
     p.add_argument("--clips", default=",".join(CLIPS),
@@ -596,11 +838,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.plain_transcode:
         return args
-    for key, known in (("tools", TOOLS), ("clips", tuple(CLIPS))):
+    for key, known in (("sections", SECTIONS), ("tools", TOOLS), ("clips", tuple(CLIPS)),
+                       ("people_clips", tuple(PEOPLE_CLIPS))):
         chosen = [t.strip() for t in getattr(args, key).split(",") if t.strip()]
         unknown = [t for t in chosen if t not in known]
         if unknown or not chosen:
-            p.error(f"unknown --{key} {', '.join(unknown) or '(none given)'}; choose from {', '.join(known)}")
+            p.error(f"unknown --{key.replace('_', '-')} {', '.join(unknown) or '(none given)'}; "
+                    f"choose from {', '.join(known)}")
         setattr(args, key, [t for t in known if t in chosen])  # fixed order, deface first
     if args.repeat < 1:
         p.error("--repeat must be at least 1")
@@ -617,30 +861,63 @@ def main(argv: Sequence[str] | None = None) -> int:
         plain_transcode(Path(args.plain_transcode[0]), Path(args.plain_transcode[1]), args.crf, args.preset)
         return 0
 
-    data = find_data(args.data)
+    tools_on, people_on = "tools" in args.sections, "people" in args.sections
+    data = find_data(args.data, args.people_clips if people_on else ())
     facts = video_facts()
-    clips = prepare_clips(args.clips, data, args.seconds)
+    clips = prepare_clips(args.clips, data, args.seconds) if tools_on else {}
+    people_clips: dict[str, Path] = {}
+    if people_on:  # the shared clips as they are, read where they are
+        for name in args.people_clips:
+            check_sha(data, PEOPLE_CLIPS[name][0])
+            people_clips[name] = data / PEOPLE_CLIPS[name][0]
+    persons = {name: PEOPLE_CLIPS[name][1] for name in people_clips}
     log("reading the clips (frame counts, audio packets) ...")
     infos = {name: inspect_media(path) for name, path in clips.items()}
+    people_infos = {name: inspect_media(path) for name, path in people_clips.items()}
     for name, info in infos.items():
         if info.error or not info.frames:
             sys.exit(f"error: clip {clips[name]} is unreadable ({info.error}); delete it to rebuild it")
+    for name, info in people_infos.items():
+        if info.error or not info.frames:
+            sys.exit(f"error: clip {people_clips[name]} is unreadable ({info.error})")
 
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)
     base = Path(tempfile.mkdtemp(prefix="faceveil-bench-video-", dir=args.out))
+    gallery = base / "people.sqlite3"
+    rows: list[dict] = []
+    targets: list[dict] = []
+    people_rows: list[dict] = []
+    people_targets: list[dict] = []
+    enrolled: dict[str, dict] = {}
     try:
-        log(f"timing {len(args.tools)} tools on {len(clips)} clip(s), {args.repeat} round(s), "
-            f"libx264 crf {args.crf} preset {args.preset}, outputs in {base}")
-        runs = time_tools(clips, infos, args.tools, base, args)
+        runs: list[ToolRun] = []
+        if tools_on:
+            log(f"timing {len(args.tools)} tools on {len(clips)} clip(s), {args.repeat} round(s), "
+                f"libx264 crf {args.crf} preset {args.preset}, outputs in {base}")
+            runs = time_tools(clips, infos, args.tools, base, args)
+        pairs: list[tuple[ToolRun, ToolRun]] = []
+        if people_on:
+            enrolled = enrol_people(list(persons.values()), data, gallery, args.timeout)
+            log(f"timing faceveil with and without --keep on {len(people_clips)} clip(s), "
+                f"{args.repeat} round(s), outputs in {base}")
+            pairs = time_people(people_clips, persons, people_infos, gallery, base, args)
         with contextlib.suppress(OSError):
             facts["loadavg_after_timing"] = [round(v, 2) for v in os.getloadavg()]
         log("checking outputs ...")
-        for r in runs:
+        for r in runs + [r for pair in pairs for r in pair]:
             if r.best is not None:
                 r.check = inspect_media(r.output)
-        rows = build_results(runs, infos)
-        targets = check_targets(rows, args.clips)
+        for pair in pairs:
+            for r in pair:
+                if r.best is not None:
+                    r.faces = count_faces(people_sidecar(r))
+        if tools_on:
+            rows = build_results(runs, infos)
+            targets = check_targets(rows, args.clips)
+        if people_on:
+            people_rows = build_people_results(pairs, persons, people_infos)
+            people_targets = check_people_targets(people_rows, enrolled)
 
         bullet = "- " if args.markdown else ""
         print(f"{bullet}date: {facts['date']}")
@@ -656,22 +933,48 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"{facts.get('loadavg_after_timing')}")
         if "environment" in facts:
             print(f"{bullet}environment: {facts['environment']}")
-        for name, info in infos.items():
-            print(f"{bullet}clip {name}: {clips[name].name}, {info.width}x{info.height}, {info.frames} "
-                  f"frames at {info.fps:.3f} fps ({info.duration:.1f} s), {len(info.audio)} "
-                  f"{info.audio_codec or 'no'} audio packets")
-        print(f"{bullet}encoder for every tool: libx264 crf {args.crf} preset {args.preset}, yuv420p; "
-              f"deface --ffmpeg-config '{json.dumps(deface_config(args.crf, args.preset))}'")
-        for tool in args.tools:
-            shown = shlex.join(command(tool, Path("SRC"), Path("DST"), args.crf, args.preset))
-            print(f"{bullet}{tool}: `{shown.replace(str(Path(sys.executable).parent) + os.sep, '')}`")
         print(f"{bullet}best of {args.repeat} run(s); fps = input frames / wall time of the whole process")
-        print()
-        print(table(rows, args.markdown))
-        print()
-        for t in targets:
-            print(f"{t['status']}: {t['target']} -- {t['detail']}")
-        print_notes(rows)
+
+        def shown(cmd: list[str]) -> str:
+            return shlex.join(cmd).replace(str(Path(sys.executable).parent) + os.sep, "")
+
+        if tools_on:
+            print()
+            for name, info in infos.items():
+                print(f"{bullet}clip {name}: {clips[name].name}, {info.width}x{info.height}, {info.frames} "
+                      f"frames at {info.fps:.3f} fps ({info.duration:.1f} s), {len(info.audio)} "
+                      f"{info.audio_codec or 'no'} audio packets")
+            print(f"{bullet}encoder for every tool: libx264 crf {args.crf} preset {args.preset}, yuv420p; "
+                  f"deface --ffmpeg-config '{json.dumps(deface_config(args.crf, args.preset))}'")
+            for tool in args.tools:
+                cmd = command(tool, Path("SRC"), Path("DST"), args.crf, args.preset)
+                print(f"{bullet}{tool}: `{shown(cmd)}`")
+            print()
+            print(table(rows, args.markdown))
+            print()
+            for t in targets:
+                print(f"{t['status']}: {t['target']} -- {t['detail']}")
+            print_notes(rows)
+        if people_on:
+            print()
+            for name, info in people_infos.items():
+                print(f"{bullet}people clip {name}: {people_clips[name].name} as it is, keeping "
+                      f"{persons[name]}, {info.width}x{info.height}, {info.frames} frames at "
+                      f"{info.fps:.3f} fps ({info.duration:.1f} s)")
+            for person, e in enrolled.items():
+                last = e["message"].splitlines()[-1] if e["message"] else "?"
+                print(f"{bullet}enrolled {person} once, untimed ({e['seconds']:.1f} s): "
+                      f"{'ok' if e['ok'] else 'FAILED'}: {last.replace(str(base) + os.sep, '')}")
+            cmd = people_command(Path("SRC"), Path("DST"), Path("GALLERY"), None, args.crf, args.preset)
+            print(f"{bullet}people: `{shown(cmd)}`"
+                  " against the same with `--keep NAME`, alternating, the order rotated each round; "
+                  "kept / hidden boxes counted from the faces file (--json) of the last round")
+            print()
+            print(people_table(people_rows, args.markdown))
+            print()
+            for t in people_targets:
+                print(f"{t['status']}: {t['target']} -- {t['detail']}")
+            print_people_notes(people_rows, enrolled)
 
         if args.json:
             doc = {"machine": facts, "args": vars(args), "deface_ffmpeg_config":
@@ -681,7 +984,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                                     "duration": info.duration, "audio_packets": len(info.audio),
                                     "audio_codec": info.audio_codec}
                              for name, info in infos.items()},
-                   "results": rows, "targets": targets}
+                   "results": rows,
+                   "people": {"clips": {name: {"path": str(people_clips[name]), "person": persons[name],
+                                               "frames": info.frames, "size": [info.width, info.height],
+                                               "fps": info.fps, "duration": info.duration}
+                                        for name, info in people_infos.items()},
+                              "enrolment": enrolled, "results": people_rows},
+                   "targets": targets + people_targets}
             Path(args.json).parent.mkdir(parents=True, exist_ok=True)
             Path(args.json).write_text(json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8")
             log(f"wrote {args.json}")
@@ -691,7 +1000,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             shutil.rmtree(base, ignore_errors=True)
 
-    failed = [t for t in targets if t["status"] == "FAIL"]
+    failed = [t for t in targets + people_targets if t["status"] == "FAIL"]
     return 1 if args.check and failed else 0
 
 

@@ -109,6 +109,7 @@ def _identity_parts(args: argparse.Namespace):
 
 
 def _add(args: argparse.Namespace, gallery, log) -> int:
+    from ..config import IdentityConfig
     from ..identity import embedders
     from ..identity.decide import enrol
 
@@ -117,8 +118,9 @@ def _add(args: argparse.Namespace, gallery, log) -> int:
             raise ConfigError("give photos or --from, not both")
         from ..identity.discover import read_discovery
 
-        model = embedders.load(embedders.names()[0]).name
-        groups = read_discovery(args.from_file, model)
+        embedder = embedders.load(IdentityConfig().embedder)
+        groups = read_discovery(args.from_file, embedder.name, embedder.dims)
+        model = embedder.name
         if args.name:
             if not args.group:
                 raise ConfigError("with --from and a NAME, say which group: --group person_N")

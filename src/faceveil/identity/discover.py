@@ -174,7 +174,8 @@ def contact_sheet(sightings: list[Sighting], groups: list[np.ndarray]) -> np.nda
     return np.ascontiguousarray(np.vstack(rows))
 
 
-def read_discovery(path: str | Path, model: str) -> list[tuple[str, str | None, np.ndarray]]:
+def read_discovery(path: str | Path, model: str,
+                   dims: int) -> list[tuple[str, str | None, np.ndarray]]:
     """(id, name, vectors) of each group in a people.json written by `write_discovery`."""
     try:
         document = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -185,7 +186,8 @@ def read_discovery(path: str | Path, model: str) -> list[tuple[str, str | None, 
         out = []
         for p in document["people"]:
             vectors = np.asarray(p["vectors"], np.float32)
-            if vectors.ndim != 2 or not len(vectors) or not np.isfinite(vectors).all():
+            if vectors.ndim != 2 or vectors.shape[1] != dims or not len(vectors) \
+                    or not np.isfinite(vectors).all():
                 raise ValueError(f"{p.get('id')}: bad vectors")
             out.append((str(p["id"]), p.get("name") or None, vectors))
         return out

@@ -112,6 +112,9 @@ class Gallery:
             raise ConfigError("no usable face vectors to add")
         now = _now()
         with self._db(write=True) as db:
+            row = db.execute("SELECT LENGTH(vector) FROM faces WHERE model = ? LIMIT 1", (model,)).fetchone()
+            if row and row[0] != vectors.shape[1] * 4:
+                raise ConfigError(f"{model} vectors have {row[0] // 4} numbers, not {vectors.shape[1]}")
             db.execute("INSERT OR IGNORE INTO people (name, added) VALUES (?, ?)", (name, now))
             before = db.total_changes
             for v in vectors:
