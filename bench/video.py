@@ -712,6 +712,17 @@ def check_people_targets(rows: list[dict], enrolled: dict[str, dict]) -> list[di
     return out
 
 
+def failure_notes(who: str, runs: dict) -> list[str]:
+    """Notes for runs that failed: all of them (with the last error) or some (the first error)."""
+    if not runs["ok"]:
+        last = runs["errors"][-1] if runs["errors"] else "?"
+        return [f"{who} FAILED every run; last error:\n" + "\n".join("    " + ln for ln in last.splitlines())]
+    if runs["errors"]:
+        return [f"{who}: {len(runs['errors'])} of {len(runs['errors']) + len(runs['seconds_all'])} "
+                f"runs failed; first error: {runs['errors'][0].splitlines()[0]}"]
+    return []
+
+
 def print_people_notes(rows: list[dict], enrolled: dict[str, dict]) -> None:
     notes = []
     for person, e in enrolled.items():
@@ -721,14 +732,9 @@ def print_people_notes(rows: list[dict], enrolled: dict[str, dict]) -> None:
     for row in rows:
         for key, label in (("without", "without --keep"), ("keep", f"--keep {row['person']}")):
             s, who = row[key], f"faceveil {label} on {row['clip']}"
+            notes += failure_notes(who, s)
             if not s["ok"]:
-                notes.append(f"{who} FAILED every run; last error:\n"
-                             + "\n".join("    " + ln for ln in (s["errors"][-1] if s["errors"] else "?")
-                                         .splitlines()))
                 continue
-            if s["errors"]:
-                notes.append(f"{who}: {len(s['errors'])} of {len(s['errors']) + len(s['seconds_all'])} "
-                             f"runs failed; first error: {s['errors'][0].splitlines()[0]}")
             o = s["output"]
             if o and not o["complete"]:
                 notes.append(f"{who}: output has {o['frames']} frames of {o['size'][0]}x{o['size'][1]} "
@@ -1009,14 +1015,9 @@ def print_notes(rows: list[dict]) -> None:
     notes = []
     for row in rows:
         who = f"{row['tool']} on {row['clip']}"
+        notes += failure_notes(who, row)
         if not row["ok"]:
-            notes.append(f"{who} FAILED every run; last error:\n"
-                         + "\n".join("    " + ln for ln in (row["errors"][-1] if row["errors"] else "?")
-                                     .splitlines()))
             continue
-        if row["errors"]:
-            notes.append(f"{who}: {len(row['errors'])} of {len(row['errors']) + len(row['seconds_all'])} "
-                         f"runs failed; first error: {row['errors'][0].splitlines()[0]}")
         o = row["output"]
         if o["error"]:
             notes.append(f"{who}: output unreadable: {o['error']}")
