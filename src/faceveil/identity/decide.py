@@ -184,6 +184,7 @@ class _Track:
     last_sample: int | None = None  # frame of the last attempt
     interval: int = 0
     visible: bool = False
+    near: bool = False  # close to another face at its last detection
 
 
 class TrackVotes:
@@ -195,8 +196,9 @@ class TrackVotes:
     every `SAMPLE_EVERY` frames until it has `VOTES` samples (fewer when the first is far from
     the threshold), then a visible track every `VERIFY_EVERY` frames and a hidden one more and
     more rarely. A visible track is also sampled again at once when it comes near another face
-    or is found again after a gap, where a tracker can swap two people: if that sample says
-    hidden, the track's earlier votes are dropped. A track is visible while the mean of its last
+    or is found again after a gap, where a tracker can swap two people, and every
+    `SAMPLE_EVERY` frames while it stays near one: if such a sample says hidden, the track's
+    earlier votes are dropped. A track is visible while the mean of its last
     `VOTES` + 2 samples is a match (with `keep`), or while none of them looks like a listed
     person (with `only`); a latest sample that could not be judged hides it.
     """
@@ -222,9 +224,13 @@ class TrackVotes:
         due: list[tuple[int, int, bool]] = []
         for i, tid in enumerate(dets.track_ids.tolist()):
             t = self._tracks.setdefault(tid, _Track(last_seen=number))
-            risky = t.visible and (number - t.last_seen > self.gap or bool(near[i]))
+            was_near, t.near = t.near, bool(near[i])
+            found_again = number - t.last_seen > self.gap
             t.last_seen = number
-            if not (t.last_sample is None or risky or number - t.last_sample >= t.interval):
+            risky = t.visible and (found_again or t.near)  # a sample now may show someone else
+            urgent = t.visible and (found_again or (t.near and not was_near))
+            interval = min(t.interval, self.SAMPLE_EVERY) if risky else t.interval
+            if not (t.last_sample is None or urgent or number - t.last_sample >= interval):
                 continue
             if judgeable[i]:
                 due.append((0 if t.last_sample is None else 1 if risky else 2, i, risky))
