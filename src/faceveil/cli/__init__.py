@@ -217,7 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "people":
             from . import people
 
-            return people.run(args, log)
+            return people.run(args)
         return _run(args)
     except KeyboardInterrupt:
         print("faceveil: interrupted", file=sys.stderr)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 
 from ..errors import ConfigError
+
+log = logging.getLogger("faceveil")
 
 EXAMPLES = """\
 examples:
@@ -71,7 +74,7 @@ def add_parser(sub, common, choices) -> None:
                       help="faces closer than this are linked into one person (default 0.5)")
 
 
-def run(args: argparse.Namespace, log) -> int:
+def run(args: argparse.Namespace) -> int:
     from ..identity.gallery import Gallery
 
     gallery = Gallery(args.gallery)
@@ -93,8 +96,8 @@ def run(args: argparse.Namespace, log) -> int:
             print(f"faceveil: error: no person named {name!r} in {gallery.path}", file=sys.stderr)
         return 1 if missing else 0
     if action == "add":
-        return _add(args, gallery, log)
-    return _discover(args, log)
+        return _add(args, gallery)
+    return _discover(args)
 
 
 def _identity_parts(args: argparse.Namespace):
@@ -108,7 +111,7 @@ def _identity_parts(args: argparse.Namespace):
     return detector, embedders.create(config.embedder), config
 
 
-def _add(args: argparse.Namespace, gallery, log) -> int:
+def _add(args: argparse.Namespace, gallery) -> int:
     from ..config import IdentityConfig
     from ..identity import embedders
     from ..identity.decide import enrol
@@ -154,7 +157,7 @@ def _add(args: argparse.Namespace, gallery, log) -> int:
     return 0
 
 
-def _discover(args: argparse.Namespace, log) -> int:
+def _discover(args: argparse.Namespace) -> int:
     from ..identity.discover import cluster, find_faces, write_discovery
     from .paths import plan
 

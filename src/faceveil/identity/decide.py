@@ -91,7 +91,7 @@ def enrol(paths: Iterable[str | os.PathLike], detector, embedder: Embedder,
             result.skipped.append((path, f"{len(dets)} faces of similar size; crop it to the person"))
             continue
         main = dets[order[:1]]
-        if not _judgeable(main, config)[0]:
+        if not judgeable(main, config)[0]:
             side = int(min(main.widths[0], main.heights[0]))
             result.skipped.append((path, f"the face is too small ({side} px) or too unsure a detection"))
             continue
@@ -104,7 +104,8 @@ def enrol(paths: Iterable[str | os.PathLike], detector, embedder: Embedder,
     return result
 
 
-def _judgeable(dets: Detections, config: IdentityConfig) -> np.ndarray:
+def judgeable(dets: Detections, config: IdentityConfig) -> np.ndarray:
+    """(N,) faces big enough, confident enough and really detected (not filled in), so worth judging."""
     side = np.minimum(dets.widths, dets.heights)
     return (side >= config.min_face) & (dets.scores >= config.min_score) & ~dets.filled
 
@@ -154,7 +155,7 @@ class Identifier:
     def judge(self, image: np.ndarray, dets: Detections, which: np.ndarray | None = None) -> np.ndarray:
         """(N,) distance of each face to the nearest reference; NaN where it cannot be judged."""
         out = np.full(len(dets), np.nan, np.float32)
-        ok = _judgeable(dets, self.config)
+        ok = judgeable(dets, self.config)
         if which is not None:
             ok &= which
         idx = np.nonzero(ok)[0]
@@ -220,7 +221,7 @@ class TrackVotes:
         if not len(dets) or dets.track_ids is None:
             return
         near = _near_others(dets.xyxy)
-        judgeable = _judgeable(dets, self.identifier.config)  # costs nothing to know
+        worth = judgeable(dets, self.identifier.config)  # costs nothing to know
         due: list[tuple[int, int, bool]] = []
         for i, tid in enumerate(dets.track_ids.tolist()):
             t = self._tracks.setdefault(tid, _Track(last_seen=number))
@@ -232,7 +233,7 @@ class TrackVotes:
             interval = min(t.interval, self.SAMPLE_EVERY) if risky else t.interval
             if not (t.last_sample is None or urgent or number - t.last_sample >= interval):
                 continue
-            if judgeable[i]:
+            if worth[i]:
                 due.append((0 if t.last_sample is None else 1 if risky else 2, i, risky))
             elif risky:  # maybe someone else now, and too small or unsure to tell: hidden
                 t.distances, t.visible, t.interval = [np.nan], False, self.SAMPLE_EVERY

@@ -67,7 +67,7 @@ def find_faces(files: Iterable[Path], detector, embedder: Embedder, config: Iden
                on_file: Callable[[Path, int, str], None] | None = None) -> list[Sighting]:
     """Every judgeable face in `files`; `on_file(path, faces, error)` after each file."""
     from ..pipeline.runner import describe_error
-    from .decide import _judgeable
+    from .decide import judgeable
 
     found: list[Sighting] = []
     for path in files:
@@ -75,7 +75,7 @@ def find_faces(files: Iterable[Path], detector, embedder: Embedder, config: Iden
         try:
             for rgb, index, t in _pictures(path, every, max_pixels):
                 dets = detector.detect(Frame(rgb, source=str(path)))
-                dets = dets[_judgeable(dets, config)]
+                dets = dets[judgeable(dets, config)]
                 if not len(dets):
                     continue
                 emb = embedder.embed(rgb, dets.xyxy, min_sharpness=config.min_sharpness, chips=True)

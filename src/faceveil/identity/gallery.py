@@ -145,8 +145,9 @@ class Gallery:
             rows = db.execute("SELECT vector FROM faces WHERE person = ? AND model = ? ORDER BY id",
                               (name, model)).fetchall()
         if not rows:
-            known = ", ".join(p.name for p in self.people()) or "nobody yet"
-            if any(p.name == name for p in self.people()):
+            names = [p.name for p in self.people()]
+            known = ", ".join(names) or "nobody yet"
+            if name in names:
                 raise ConfigError(f"{name!r} in {self.path} has no faces made with {model}; "
                                   f"add them again with: faceveil people add {name} PHOTOS")
             raise ConfigError(f"no person named {name!r} in the people gallery {self.path} "
