@@ -12,6 +12,7 @@ from .errors import ConfigError
 
 QUALITIES = ("fast", "balanced", "thorough")
 SHAPES = ("ellipse", "box")
+BACKGROUNDS = ("blur", "image", "color", "transparent")
 
 _NAMED_COLORS = {
     "black": (0, 0, 0), "white": (255, 255, 255), "gray": (128, 128, 128), "grey": (128, 128, 128),
@@ -154,12 +155,62 @@ class IdentityConfig:
 
 
 @dataclass(frozen=True)
+class BackgroundConfig:
+    """What happens to the scene behind people (see faceveil.segmentation); off by default.
+
+    `mode` also takes the CLI's one-word forms: "image:beach.jpg", "color:#00ff00", "blur:2".
+    """
+
+    mode: str | None = None  # blur | image | color | transparent; None: background left as is
+    strength: float = 1.0  # blur: multiplies the frame-size-scaled blur radius
+    image: str | None = None  # image: the picture put behind people, scaled and cropped to cover
+    color: tuple[int, int, int] = (0, 177, 64)  # color: a chroma-key green by default
+    segmenter: str = "selfie"  # a name from faceveil.segmentation.segmenters
+    threshold: float = 0.5  # segmenter confidence where person turns into background
+    feather: float = 0.01  # soft edge, as a fraction of the frame's short side; 0: hard edge
+    smooth: float = 0.6  # video: how much small mask changes are damped from frame to frame; 0: off
+
+    def __post_init__(self) -> None:
+        mode = self.mode or None
+        if mode and ":" in mode:
+            mode, _, arg = mode.partition(":")
+            _check(mode in ("image", "color", "blur") and bool(arg),
+                   f"background {self.mode!r}: use blur[:STRENGTH], image:PATH, color:COLOUR "
+                   "or transparent")
+            if mode == "image":
+                object.__setattr__(self, "image", arg)
+            elif mode == "color":
+                object.__setattr__(self, "color", arg)
+            else:
+                try:
+                    object.__setattr__(self, "strength", float(arg))
+                except ValueError:
+                    raise ConfigError(f"background blur strength must be a number, got {arg!r}") from None
+        object.__setattr__(self, "mode", mode)
+        object.__setattr__(self, "color", parse_color(self.color))
+        _check(mode is None or mode in BACKGROUNDS,
+               f"background must be one of {', '.join(BACKGROUNDS)}, got {mode!r}")
+        _check(mode != "image" or bool(self.image), "background 'image' needs a picture: image:PATH")
+        _check(0.05 <= self.strength <= 20,
+               f"background strength must be between 0.05 and 20, got {self.strength}")
+        _check(0.0 < self.threshold < 1.0,
+               f"background threshold must be between 0 and 1, got {self.threshold}")
+        _check(0.0 <= self.feather <= 0.2, f"background feather must be 0..0.2, got {self.feather}")
+        _check(0.0 <= self.smooth < 1.0, f"background smooth must be 0..0.99, got {self.smooth}")
+
+    @property
+    def active(self) -> bool:
+        return self.mode is not None
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     mask: MaskConfig = field(default_factory=MaskConfig)
     effect: EffectConfig = field(default_factory=EffectConfig)
     video: VideoConfig = field(default_factory=VideoConfig)
     identity: IdentityConfig = field(default_factory=IdentityConfig)
+    background: BackgroundConfig = field(default_factory=BackgroundConfig)
     draw_boxes: bool = False  # draw detections on the output, for tuning
 
     # flat option name -> (section, field); what keyword arguments and CLI flags use
@@ -176,6 +227,11 @@ class PipelineConfig:
         "keep": ("identity", "keep"), "only": ("identity", "only"),
         "keep_distance": ("identity", "keep_distance"), "only_distance": ("identity", "only_distance"),
         "min_face": ("identity", "min_face"), "gallery": ("identity", "gallery"),
+        "background": ("background", "mode"), "background_strength": ("background", "strength"),
+        "background_image": ("background", "image"), "background_color": ("background", "color"),
+        "segmenter": ("background", "segmenter"),
+        "background_threshold": ("background", "threshold"),
+        "background_feather": ("background", "feather"), "background_smooth": ("background", "smooth"),
         "draw_boxes": (None, "draw_boxes"),
     }
 

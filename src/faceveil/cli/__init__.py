@@ -43,6 +43,9 @@ examples:
   faceveil render clip.mov --faces clip.anonymized.faces.json --method solid
   faceveil run lecture.mp4 --keep alice       # hide everyone but alice (see `faceveil people`)
   faceveil run party/ --keep refs/alice/      # reference photos instead of a gallery name
+  faceveil run talk.mp4 --background blur --method none   # face visible, room blurred
+  faceveil run me.jpg --background image:beach.jpg
+  faceveil run me.png --background transparent           # a PNG cut-out of the people
 """
 
 
@@ -151,6 +154,21 @@ def _hiding_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--draw-boxes", action="store_true", default=None,
                    help="draw detections and scores on the output")
     g.add_argument("--config", metavar="FILE.toml", help="options from a TOML file (flags win)")
+    from ..segmentation import segmenters
+
+    g = p.add_argument_group("background (behind people; needs the mediapipe extra)")
+    g.add_argument("--background", metavar="MODE",
+                   help="blur[:STRENGTH], image:PATH (scaled to cover), color:COLOUR, or transparent "
+                        "(pictures: PNG/WebP/TIFF cut-out); default: left as is")
+    g.add_argument("--background-strength", type=float, metavar="X",
+                   help="background blur strength (default 1.0)")
+    g.add_argument("--segmenter", choices=segmenters.names(), help=_choices(segmenters))
+    g.add_argument("--background-threshold", type=float, metavar="0..1",
+                   help="person confidence where background starts (default 0.5)")
+    g.add_argument("--background-feather", type=float, metavar="X",
+                   help="soft edge as a fraction of the frame's short side, 0..0.2 (default 0.01)")
+    g.add_argument("--background-smooth", type=float, metavar="0..0.99",
+                   help="video: damping of small mask changes between frames (default 0.6; 0 off)")
 
 
 def _output_options(p: argparse.ArgumentParser, *, sidecar: bool) -> None:
@@ -267,11 +285,12 @@ def _config(args: argparse.Namespace):
     return config.replace(**{k: v for k, v in options.items() if v is not None})
 
 
-def _plan(args: argparse.Namespace):
+def _plan(args: argparse.Namespace, config):
     """The (input, output) pairs of the command line; what cannot be planned is said on stderr."""
     from .paths import plan
 
-    work = plan(args.inputs, args.output, suffix=args.suffix, skip_existing=args.skip_existing)
+    work = plan(args.inputs, args.output, suffix=args.suffix, skip_existing=args.skip_existing,
+                alpha=config.background.mode == "transparent")
     for what, why in work.errors:
         print(f"faceveil: error: {what}: {why}", file=sys.stderr)
     return work
@@ -283,7 +302,7 @@ def _run(args: argparse.Namespace) -> int:
     from ..sidecar import sidecar_path
 
     config = _config(args)
-    work = _plan(args)
+    work = _plan(args, config)
     if not work.pairs:
         if work.skipped and not work.errors:
             log.warning("nothing to do: %d file(s) skipped", work.skipped)
@@ -304,7 +323,7 @@ def _render(args: argparse.Namespace) -> int:
     from ..sidecar import read_sidecar
 
     config = _config(args)
-    work = _plan(args)
+    work = _plan(args, config)
     if not work.pairs:
         return ExitCode.FAILED if work.errors else ExitCode.OK
     document, frames = read_sidecar(args.faces)

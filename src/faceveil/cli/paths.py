@@ -54,13 +54,15 @@ def _wants_folder(output: str, n_inputs: int, any_folder: bool) -> bool:
 
 
 def plan(inputs: list[str], output: str | None, suffix: str = ".anonymized",
-         skip_existing: bool = False) -> Plan:
+         skip_existing: bool = False, alpha: bool = False) -> Plan:
     """Expand files, folders (recursively) and globs, and name every output.
 
     - no output: beside each file as NAME{suffix}.EXT; a folder D goes to a sibling D{suffix}/
     - output "-": nothing is written (the caller prints data instead)
     - output a file: only for a single input file
     - output a folder: folder inputs mirrored below it, single files and globs by name/relative path
+    - alpha: pictures whose format has no transparency get a .png name (a named output file is
+      left as given)
     """
     result = Plan()
     sources: list[tuple[Path, Path | None, bool]] = []  # (file, mirror root, from a folder)
@@ -113,12 +115,20 @@ def plan(inputs: list[str], output: str | None, suffix: str = ".anonymized",
                     target = full.with_name(full.name + suffix) / f.relative_to(base)
                 else:
                     target = f.with_name(f.stem + suffix + f.suffix)
-                result.pairs.append((f, target))
+                result.pairs.append((f, _with_alpha(target) if alpha else target))
             else:
                 rel = f.relative_to(base) if base is not None and f.is_relative_to(base) else \
                     Path(f.name)
-                result.pairs.append((f, out_dir / rel))
+                target = out_dir / rel
+                result.pairs.append((f, _with_alpha(target) if alpha else target))
     return _check(result, skip_existing)
+
+
+def _with_alpha(path: Path) -> Path:
+    from ..media.images import ALPHA_FORMATS, SUFFIXES
+
+    fmt = SUFFIXES.get(path.suffix.lower())
+    return path if fmt is None or fmt in ALPHA_FORMATS else path.with_suffix(".png")
 
 
 def _check(result: Plan, skip_existing: bool) -> Plan:

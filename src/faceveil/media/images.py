@@ -33,6 +33,7 @@ FORMATS: dict[str, tuple[str, ...]] = {
 }
 _READ_AS = {"MPO": "JPEG"}  # phones' multi-picture JPEGs: the first picture is the photo
 SUFFIXES = {s: f for f, suffixes in FORMATS.items() for s in suffixes}
+ALPHA_FORMATS = ("PNG", "WEBP", "TIFF")  # formats that can hold transparency
 DEFAULT_MAX_PIXELS = 150_000_000  # above any common camera; raise it with max_pixels
 _GPS_IFD, _ORIENTATION = 0x8825, 0x0112
 
@@ -169,12 +170,19 @@ def _save(rgb: np.ndarray, fp, fmt: str, like: Picture | None, quality: int,
         raise UnsupportedMediaError(f"cannot write {fmt} pictures")
     if not 1 <= quality <= 100:
         raise ValueError(f"image quality must be 1..100, got {quality}")
+    alpha = like.alpha if like is not None else None
+    if rgb.ndim == 3 and rgb.shape[2] == 4:  # a cut-out (transparent background)
+        if fmt not in ALPHA_FORMATS:
+            raise UnsupportedMediaError(
+                f"{fmt} cannot hold a transparent background; write PNG, WebP or TIFF")
+        rgb, alpha = rgb[..., :3], rgb[..., 3]
+        if like is not None and like.alpha is not None and like.alpha.shape == alpha.shape:
+            alpha = np.minimum(alpha, like.alpha)
     img = Image.fromarray(np.ascontiguousarray(rgb), "RGB")
     if like is not None and like.grayscale:
         img = img.convert("L")
-    if (like is not None and like.alpha is not None and fmt in ("PNG", "WEBP", "TIFF")
-            and like.alpha.shape == rgb.shape[:2]):
-        img.putalpha(Image.fromarray(like.alpha, "L"))
+    if alpha is not None and fmt in ALPHA_FORMATS and alpha.shape == rgb.shape[:2]:
+        img.putalpha(Image.fromarray(np.ascontiguousarray(alpha), "L"))
     params: dict = {}
     if like is not None:
         if like.icc_profile:

@@ -10,12 +10,14 @@ import cv2
 import numpy as np
 
 from ..anonymization import Effect, MaskRenderer, effects, masks
+from ..anonymization.background import Backdrop
 from ..config import PipelineConfig
 from ..detection import Detector, create_detector
 from ..types import Detections, Frame, Result
 
 if TYPE_CHECKING:
     from ..identity.decide import Identifier
+    from ..segmentation import PersonMasker, Segmenter
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,10 @@ class Pipeline:
         self.effect: Effect = effects.create(self.config.effect.method, self.config.effect)
         if reason := self.effect.weakness():
             log.warning("%s", reason)
+        background = self.config.background
+        self.backdrop: Backdrop | None = Backdrop(background) if background.active else None
+        self._segmenter: Segmenter | None = None
+        self._masker: PersonMasker | None = None
 
     @property
     def detector(self) -> Detector:
@@ -55,6 +61,19 @@ class Pipeline:
             self._identifier = Identifier.from_config(self.config.identity, lambda: self.detector)
         return self._identifier
 
+    def person_masker(self, *, video: bool = False) -> PersonMasker:
+        """A new masker for one video (it smooths over time), or the shared one for pictures.
+        The segmentation model loads on first use."""
+        from ..segmentation import PersonMasker, segmenters
+
+        if self._segmenter is None:
+            self._segmenter = segmenters.create(self.config.background.segmenter)
+        if video:
+            return PersonMasker(self._segmenter, self.config.background, video=True)
+        if self._masker is None:
+            self._masker = PersonMasker(self._segmenter, self.config.background)
+        return self._masker
+
     def detect(self, frame: Frame) -> Detections:
         return self.detector.detect(frame)
 
@@ -64,9 +83,15 @@ class Pipeline:
         return detections if ident is None else ident.decide(frame, detections)
 
     def render(self, frame: Frame, detections: Detections) -> np.ndarray:
-        """Hide the faces in `detections` that are not marked keep."""
+        """Hide the faces in `detections` that are not marked keep, then the background if set
+        (RGBA out for a transparent background)."""
         mask = self.mask.render(detections, frame.image.shape[:2])
         out = self.effect.apply(frame.image, mask)
+        if self.backdrop is not None:
+            h, w = frame.image.shape[:2]
+            masker = self.person_masker()
+            small = cv2.resize(frame.image, masker.model_input(w, h), interpolation=cv2.INTER_AREA)
+            out = self.backdrop.apply_rgb(out, masker.alpha(small, (h, w)))
         if self.config.draw_boxes:
             out = draw_boxes(out, detections)
         return out

@@ -27,7 +27,7 @@ import numpy as np
 
 from .._files import atomic_path
 from ..anonymization.planar import apply_i420
-from ..errors import CorruptMediaError
+from ..errors import CorruptMediaError, UnsupportedMediaError
 from ..media.video import DEFAULT_MAX_PIXELS, EncodeOptions, VideoInput, VideoOutput
 from ..sidecar import SidecarStream, faces_document
 from ..tracking import SceneCuts, Tracker
@@ -113,6 +113,9 @@ def process_video(
     are written atomically: nothing appears under their names unless the whole run succeeded.
     """
     src, started = Path(src), time.perf_counter()
+    if dst is not None and pipeline.backdrop is not None and pipeline.backdrop.transparent:
+        raise UnsupportedMediaError("a transparent background is for pictures (PNG, WebP, TIFF); "
+                                    "for video use blur, image or color")
     encode = encode or EncodeOptions()
     report = VideoReport(src, Path(dst) if dst is not None else None)
     with contextlib.ExitStack() as stack:
@@ -145,6 +148,8 @@ class _Run:
         self.encoded: queue.Queue = queue.Queue(_QUEUE)
         self.packets: queue.SimpleQueue = queue.SimpleQueue()
         self.tracks: set[int] = set()
+        self.masker = (pipeline.person_masker(video=True)
+                       if pipeline.backdrop is not None and out_path is not None else None)
 
     # ---- queue helpers that give up when another thread failed
 
@@ -346,21 +351,41 @@ class _Run:
         stored = to_stored(dets, g)
         mask = pipeline.mask.render(stored, (g.height, g.width))
         boxes = pipeline.config.draw_boxes
-        if not mask.patches and not boxes:
+        backdrop = pipeline.backdrop
+        if not mask.patches and not boxes and backdrop is None:
             return frame
+        alpha = self._person_alpha(frame) if backdrop is not None else None
         if (frame.format.name == "yuv420p" and frame.color_range != 2 and not boxes  # 2: full range
                 and g.width % 2 == 0 and g.height % 2 == 0):
             frame.make_writable()
             planes = [np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, :p.width]
                       for p in frame.planes]
             apply_i420(pipeline.effect, *planes, mask)
+            if backdrop is not None:
+                for plane, new in zip(planes, backdrop.apply_planes(planes, alpha, "i420"),
+                                      strict=True):
+                    plane[...] = new
             return frame
         rgb = pipeline.effect.apply(frame.to_ndarray(format="rgb24"), mask)
+        if backdrop is not None:
+            rgb = backdrop.apply_rgb(rgb, alpha)
         if boxes:
             rgb = draw_boxes(rgb, stored)
         out = av.VideoFrame.from_ndarray(rgb, format="rgb24")
         out.pts, out.time_base = frame.pts, frame.time_base
         return out
+
+    def _person_alpha(self, frame: Any) -> np.ndarray:
+        """Person alpha for the frame as stored (1 person, 0 background), smoothed over time."""
+        g, masker = self.geometry, self.masker
+        dw, dh = g.display
+        mw, mh = masker.model_input(dw, dh)
+        if g.turns % 2:
+            mw, mh = mh, mw
+        small = np.rot90(frame.reformat(mw, mh, format="rgb24", interpolation="AREA").to_ndarray(),
+                         g.turns)
+        alpha = masker.alpha(small, (dh, dw))
+        return np.ascontiguousarray(np.rot90(alpha, -g.turns)) if g.turns else alpha
 
 
 def _follow_side(boxes: np.ndarray, full: int, scan_side: int) -> int:
