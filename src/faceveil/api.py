@@ -64,7 +64,8 @@ def detect_faces(image: ImageLike, *, config: PipelineConfig | None = None,
 def anonymize_image(image: ImageLike, output: str | os.PathLike | None = None, *,
                     config: PipelineConfig | None = None, image_quality: int = 95,
                     keep_metadata: bool = False, **options: Any) -> np.ndarray:
-    """Hide every face in a picture; returns the RGB result and writes it to `output` if given.
+    """Hide every face in a picture; returns the RGB result (RGBA with background="transparent")
+    and writes it to `output` if given.
 
     `image` is a path, an RGB (or gray, or RGBA) uint8 array, or a PIL image. Options are the
     flat pipeline options: method="pixelate", blocks=10, shape="box", color="#000", ...

@@ -167,8 +167,8 @@ class BackgroundConfig:
     color: tuple[int, int, int] = (0, 177, 64)  # color: a chroma-key green by default
     segmenter: str = "selfie"  # a name from faceveil.segmentation.segmenters
     threshold: float = 0.5  # segmenter confidence where person turns into background
-    feather: float = 0.01  # soft edge, as a fraction of the frame's short side; 0: hard edge
-    smooth: float = 0.6  # video: how much small mask changes are damped from frame to frame; 0: off
+    feather: float = 0.01  # Gaussian edge softening, as a fraction of the frame's short side
+    smooth: float = 0.75  # video: how much small mask changes are damped between frames; 0: off
 
     def __post_init__(self) -> None:
         mode = self.mode or None

@@ -168,7 +168,7 @@ def _hiding_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--background-feather", type=float, metavar="X",
                    help="soft edge as a fraction of the frame's short side, 0..0.2 (default 0.01)")
     g.add_argument("--background-smooth", type=float, metavar="0..0.99",
-                   help="video: damping of small mask changes between frames (default 0.6; 0 off)")
+                   help="video: damping of small mask changes between frames (default 0.75; 0 off)")
 
 
 def _output_options(p: argparse.ArgumentParser, *, sidecar: bool) -> None:

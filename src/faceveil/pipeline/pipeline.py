@@ -82,14 +82,16 @@ class Pipeline:
         ident = self.identifier
         return detections if ident is None else ident.decide(frame, detections)
 
-    def render(self, frame: Frame, detections: Detections) -> np.ndarray:
+    def render(self, frame: Frame, detections: Detections, *,
+               masker: PersonMasker | None = None) -> np.ndarray:
         """Hide the faces in `detections` that are not marked keep, then the background if set
-        (RGBA out for a transparent background)."""
+        (RGBA out for a transparent background). For a stream of frames pass one
+        `person_masker(video=True)` with each, so the person mask is smoothed over time."""
         mask = self.mask.render(detections, frame.image.shape[:2])
         out = self.effect.apply(frame.image, mask)
         if self.backdrop is not None:
             h, w = frame.image.shape[:2]
-            masker = self.person_masker()
+            masker = masker or self.person_masker()
             small = cv2.resize(frame.image, masker.model_input(w, h), interpolation=cv2.INTER_AREA)
             out = self.backdrop.apply_rgb(out, masker.alpha(small, (h, w)))
         if self.config.draw_boxes:

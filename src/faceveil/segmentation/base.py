@@ -24,14 +24,16 @@ class Segmenter(Protocol):
 class PersonMasker:
     """Segmenter confidence -> alpha at the output size: 1 person, 0 background.
 
-    All the work is done at the segmenter's resolution: the threshold becomes a short linear
-    ramp, the edge is feathered with a Gaussian, and in video (`video=True`) each mask is blended
-    with the last one. The blend damps small changes (the shimmer of an edge on a still speaker)
-    and lets big ones through at once (a person moving), so edges neither shimmer nor trail.
-    Only the result is scaled up, with bilinear interpolation.
+    All the work is done at the segmenter's resolution. In video (`video=True`) each frame's
+    confidence is first blended with the last: a change under KNEE[0] moves it only by
+    1 - smooth (the shimmer of an edge on a still speaker is damped), a change over KNEE[1]
+    is taken at once (a person moving does not leave a trail). Then the threshold becomes a
+    short linear ramp and the edge is feathered with a Gaussian. Only the result is scaled up,
+    with bilinear interpolation.
     """
 
     RAMP = 0.15  # confidence from threshold - RAMP to threshold + RAMP fades person to background
+    KNEE = (0.3, 0.7)  # confidence changes between these are taken more and more fully
 
     def __init__(self, segmenter: Segmenter, config: BackgroundConfig, *, video: bool = False) -> None:
         self.segmenter, self.config, self.video = segmenter, config, video
@@ -48,14 +50,14 @@ class PersonMasker:
         """`small`: the RGB frame at (about) model_input size; shape: (height, width) wanted."""
         c = self.config
         conf = self.segmenter.person_mask(Frame(np.ascontiguousarray(small)))
-        a = np.clip((conf - (c.threshold - self.RAMP)) / (2 * self.RAMP), 0.0, 1.0)
         if self.video and c.smooth > 0:
             last = self._last
-            if last is not None and last.shape == a.shape:
-                # weight of the new mask: 1 - smooth for tiny changes, 1 for a full flip
-                weight = (1.0 - c.smooth) + c.smooth * np.abs(a - last)
-                a = last + weight * (a - last)
-            self._last = a
+            if last is not None and last.shape == conf.shape:
+                lo, hi = self.KNEE
+                big = np.clip((np.abs(conf - last) - lo) / (hi - lo), 0.0, 1.0)
+                conf = last + ((1.0 - c.smooth) + c.smooth * big) * (conf - last)
+            self._last = conf
+        a = np.clip((conf - (c.threshold - self.RAMP)) / (2 * self.RAMP), 0.0, 1.0)
         sigma = c.feather * min(a.shape)
         if sigma >= 0.3:
             a = cv2.GaussianBlur(a, (0, 0), sigma)
@@ -64,6 +66,3 @@ class PersonMasker:
             a = cv2.resize(a, (w, h), interpolation=cv2.INTER_LINEAR)
         return a.astype(np.float32, copy=False)
 
-    def reset(self) -> None:
-        """Forget the last mask (a new video, or a scene cut)."""
-        self._last = None
