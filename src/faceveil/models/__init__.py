@@ -112,7 +112,8 @@ def describe() -> list[ModelInfo]:
             out.append(ModelInfo(f"haar/{name}", path, sha256_file(path), "opencv-python-headless"))
     spec = importlib.util.find_spec("mediapipe")
     if spec and spec.submodule_search_locations:
-        root = Path(next(iter(spec.submodule_search_locations))) / "modules" / "face_detection"
-        for path in sorted(root.glob("*.tflite")):
-            out.append(ModelInfo(f"mediapipe/{path.stem}", path, sha256_file(path), "mediapipe"))
+        modules = Path(next(iter(spec.submodule_search_locations))) / "modules"
+        for part in ("face_detection", "selfie_segmentation"):
+            for path in sorted((modules / part).glob("*.tflite")):
+                out.append(ModelInfo(f"mediapipe/{path.stem}", path, sha256_file(path), "mediapipe"))
     return out
