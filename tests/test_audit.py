@@ -1,0 +1,158 @@
+"""Proof of anonymization: --report and --verify, on real photos and a real clip."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, require_data
+from faceveil.audit import Auditor, write_report
+from faceveil.cli import ExitCode, main
+from faceveil.media.images import read_image, write_image
+from faceveil.pipeline import Pipeline
+from faceveil.types import Frame
+
+PHOTOS = [("obama", "obama.jpg"), ("biden", "biden.jpg"), ("_multi_person", "two_people.jpg"),
+          ("_multi_person", "kit_with_rose.jpg")]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("photos")
+    for person, name in PHOTOS:
+        shutil.copy(require_data("identities", person, name), folder / name)
+    return folder
+
+
+def report_of(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def test_default_settings_pass_strict_verification(photos, tmp_path, capsys):
+    code = main(["run", str(photos), "-o", str(tmp_path / "out"), "--verify", "strict",
+                 "--report", str(tmp_path / "r.json"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == ExitCode.OK, err
+    assert "no face left visible found" in err
+    report = report_of(tmp_path / "r.json")
+    assert [f["status"] for f in report["files"]] == ["verified"] * len(PHOTOS)
+    assert all(not [x for x in f["findings"] if x["kind"] != "unconfirmed"] for f in report["files"])
+    assert sum(f["faces_hidden"] for f in report["files"]) >= 6
+    assert report["verify"] == "strict" and report["verify_detector"] == "mediapipe"
+    assert any(m["name"].startswith("centerface") for m in report["models"])
+    assert report["settings"]["effect"]["method"] == "blur"
+
+
+def test_weak_blur_is_flagged_and_fails_under_strict(photos, tmp_path, capsys):
+    out = tmp_path / "warn"
+    code = main(["run", str(photos), "-o", str(out), "--strength", "0.05", "--verify",
+                 "--report", str(tmp_path / "w.json"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == ExitCode.OK  # warn: outputs kept, findings said
+    assert "still looks like a face" in err and "with findings" in err
+    report = report_of(tmp_path / "w.json")
+    assert all(f["status"] == "findings" for f in report["files"])
+    kinds = {x["kind"] for f in report["files"] for x in f["findings"]}
+    assert {"face_found", "recognisable"} <= kinds
+    assert len(list(out.iterdir())) == len(PHOTOS)
+
+    strict = tmp_path / "strict"
+    code = main(["run", str(photos), "-o", str(strict), "--strength", "0.05", "--verify", "strict",
+                 "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == ExitCode.FAILED
+    assert err.count("output removed") == len(PHOTOS)
+    assert not strict.exists() or not list(strict.iterdir())  # no output that may show a face
+
+
+def test_a_face_left_visible_is_found(tmp_path):
+    """Hide all faces but one: verification names the one left, where it is."""
+    src = require_data("identities", "_multi_person", "two_people.jpg")
+    image = read_image(src).rgb
+    pipeline = Pipeline()
+    dets = pipeline.detect(Frame(image))
+    assert len(dets) >= 2
+    left = int(dets.heights.argmax())
+    partial = dets[[i for i in range(len(dets)) if i != left]]
+    out = tmp_path / "partial.png"
+    write_image(out, pipeline.render(Frame(image), partial))
+    audit = Auditor(pipeline.config, "strict").picture(src, out, partial)
+    found = [f for f in audit.failing if f.kind == "face_found"]
+    assert found and "not hidden" in found[0].detail
+    x1, y1, x2, y2 = dets.xyxy[left]
+    fx1, fy1, fx2, fy2 = found[0].box
+    assert fx1 < x2 and x1 < fx2 and fy1 < y2 and y1 < fy2  # at the face that was left
+    assert audit.status == "findings"
+
+
+def test_html_report_is_self_contained_and_escaped(photos, tmp_path):
+    hostile = tmp_path / "<img src=x onerror=alert(1)>.jpg"
+    shutil.copy(photos / "obama.jpg", hostile)
+    html_path = tmp_path / "report.html"
+    code = main(["run", str(hostile), "-o", str(tmp_path / "out.jpg"), "--report", str(html_path),
+                 "--no-progress"])
+    assert code == ExitCode.OK
+    text = html_path.read_text()
+    assert "<img src=x" not in text and "&lt;img src=x onerror=alert(1)&gt;" in text
+    assert "<script" not in text
+    assert "http://" not in text and "https://" not in text  # nothing loaded from elsewhere
+    assert "data:image/jpeg;base64," in text  # thumbnails of the hidden regions, inline
+    assert "not verified" in text
+
+
+def test_report_name_must_be_html_or_json(photos, tmp_path, capsys):
+    code = main(["run", str(photos / "obama.jpg"), "-o", str(tmp_path / "o.jpg"),
+                 "--report", str(tmp_path / "r.pdf")])
+    assert code == ExitCode.USAGE
+    assert ".html or .json" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_video_report_lists_risky_moments_and_verifies(tmp_path, capsys):
+    src = require_data("videos", "hamilton_short_clip.mp4")
+    code = main(["run", str(src), "-o", str(tmp_path / "o.mp4"), "--verify",
+                 "--report", str(tmp_path / "v.json"), "--no-progress"])
+    assert code == ExitCode.OK
+    (video,) = report_of(tmp_path / "v.json")["files"]
+    assert video["kind"] == "video" and video["frames"] == 275
+    assert video["verified_frames"] >= 20
+    assert video["risky"]["gap_filled"]["count"] == video["filled"] > 0
+    assert video["risky"]["low_confidence"]["count"] > 0
+    assert video["tracks"] > 0 and video["thumbnails"] > 0
+    moment = video["risky"]["gap_filled"]["moments"][0]
+    assert moment["time"] is not None and len(moment["box"]) == 4
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium (see .ci/run)")
+def test_html_report_renders_in_chromium(astronaut, tmp_path):
+    """Render a report with one clean and one weak run and screenshot it. Uses scikit-image's
+    astronaut (public domain), so the screenshot can ship: FACEVEIL_DOCS=1 writes docs/report.png."""
+    src = tmp_path / "astronaut.png"
+    write_image(src, astronaut)
+    audits = []
+    for name, options in (("default", {}), ("weak", {"strength": 0.05})):
+        pipeline = Pipeline(**options)
+        auditor = Auditor(pipeline.config, "warn")
+        result = pipeline.process(Frame(astronaut))
+        out = tmp_path / f"astronaut.{name}.png"
+        write_image(out, result.image)
+        audits.append(auditor.picture(src, out, result.detections))
+    assert [a.status for a in audits] == ["verified", "findings"]
+    html_path = write_report(tmp_path / "report.html", audits, auditor.facts())
+    shot = (REPO / "docs" / "report.png") if os.environ.get("FACEVEIL_DOCS") else tmp_path / "shot.png"
+    shot.parent.mkdir(exist_ok=True)
+    subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
+                    "--window-size=1000,1000", f"--screenshot={shot}", html_path.as_uri()],
+                   check=True, capture_output=True, timeout=120)
+    picture = read_image(shot).rgb
+    assert picture.shape[:2] == (1000, 1000)
+    assert picture.std() > 20  # a rendered page, not a blank one
