@@ -109,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--gallery", metavar="FILE", help="people gallery file (default: user data folder)")
     _hiding_options(run)
     _output_options(run, sidecar=True)
+    _audit_options(run)
     _common(run)
 
     render = sub.add_parser(
@@ -135,6 +136,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     people.add_parser(sub, _common, _choices)
     return parser
+
+
+def _audit_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("proof")
+    g.add_argument("--report", metavar="FILE.html|.json",
+                   help="write an audit report: per file what was hidden, risky moments (gaps "
+                        "filled by tracking, unsure detections, short tracks), thumbnails of the "
+                        "hidden regions, settings, versions and model hashes")
+    g.add_argument("--verify", nargs="?", const="warn", choices=("warn", "strict"),
+                   help="look again at every output with a second detector and, with the people "
+                        "extra, measure how recognisable hidden faces still are; warn (default) "
+                        "or strict: files with findings fail and the exit code is non-zero")
 
 
 def _hiding_options(p: argparse.ArgumentParser) -> None:
@@ -347,8 +360,10 @@ def _execute(args: argparse.Namespace, jobs: list, pipeline, failed_before: int,
     from ..pipeline.video import process_video
 
     to_stdout = args.output == "-"
+    auditor = _auditor(args, pipeline)
+    audits: list = []
     write = WriteOptions(args.image_quality, args.keep_metadata, int(args.max_pixels),
-                         want_document=to_stdout)
+                         want_document=to_stdout or auditor is not None)
     encode = EncodeOptions(codec=args.codec, crf=args.crf, preset=args.preset,
                            keep_audio=not args.no_audio)
     pictures = [j for j in jobs if not is_video(j.input)]
@@ -357,6 +372,8 @@ def _execute(args: argparse.Namespace, jobs: list, pipeline, failed_before: int,
     results: list[JobResult] = []
 
     def on_result(result: JobResult) -> None:
+        if auditor is not None:
+            _audit(args, auditor, audits, result, bar)
         if not result.ok:
             _say(bar, f"faceveil: error: {result.job.input}: {result.error}")
         elif to_stdout and result.document is not None:
@@ -379,7 +396,8 @@ def _execute(args: argparse.Namespace, jobs: list, pipeline, failed_before: int,
             report = process_video(
                 job.input, job.output, pipeline, encode=encode, sidecar=job.sidecar,
                 faces=video_faces, max_pixels=int(args.max_pixels),
-                on_frame=(lambda *rec, _frames=frames: _frames.append(rec)) if to_stdout else None,
+                on_frame=((lambda *rec, _frames=frames: _frames.append(rec))
+                          if to_stdout or auditor is not None else None),
                 on_progress=bar)
         except (KeyboardInterrupt, MemoryError):
             raise
@@ -399,14 +417,74 @@ def _execute(args: argparse.Namespace, jobs: list, pipeline, failed_before: int,
         finally:
             if bar is not None:
                 bar.close()
+        if auditor is not None:
+            _audit(args, auditor, audits, result, None, report if result.ok else None, frames)
         results.append(result)
         if not result.ok:
             _say(None, f"faceveil: error: {job.input}: {result.error}")
 
     failed = sum(not r.ok for r in results) + failed_before
+    if auditor is not None and auditor.verify:
+        checked = [a for a in audits if a.verified_frames is not None]
+        flagged = sum(bool(a.failing) for a in checked)
+        _say(None, f"faceveil: verified {len(checked)} file(s): "
+                   + (f"{flagged} with findings" if flagged else "no face left visible found"))
+    if auditor is not None and args.report:
+        from ..audit import write_report
+
+        write_report(args.report, audits, auditor.facts())
+        _say(None, f"faceveil: report written to {args.report}")
     if not args.quiet:
         _summary(args, results, failed, skipped, video_frames, time.perf_counter() - started)
     return ExitCode.FAILED if failed else ExitCode.OK
+
+
+def _auditor(args: argparse.Namespace, pipeline):
+    """An Auditor when --report or --verify asks for one; a bad report name fails first."""
+    if not (getattr(args, "report", None) or getattr(args, "verify", None)):
+        return None
+    from ..audit import Auditor
+
+    if args.report and Path(args.report).suffix.lower() not in (".html", ".htm", ".json"):
+        raise ConfigError(f"--report {args.report}: name a .html or .json file")
+    return Auditor(pipeline.config, args.verify)
+
+
+def _audit(args, auditor, audits: list, result, bar, report=None, frames=()) -> None:
+    """Audit (and verify) one finished file; under strict, findings fail it."""
+    from ..media.video import is_video
+    from ..pipeline.runner import describe_error
+    from ..types import Detections
+
+    job = result.job
+    kind = "video" if is_video(job.input) else "picture"
+    if not result.ok:
+        audits.append(auditor.failed(job.input, result.error, kind))
+        return
+    try:
+        if kind == "video":
+            audit = auditor.video(job.input, job.output, report, frames)
+        else:
+            faces = result.document["frames"][0]["faces"]
+            audit = auditor.picture(job.input, job.output, Detections.from_records(faces))
+    except Exception as exc:  # a verification that cannot run must not pass silently
+        audit = auditor.failed(job.input, f"could not be verified: {describe_error(exc)}", kind)
+        result.ok, result.error = False, audit.error
+        audits.append(audit)
+        return
+    audits.append(audit)
+    shown = 5
+    for f in audit.failing[:shown]:
+        where = f"{f.time:.2f} s: " if f.time is not None else ""
+        _say(bar, f"faceveil: warning: {job.input}: {where}{f.detail} at {f.box}")
+    if len(audit.failing) > shown:
+        _say(bar, f"faceveil: warning: {job.input}: and {len(audit.failing) - shown} more finding(s)"
+                  + (f" (see {args.report})" if args.report else ""))
+    if auditor.fails(audit):  # strict: an output that may show a face is not left behind
+        Path(job.output).unlink(missing_ok=True)
+        result.ok = audit.ok = False
+        result.error = audit.error = (f"verification found {len(audit.failing)} problem(s); "
+                                      "output removed")
 
 
 def _video_document(job, report, frames, pipeline) -> dict:
