@@ -117,6 +117,33 @@ class VideoConfig:
 
 
 @dataclass(frozen=True)
+class LiveConfig:
+    """How a live stream is run (see faceveil.live): timeouts, reconnecting, failures, overlay.
+
+    Detection and tracking settings come from `VideoConfig` as for files; what live chooses
+    when they are None is in `faceveil.live.runner.LIVE_PRESETS`.
+    """
+
+    open_timeout: float = 10.0  # seconds to open a source (connect, probe) before giving up
+    read_timeout: float = 5.0  # seconds without data before a source counts as lost
+    reconnects: int = 5  # attempts after a network stream or camera drops; 0: stop at once
+    backoff: float = 0.5  # wait before the first attempt, doubled on each further one
+    backoff_max: float = 8.0  # longest wait between two attempts
+    max_failures: int = 30  # detections in a row that may fail before the run stops
+    max_delay: float = 0.1  # seconds a frame may wait to be processed; older ones are dropped
+    overlay: bool = False  # draw output fps, latency and drops on the frames
+
+    def __post_init__(self) -> None:
+        _check(0 < self.open_timeout <= 600, f"open timeout must be 0..600 s, got {self.open_timeout}")
+        _check(0 < self.read_timeout <= 600, f"read timeout must be 0..600 s, got {self.read_timeout}")
+        _check(0 <= self.reconnects <= 1000, f"reconnects must be 0..1000, got {self.reconnects}")
+        _check(0 <= self.backoff <= self.backoff_max <= 3600,
+               f"backoff must be 0..backoff max (<= 3600 s), got {self.backoff}, {self.backoff_max}")
+        _check(1 <= self.max_failures <= 100_000, f"max failures must be at least 1, got {self.max_failures}")
+        _check(0 <= self.max_delay <= 10, f"max delay must be 0..10 s, got {self.max_delay}")
+
+
+@dataclass(frozen=True)
 class IdentityConfig:
     """Who stays visible (see faceveil.identity). Defaults measured on ../shared/data/identities.
 

@@ -17,7 +17,7 @@ from ..errors import ConfigError, CorruptMediaError, FaceveilError, MissingDepen
 
 log = logging.getLogger("faceveil")
 
-SUBCOMMANDS = ("run", "render", "models", "people")
+SUBCOMMANDS = ("run", "render", "models", "people", "live")
 
 
 class ExitCode(enum.IntEnum):
@@ -46,6 +46,10 @@ examples:
   faceveil run talk.mp4 --background blur --method none   # face visible, room blurred
   faceveil run me.jpg --background image:beach.jpg
   faceveil run me.png --background transparent           # a PNG cut-out of the people
+  faceveil live 0                             # webcam, anonymized in a preview window; q quits
+  faceveil live rtsp://camera.local/stream --serve   # MJPEG page on http://127.0.0.1:8765/
+  faceveil live 0 --record session.mp4 --fps-overlay
+  faceveil live clip.mp4 --serve --no-preview # a file played at its real rate
 """
 
 
@@ -132,9 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--json", action="store_true", help="as JSON on stdout")
     _common(models)
 
-    from . import people
+    from . import live, people
 
     people.add_parser(sub, _common, _choices)
+    live.add_parser(sub, _common, _choices, _hiding_options)
     return parser
 
 
@@ -249,6 +254,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from . import people
 
             return people.run(args)
+        if args.command == "live":
+            from . import live
+
+            return live.run(args)
         return _run(args)
     except KeyboardInterrupt:
         print("faceveil: interrupted", file=sys.stderr)

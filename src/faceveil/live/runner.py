@@ -1,0 +1,622 @@
+"""The real-time loop: newest frame in -> faces (detected beside the stream) -> hide -> out.
+
+Three threads. The grabber reads the source (pacing files to their timestamps, reconnecting to
+network streams and cameras with backoff) and holds the frames until the loop takes them, but
+none longer than `LiveConfig.max_delay` (0.1 s): when processing falls behind, the frames it had
+no time for are dropped and counted, so latency never piles up; a short hiccup is caught up on.
+The detector thread runs on the newest frame whenever it is free (at most every `detect_every`
+frames). The caller's thread shows every frame it takes with the faces of the latest detection,
+followed to that frame by the causal tracker (moved along, grown with the frames since), and
+hands the result to the sinks. So the output keeps the source's rate whatever detection costs,
+and the latency added is that of hiding, not of detecting; slower detection only means the
+boxes come from a few frames further back.
+
+Fail closed: a frame reaches the sinks only as the output of `Pipeline.render`. A frame waits
+for a detection made on itself when it is the first, when it follows a hard cut (new faces all
+at once), and when the latest detection is more than twice `hold` frames old (slow or failing
+detection). If that detection fails the frame is withheld (not shown); after
+`LiveConfig.max_failures` failures in a row the run stops with an error. A face that walks in
+between two detections can show for the frames until the next one (about `detect_lag` in the
+report: 1-3 frames on 2 cores).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ..config import LiveConfig, VideoConfig
+from ..errors import ConfigError, FaceveilError
+from ..pipeline.pipeline import Pipeline
+from ..tracking import CausalTracker, SceneCuts
+from ..types import Detections, Frame
+from .sinks import Sink
+from .sources import Captured, Source, SourceError, open_source
+
+log = logging.getLogger(__name__)
+
+# By quality preset: (long side of the picture the detector sees, detect at most every K-th
+# frame). Measured with bench/live.py on a 2-core machine shared with other work: seeing 480 px
+# (two passes, 480 and 320) takes 75-115 ms there, so boxes come from 4-6 frames back and frames
+# are dropped; 320 px (one pass) takes 20-25 ms, 1.5 frames back, no drops, and finds the same
+# faces of 16 px and more in the shared clips. See bench/README.md ("Live").
+LIVE_PRESETS: dict[str, tuple[int, int]] = {"fast": (256, 3), "balanced": (320, 2), "thorough": (640, 1)}
+COARSE_MIN = 320  # passes where the whole picture is smaller than this are left out (as for files)
+_LATENCY_BINS = 5000  # latency histogram: 1 ms bins up to 5 s
+
+
+class LiveError(FaceveilError, RuntimeError):
+    """The live run could not go on (the detector kept failing, every output failed)."""
+
+
+@dataclass
+class LiveReport:
+    source: str
+    width: int = 0
+    height: int = 0
+    frames_in: int = 0  # frames the source gave
+    frames_out: int = 0  # anonymized frames handed to the outputs
+    dropped: int = 0  # frames never processed: processing was behind (or the run ended)
+    withheld: int = 0  # frames processed but not shown: detection failed on them (fail closed)
+    faces: int = 0  # face boxes hidden, summed over the frames out
+    detections: int = 0  # frames the detector ran on
+    found: int = 0  # faces those detections found, summed
+    detect_mean: float = 0.0  # seconds per detection
+    detect_lag: float = 0.0  # frames between a frame out and the detection its faces came from, mean
+    detect_lag_max: int = 0  # ... and at most (never more than `stale`, 16 by default)
+    reconnects: int = 0
+    seconds: float = 0.0  # from the first frame in to the end
+    fps: float = 0.0  # frames out per second
+    latency_mean: float = 0.0  # seconds from capture to hand-over, over the frames out
+    latency_p95: float = 0.0
+    latency_max: float = 0.0
+    detect_every: int = 1
+    detect_size: int | None = None
+    ended: str = ""  # why the run ended
+    failed: bool = False  # ended by an error rather than by the end of the stream or a stop
+
+    @property
+    def drop_rate(self) -> float:
+        return self.dropped / self.frames_in if self.frames_in else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["drop_rate"] = self.drop_rate
+        return d
+
+
+@dataclass(frozen=True)
+class LiveStatus:
+    """About once a second while running, for progress displays."""
+
+    frames_in: int
+    frames_out: int
+    dropped: int
+    fps: float  # over the last second or so
+    latency: float  # mean seconds over the last second or so
+
+
+# -------------------------------------------------------------------------------- the grabber
+
+
+class _Recent:
+    """The frames waiting to be processed, none older than `max_delay` seconds.
+
+    Frames are taken oldest first, so a short hiccup of the loop (a detection it waits for at a
+    cut) is caught up on without a drop; a frame that has waited longer than `max_delay` is
+    dropped, unless it is the newest (with nothing newer to show, it is shown late). With
+    `max_delay` 0 only the newest frame is kept. Both kinds of drop are counted.
+    """
+
+    def __init__(self, max_delay: float, depth: int = 8) -> None:
+        self.max_delay = max_delay
+        self.depth = 1 if max_delay <= 0 else depth
+        self._cond = threading.Condition()
+        self._items: deque[Captured] = deque()
+        self._closed = False
+        self.dropped = 0
+
+    def put(self, item: Captured) -> None:
+        with self._cond:
+            self._items.append(item)
+            while len(self._items) > self.depth:
+                self._items.popleft()
+                self.dropped += 1
+            self._cond.notify()
+
+    def take(self, timeout: float) -> Captured | None:
+        """The oldest frame still within `max_delay` (or the newest); None when none came."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._items or self._closed, timeout)
+            now = time.monotonic()
+            while len(self._items) > 1 and now - self._items[0].captured > self.max_delay:
+                self._items.popleft()
+                self.dropped += 1
+            return self._items.popleft() if self._items else None
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def empty(self) -> bool:
+        with self._cond:
+            return not self._items
+
+
+def backoff_delays(config: LiveConfig) -> list[float]:
+    """The waits before each reconnect attempt: `backoff`, doubled each time, at most `backoff_max`."""
+    return [min(config.backoff_max, config.backoff * 2 ** i) for i in range(config.reconnects)]
+
+
+class Grabber:
+    """Reads a source on its own thread; keeps the frames not older than `max_delay` (see
+    `_Recent`): when processing is behind, the older ones are dropped."""
+
+    def __init__(self, source: Source, config: LiveConfig, stop: threading.Event) -> None:
+        self.source, self.config, self.stop = source, config, stop
+        self.frames_in = 0
+        self.reconnects = 0
+        self.waits: list[float] = []  # every backoff wait, in order
+        self.ended = ""
+        self.failed = False
+        self._slot = _Recent(config.max_delay)
+        self._thread: threading.Thread | None = None
+        self._done = threading.Event()
+
+    def start(self) -> None:
+        """Open the source (here, so a bad one fails at once) and start reading."""
+        self.source.open()
+        self._thread = threading.Thread(target=self._run, name="faceveil-grab", daemon=True)
+        self._thread.start()
+
+    @property
+    def dropped(self) -> int:
+        """Frames dropped so far because processing was behind."""
+        return self._slot.dropped
+
+    @property
+    def done(self) -> bool:
+        """The source ended and nothing is left to take."""
+        return self._done.is_set() and self._slot.empty()
+
+    def take(self, timeout: float) -> Captured | None:
+        return self._slot.take(timeout)
+
+    def join(self, timeout: float) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        try:
+            self._read_all()
+        except Exception as exc:  # a bug rather than a source problem; still end cleanly
+            log.debug("the grabber failed", exc_info=True)
+            self.ended, self.failed = f"reading failed: {type(exc).__name__}: {exc}", True
+        finally:
+            self.source.close()
+            self._done.set()
+            self._slot.close()
+
+    def _read_all(self) -> None:
+        attempts = 0  # reconnect attempts since frames last came
+        while not self.stop.is_set():
+            before = self.frames_in
+            why, error = self._read_until_lost()
+            self.source.close()
+            if self.stop.is_set():
+                return
+            if self.frames_in > before:
+                attempts = 0
+            if not self.source.reconnectable or attempts >= self.config.reconnects:
+                self.ended, self.failed = why, error
+                if attempts:
+                    self.ended += f"; no frames after {attempts} reconnect attempt(s)"
+                return
+            attempts = self._reconnect(why, attempts)
+            if attempts > self.config.reconnects:  # every attempt failed
+                if not self.stop.is_set():
+                    self.ended = f"{why}; no luck reconnecting after {self.config.reconnects} attempt(s)"
+                    self.failed = error
+                return
+
+    def _read_until_lost(self) -> tuple[str, bool]:
+        """Read until the source ends; (why, whether it was an error)."""
+        anchor: float | None = None  # monotonic time of pts 0, for files played at their pace
+        last_pts: float | None = None
+        try:
+            for image, pts, arrived in self.source.frames():
+                if self.stop.is_set():
+                    break
+                if self.source.paced:
+                    if pts is None:
+                        pts = (last_pts or 0.0) + 1 / 30
+                    if anchor is None or last_pts is None or not 0 <= pts - last_pts <= 2.0:
+                        anchor = time.monotonic() - pts  # start, or a jump: restart the clock
+                    last_pts = pts
+                    wait = anchor + pts - time.monotonic()
+                    if wait > 0 and self.stop.wait(wait):
+                        break
+                    arrived = time.monotonic()
+                captured = Captured(image, self.frames_in, arrived, pts)
+                self.frames_in += 1
+                self._slot.put(captured)
+            else:
+                return "end of stream", False
+        except SourceError as exc:
+            return _without_name(str(exc), self.source.name), True
+        return "stopped", False
+
+    def _reconnect(self, why: str, done: int) -> int:
+        """Open the source again, after the `done` attempts already made since frames last came,
+        waiting longer before each; the attempts made in all (more than `reconnects`: failed)."""
+        name = self.source.name
+        delays = backoff_delays(self.config)
+        for attempt in range(done + 1, self.config.reconnects + 1):
+            delay = delays[attempt - 1]
+            log.warning("%s: %s; reconnecting in %.3g s (attempt %d of %d)", name, why, delay,
+                        attempt, self.config.reconnects)
+            self.waits.append(delay)
+            if self.stop.wait(delay):
+                return self.config.reconnects + 1
+            try:
+                self.source.open()
+            except SourceError as exc:
+                why = _without_name(str(exc), name)
+                continue
+            self.reconnects += 1
+            log.warning("%s: reconnected", name)
+            return attempt
+        return self.config.reconnects + 1
+
+
+def _without_name(message: str, name: str) -> str:
+    """A SourceError's message without the source's name in front (said once is enough)."""
+    return message.removeprefix(f"{name}: ")
+
+
+# ---------------------------------------------------------------------------------- the loop
+
+
+def live_video_config(pipeline: Pipeline) -> VideoConfig:
+    """The pipeline's tracking settings with what is left open filled in by `LIVE_PRESETS`."""
+    c = pipeline.config.video
+    size, every = LIVE_PRESETS[pipeline.config.detector.quality]
+    return dataclasses.replace(c, detect_size=c.detect_size or size,
+                               detect_every=c.detect_every or every)
+
+
+def run_live(
+    source: Source | str,
+    pipeline: Pipeline,
+    sinks: Sequence[Sink],
+    config: LiveConfig | None = None,
+    *,
+    stop: threading.Event | None = None,
+    on_status: Callable[[LiveStatus], None] | None = None,
+) -> LiveReport:
+    """Anonymize `source` in real time into `sinks` until it ends or `stop` is set.
+
+    `source`: a Source, or what `open_source` takes (a camera number, a device, a URL, a file).
+    Raises SourceError when the source cannot be opened; problems after that end the run and
+    are described in the report (`ended`, `failed`). Sinks are not closed here.
+    """
+    config = config or LiveConfig()
+    if isinstance(source, str):
+        source = open_source(source, config)
+    if pipeline.config.identity.active:
+        raise ConfigError("keeping or picking people (--keep/--only) is not available for live "
+                          "streams")
+    if pipeline.backdrop is not None and pipeline.backdrop.transparent:
+        raise ConfigError("a transparent background is for pictures; for live streams use blur, "
+                          "image or color")
+    if not sinks:
+        raise ConfigError("no output for the live stream")
+    return _Live(source, pipeline, list(sinks), config, stop or threading.Event(), on_status).run()
+
+
+class _DetectWorker:
+    """Detection on its own thread, one frame at a time; results collected in frame order."""
+
+    def __init__(self, detect: Callable[[Captured], Detections]) -> None:
+        self._detect = detect
+        self._cond = threading.Condition()
+        self._job: Captured | None = None
+        self._busy = False
+        self._closed = False
+        self._results: list[tuple[int, Detections | Exception, float]] = []
+        self._thread = threading.Thread(target=self._run, name="faceveil-detect", daemon=True)
+        self._thread.start()
+
+    def idle(self) -> bool:
+        with self._cond:
+            return not self._busy
+
+    def submit(self, cap: Captured) -> None:
+        with self._cond:
+            if self._busy:
+                raise RuntimeError("the detector is busy")
+            self._job, self._busy = cap, True
+            self._cond.notify_all()
+
+    def results(self) -> list[tuple[int, Detections | Exception, float]]:
+        """(frame number, detections or the error, seconds) of what finished since the last call."""
+        with self._cond:
+            out, self._results = self._results, []
+            return out
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join(30)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._job is not None or self._closed)
+                if self._closed:
+                    return
+                job, self._job = self._job, None
+            started = time.monotonic()
+            result: Detections | Exception
+            try:
+                result = self._detect(job)
+            except Exception as exc:  # handed to the loop, which fails closed
+                result = exc
+            with self._cond:
+                self._results.append((job.number, result, time.monotonic() - started))
+                self._busy = False
+                self._cond.notify_all()
+
+
+class _Live:
+    """The loop. Detection runs on its own thread on the newest frame whenever it is free (and
+    at least `detect_every` frames after the last one it took), while every frame is shown with
+    the faces of the latest detection, followed by the causal tracker. A frame is detected on
+    the loop's own thread, and waits for it, when it is the first, when it follows a hard cut,
+    and when the latest detection is more than `stale` frames old: fail closed when detection
+    is slow or failing."""
+
+    def __init__(self, source: Source, pipeline: Pipeline, sinks: list[Sink], config: LiveConfig,
+                 stop: threading.Event, on_status: Callable[[LiveStatus], None] | None) -> None:
+        self.source, self.pipeline, self.sinks, self.config = source, pipeline, sinks, config
+        self.stop, self.on_status = stop, on_status
+        self.video = live_video_config(pipeline)
+        self.every = self.video.detect_every or 1
+        self.tracker = CausalTracker(self.video, detect_every=self.every)
+        # Frames a detection stays good for: then a frame waits for its own.
+        self.stale = max(2 * self.tracker.hold, 4 * self.every)
+        self.cuts = SceneCuts(self.video.scene_cut)
+        self.report = LiveReport(source.name, detect_every=self.every, detect_size=self.video.detect_size)
+        self.masker = pipeline.person_masker(video=True) if pipeline.backdrop is not None else None
+        self.size: tuple[int, int] | None = None
+        self.since = 0  # the first frame number of the current picture size
+        self.last_sent: int | None = None  # the last frame given to the detector
+        self.last_ok: int | None = None  # the last frame detection succeeded on
+        self.failures = 0
+        self.detect_time = 0.0
+        self.lag_sum = 0  # frames between each frame out and the detection it was hidden with
+        self.hist = np.zeros(_LATENCY_BINS + 1, np.int64)
+        self.latency_sum = 0.0
+        self.recent: deque[tuple[float, float]] = deque()  # (emitted, latency) over the last second
+        self.first_in: float | None = None
+        self.first_out = self.last_out = 0.0
+        self.grabber: Grabber | None = None
+        self.worker: _DetectWorker | None = None
+
+    def run(self) -> LiveReport:
+        grabber = self.grabber = Grabber(self.source, self.config, self.stop)
+        side = self.video.detect_size or 640  # load and warm the model up before the clock starts
+        self._detect(np.zeros((side * 9 // 16, side, 3), np.uint8))
+        grabber.start()
+        self.worker = _DetectWorker(lambda cap: self._detect(cap.image))
+        ended, failed = "", False
+        next_status = time.monotonic() + 1.0
+        try:
+            while not self.stop.is_set():
+                cap = grabber.take(timeout=0.2)
+                if cap is None:
+                    if grabber.done:
+                        break
+                    continue
+                if self.first_in is None:
+                    self.first_in = cap.captured
+                self._one(cap)
+                if wants := [s.name for s in self.sinks if s.wants_stop]:
+                    ended = f"stopped from the {wants[0]}"
+                    break
+                if self.on_status is not None and time.monotonic() >= next_status:
+                    next_status = time.monotonic() + 1.0
+                    self.on_status(self._status(grabber))
+        except LiveError as exc:
+            ended, failed = str(exc), True
+        finally:
+            self.stop.set()
+            self.worker.close()
+            # A source blocked in a read gives up within its read timeout; do not wait longer.
+            grabber.join(self.config.read_timeout + 1.0)
+        r = self.report
+        r.frames_in, r.reconnects = grabber.frames_in, grabber.reconnects
+        r.dropped = r.frames_in - r.frames_out - r.withheld
+        if not ended:
+            ended, failed = (grabber.ended or "stopped"), grabber.failed
+        r.ended, r.failed = ended, failed
+        end = time.monotonic()
+        r.seconds = end - self.first_in if self.first_in is not None else 0.0
+        if r.frames_out > 1 and self.last_out > self.first_out:
+            r.fps = (r.frames_out - 1) / (self.last_out - self.first_out)
+        if r.frames_out:
+            r.latency_mean = self.latency_sum / r.frames_out
+            r.latency_p95 = float(np.searchsorted(np.cumsum(self.hist), 0.95 * r.frames_out)) / 1000
+            r.detect_lag = self.lag_sum / r.frames_out
+        if r.detections:
+            r.detect_mean = self.detect_time / r.detections
+        return r
+
+    # ---- one frame
+
+    def _one(self, cap: Captured) -> None:
+        image = cap.image
+        h, w = image.shape[:2]
+        if self.size != (w, h):
+            if self.size is not None:
+                log.info("%s: the picture is now %dx%d (was %dx%d)", self.source.name, w, h, *self.size)
+            self.tracker = CausalTracker(self.video, detect_every=self.every)
+            self.size, self.since, self.last_ok = (w, h), cap.number, None
+            self.report.width, self.report.height = w, h
+        # A hard cut (an edited stream) brings new faces all at once: detect on the cut frame
+        # itself. The tracks go on: where the old faces were stays hidden for `hold` frames.
+        cut = self.cuts.update(_thumbnail(image))
+        self._collect()
+        n = cap.number
+        worker = self.worker
+        assert worker is not None
+        if self.last_ok is None or cut or n - self.last_ok > self.stale:
+            # This frame waits for its own detection, made here (the detector thread may be busy
+            # with an older frame; its result will be left out).
+            started = time.monotonic()
+            try:
+                found = self._detect(image)
+            except Exception as exc:  # fail closed: not shown
+                self._failed(exc)
+                self.report.withheld += 1
+                return
+            self._found(n, found, time.monotonic() - started)
+            self.last_sent = n
+        elif worker.idle() and (self.last_sent is None or n - self.last_sent >= self.every):
+            worker.submit(cap)
+            self.last_sent = n
+        faces = self.tracker.faces(cap.number).clipped(w, h)
+        try:
+            out = self.pipeline.render(Frame(image, cap.number, cap.pts, self.source.name), faces,
+                                       masker=self.masker)
+        except Exception as exc:  # fail closed again
+            self.report.withheld += 1
+            log.warning("hiding failed on a frame (%s: %s); it is withheld", type(exc).__name__, exc)
+            return
+        self.report.faces += int((~faces.keep).sum())
+        lag = cap.number - (self.last_ok if self.last_ok is not None else cap.number)
+        self.lag_sum += lag
+        self.report.detect_lag_max = max(self.report.detect_lag_max, lag)
+        if self.config.overlay:
+            self._overlay(out, time.monotonic() - cap.captured)
+        self._emit(out, cap)
+
+    def _collect(self) -> None:
+        """Take the detector thread's finished detections into the tracker, in frame order."""
+        assert self.worker is not None
+        for number, result, seconds in self.worker.results():
+            if number < self.since or (self.last_ok is not None and number <= self.last_ok):
+                continue  # made before the picture changed size, or overtaken by a newer one
+            if isinstance(result, Exception):
+                self._failed(result)
+            else:
+                self._found(number, result, seconds)
+
+    def _found(self, number: int, found: Detections, seconds: float) -> None:
+        if self.failures:
+            log.warning("detection works again after %d failure(s)", self.failures)
+        self.failures = 0
+        self.tracker.observe(found, number)
+        self.last_ok = number
+        self.report.detections += 1
+        self.report.found += len(found)
+        self.detect_time += seconds
+
+    def _failed(self, exc: Exception) -> None:
+        self.failures += 1
+        if self.failures == 1:
+            log.warning("detection failed (%s: %s); frames are withheld once the last good "
+                        "detection is too old", type(exc).__name__, exc)
+        if self.failures >= self.config.max_failures:
+            raise LiveError(f"the detector failed {self.failures} times in a row: "
+                            f"{type(exc).__name__}: {exc}") from exc
+
+    def _detect(self, image: np.ndarray) -> Detections:
+        """The faces in the frame, seen at `detect_size` on its long side (full size if smaller)."""
+        h, w = image.shape[:2]
+        side = max(w, h)
+        target = min(side, self.video.detect_size or side)
+        small = image
+        if target < side:
+            sw, sh = max(1, round(w * target / side)), max(1, round(h * target / side))
+            small = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA)
+        frame = Frame(small, source=self.source.name)
+        detector = self.pipeline.detector
+        scales = getattr(detector, "scales", None)
+        if scales is not None and hasattr(detector, "detect_at"):
+            top = max(small.shape[:2])
+            passes = [s for s in scales(*small.shape[:2]) if s * top >= COARSE_MIN] or [1.0]
+            found = detector.detect_at(frame, passes)
+        else:
+            found = detector.detect(frame)
+        if small is not image:
+            found = found.scaled(w / small.shape[1], h / small.shape[0])
+        return found
+
+    def _emit(self, out: np.ndarray, cap: Captured) -> None:
+        for sink in list(self.sinks):
+            try:
+                sink.send(out, cap)
+            except Exception as exc:
+                log.error("%s stopped working: %s", sink.name, exc)
+                self.sinks.remove(sink)
+                if not self.sinks:
+                    raise LiveError(f"every output failed (the last: {sink.name}: {exc})") from exc
+        now = time.monotonic()
+        latency = now - cap.captured
+        r = self.report
+        if not r.frames_out:
+            self.first_out = now
+        self.last_out = now
+        r.frames_out += 1
+        self.latency_sum += latency
+        r.latency_max = max(r.latency_max, latency)
+        self.hist[min(_LATENCY_BINS, max(0, round(latency * 1000)))] += 1
+        self.recent.append((now, latency))
+        while self.recent and self.recent[0][0] < now - 1.0:
+            self.recent.popleft()
+
+    def _rates(self) -> tuple[float, float]:
+        """(fps, mean latency) over the last second."""
+        if len(self.recent) < 2:
+            return 0.0, (self.recent[0][1] if self.recent else 0.0)
+        span = self.recent[-1][0] - self.recent[0][0]
+        fps = (len(self.recent) - 1) / span if span > 0 else 0.0
+        return fps, sum(lat for _, lat in self.recent) / len(self.recent)
+
+    def _status(self, grabber: Grabber) -> LiveStatus:
+        fps, latency = self._rates()
+        r = self.report
+        return LiveStatus(grabber.frames_in, r.frames_out, grabber.dropped, fps, latency)
+
+    def _overlay(self, out: np.ndarray, latency: float) -> None:
+        """Output fps over the last second, this frame's latency so far, frames dropped so far."""
+        fps, _ = self._rates()
+        dropped = self.grabber.dropped if self.grabber is not None else 0
+        draw_text(out, f"{fps:4.1f} fps  {latency * 1000:3.0f} ms  {dropped} dropped")
+
+
+def _thumbnail(image: np.ndarray) -> np.ndarray:
+    """A 64 x 36 grey picture of the frame, for spotting cuts."""
+    return cv2.cvtColor(cv2.resize(image, (64, 36), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
+
+
+def draw_text(image: np.ndarray, text: str) -> None:
+    """White text on a dark outline in the top left corner, in place, sized to the picture."""
+    h = image.shape[0]
+    scale = max(0.4, h / 720)
+    thick = max(1, round(scale * 1.5))
+    org = (round(8 * scale), round(24 * scale))
+    cv2.putText(image, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thick + 2, cv2.LINE_AA)
+    cv2.putText(image, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)

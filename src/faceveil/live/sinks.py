@@ -1,0 +1,478 @@
+"""Where anonymized live frames go: a preview window, an MJPEG server, a recording.
+
+Every sink gets only what the runner emits, which is anonymized by construction; none of them
+ever sees a source frame. `send` must return quickly (the runner is waiting): the server
+encodes JPEG on its clients' threads, once per frame, and the recorder encodes on its own
+thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import ipaddress
+import logging
+import os
+import queue
+import socket
+import sys
+import threading
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from .._files import atomic_path
+from ..errors import ConfigError, FaceveilError, UnsupportedMediaError
+from .sources import Captured
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8765
+
+
+class OutputError(FaceveilError, OSError):
+    """A live output cannot be opened or stopped working."""
+
+
+class Sink(Protocol):
+    name: str
+    wants_stop: bool  # the sink asks the run to end (q pressed, window closed)
+
+    def send(self, image: np.ndarray, frame: Captured) -> None:
+        """Take one anonymized RGB frame; return quickly."""
+        ...
+
+    def close(self) -> None: ...
+
+
+# ------------------------------------------------------------------------------------ preview
+
+
+def preview_unavailable() -> str | None:
+    """Why no preview window can be shown here, or None when one can."""
+    import cv2
+
+    if sys.platform not in ("win32", "darwin") and not (os.environ.get("DISPLAY")
+                                                         or os.environ.get("WAYLAND_DISPLAY")):
+        return "no display (DISPLAY and WAYLAND_DISPLAY are not set)"
+    info = cv2.getBuildInformation()
+    gui = next((line.split(":", 1)[1].strip() for line in info.splitlines()
+                if line.strip().startswith("GUI:")), "")
+    if gui.upper() == "NONE":
+        return ("this OpenCV has no window support (opencv-python-headless); install "
+                "opencv-python in place of it for a preview")
+    return None
+
+
+class PreviewWindow:
+    """An OpenCV window on this machine; q or Esc (or closing the window) ends the run.
+
+    OpenCV windows belong to one thread: create, feed and close it on the runner's thread.
+    """
+
+    name = "preview"
+
+    def __init__(self, title: str = "faceveil live (q to quit)") -> None:
+        import cv2
+
+        if why := preview_unavailable():
+            raise OutputError(f"no preview window: {why}")
+        self.title = title
+        self.wants_stop = False
+        self._shown = False
+        try:
+            cv2.namedWindow(title, cv2.WINDOW_NORMAL)
+        except cv2.error as exc:
+            raise OutputError(f"no preview window: {exc}") from None
+
+    def send(self, image: np.ndarray, frame: Captured) -> None:
+        import cv2
+
+        cv2.imshow(self.title, cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        self._shown = True
+        key = cv2.waitKey(1) & 0xFF
+        if key in (ord("q"), ord("Q"), 27):
+            self.wants_stop = True
+        elif cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
+            self.wants_stop = True  # the user closed the window
+
+    def close(self) -> None:
+        import cv2
+
+        with contextlib.suppress(cv2.error):
+            cv2.destroyWindow(self.title)
+            cv2.waitKey(1)
+
+
+# ------------------------------------------------------------------------------------- server
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>faceveil live</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+body{margin:0;background:#111;color:#bbb;font:14px system-ui,sans-serif;text-align:center}
+img{display:block;margin:0 auto;max-width:100vw;max-height:calc(100vh - 2.5em)}
+a{color:#8cf}
+</style></head>
+<body><img src="stream.mjpg" alt="the anonymized live stream">
+<p>faceveil live &middot; faces are hidden before a frame is served &middot;
+<a href="stream.mjpg">stream.mjpg</a> (VLC, OBS) &middot; <a href="snapshot.jpg">snapshot.jpg</a></p>
+</body></html>
+"""
+BOUNDARY = "faceveilframe"
+
+
+def parse_address(text: str | None) -> tuple[str, int]:
+    """'[HOST:]PORT' (IPv6 hosts in brackets) -> (host, port); None or '' -> the default."""
+    if not text:
+        return DEFAULT_HOST, DEFAULT_PORT
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = DEFAULT_HOST, text
+    host = host.strip("[]") or DEFAULT_HOST
+    try:
+        number = int(port)
+    except ValueError:
+        raise ConfigError(f"--serve {text!r}: use [HOST:]PORT, e.g. 8765 or 127.0.0.1:8765") from None
+    if not 0 <= number <= 65535:
+        raise ConfigError(f"--serve {text!r}: the port must be 0..65535 (0: any free port)")
+    return host, number
+
+
+def is_loopback(host: str) -> bool:
+    """True when every address `host` names is this machine's loopback."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except OSError:
+        return False
+    return bool(infos) and all(ipaddress.ip_address(i[4][0].split("%")[0]).is_loopback for i in infos)
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True  # a client that stays connected never holds the exit up
+    allow_reuse_address = True
+
+
+class MjpegServer:
+    """`multipart/x-mixed-replace` MJPEG at /stream.mjpg, the newest frame at /snapshot.jpg and
+    a page showing the stream at /.
+
+    Each client gets the newest frame when it is ready for one: a slow client skips frames
+    rather than falling behind. Each frame is JPEG-encoded once, by the first client that
+    wants it. Serving on anything but loopback needs `allow_remote`: the stream is then open to
+    anyone who can reach the address (there is no password).
+    """
+
+    name = "server"
+
+    def __init__(self, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, quality: int = 80,
+                 allow_remote: bool = False) -> None:
+        if not 1 <= quality <= 100:
+            raise ConfigError(f"JPEG quality must be 1..100, got {quality}")
+        if not is_loopback(host):
+            if not allow_remote:
+                raise ConfigError(
+                    f"--serve {host}: not a loopback address, so anyone who can reach it could "
+                    "watch; add --allow-remote to serve there anyway")
+            log.warning("serving on %s: anyone who can reach this address can watch the stream "
+                        "(no password)", host)
+        self.quality = quality
+        self.wants_stop = False
+        self._cond = threading.Condition()
+        self._image: np.ndarray | None = None
+        self._seq = 0
+        self._closed = False
+        self._jpeg_lock = threading.Lock()
+        self._jpeg: tuple[int, bytes] = (0, b"")
+        self.clients = 0  # connected stream clients now
+        self.served = 0  # frames sent, all clients together
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        server_class = type("_Server", (_Server,), {"address_family": family})
+        try:
+            self._httpd = server_class((host, port), _handler(self))
+        except OSError as exc:
+            raise OutputError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None
+        self.host, self.port = host, self._httpd.server_address[1]
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.2},
+                                        name="faceveil-serve", daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/"
+
+    def send(self, image: np.ndarray, frame: Captured) -> None:
+        with self._cond:
+            self._image = image
+            self._seq += 1
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    # ---- used by the handler threads
+
+    def next_frame(self, after: int, timeout: float) -> tuple[int, bytes] | None:
+        """(sequence number, JPEG) of the newest frame after `after`; None when closed or none came."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._closed or self._seq > after, timeout)
+            if self._closed or self._seq <= after or self._image is None:
+                return None
+            seq, image = self._seq, self._image
+        return seq, self._encoded(seq, image)
+
+    def latest(self) -> bytes | None:
+        with self._cond:
+            seq, image = self._seq, self._image
+        return None if image is None else self._encoded(seq, image)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def count_client(self, change: int) -> None:
+        with self._cond:
+            self.clients += change
+
+    def _encoded(self, seq: int, image: np.ndarray) -> bytes:
+        import cv2
+
+        with self._jpeg_lock:
+            if self._jpeg[0] != seq:
+                ok, buf = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
+                                       [cv2.IMWRITE_JPEG_QUALITY, self.quality])
+                if not ok:
+                    raise OutputError("JPEG encoding failed")
+                self._jpeg = (seq, buf.tobytes())
+            return self._jpeg[1]
+
+
+def _handler(server: MjpegServer) -> type[http.server.BaseHTTPRequestHandler]:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        server_version = "faceveil"
+        sys_version = ""
+
+        def log_message(self, format: str, *args: Any) -> None:
+            log.debug("serve: %s - %s", self.address_string(), format % args)
+
+        def _headers(self, status: int, ctype: str, length: int | None = None) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Cache-Control", "no-store, no-cache, must-revalidate, private")
+            self.send_header("Pragma", "no-cache")
+            self.send_header("X-Content-Type-Options", "nosniff")
+            if length is not None:
+                self.send_header("Content-Length", str(length))
+            self.end_headers()
+
+        def do_GET(self) -> None:
+            path = self.path.split("?", 1)[0]
+            try:
+                if path in ("/", "/index.html"):
+                    body = _PAGE.encode()
+                    self._headers(200, "text/html; charset=utf-8", len(body))
+                    self.wfile.write(body)
+                elif path == "/snapshot.jpg":
+                    data = server.latest()
+                    if data is None:
+                        self.send_error(503, "no frame yet")
+                        return
+                    self._headers(200, "image/jpeg", len(data))
+                    self.wfile.write(data)
+                elif path == "/stream.mjpg":
+                    self._stream()
+                else:
+                    self.send_error(404)
+            except (BrokenPipeError, ConnectionResetError, TimeoutError):
+                pass  # the client left
+
+        def _stream(self) -> None:
+            self._headers(200, f"multipart/x-mixed-replace; boundary={BOUNDARY}")
+            server.count_client(+1)
+            try:
+                seq = 0
+                while not server.closed:
+                    got = server.next_frame(seq, timeout=1.0)
+                    if got is None:
+                        continue
+                    seq, data = got
+                    self.wfile.write(f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
+                                     f"Content-Length: {len(data)}\r\n\r\n".encode() + data + b"\r\n")
+                    self.wfile.flush()
+                    server.served += 1  # a statistic; a lost update does not matter
+                self.wfile.write(f"--{BOUNDARY}--\r\n".encode())
+            finally:
+                server.count_client(-1)
+
+    return Handler
+
+
+# ----------------------------------------------------------------------------------- recorder
+
+_STOP = object()
+
+
+class Recorder:
+    """Encodes the emitted frames into a video file, on its own thread.
+
+    Timestamps are the frames' capture times, so the file plays at the pace the stream was
+    seen, dropped frames included (the frame before lasts longer). Written to a temporary name
+    and renamed when closed: an interrupted or failed recording never leaves a half-written
+    file under the final name. When encoding cannot keep up, frames are left out (counted in
+    `dropped`) rather than delaying the stream.
+    """
+
+    name = "recording"
+
+    def __init__(self, path: str | os.PathLike, *, crf: int = 23, preset: str = "ultrafast",
+                 codec: str | None = None, fps: float = 30.0, queue_size: int = 30) -> None:
+        from ..media.video import _DEFAULT_CODECS, _FORMATS, EncodeOptions
+
+        self.path = Path(path)
+        suffix = self.path.suffix.lower()
+        if suffix not in _FORMATS:
+            raise UnsupportedMediaError(
+                f"cannot record {suffix or 'files without an extension'}; use one of "
+                f"{', '.join(sorted(_FORMATS))}")
+        EncodeOptions(codec=codec, crf=crf, preset=preset)  # checks the values and the codec
+        self.format = _FORMATS[suffix]
+        self.codec = codec or _DEFAULT_CODECS.get(suffix, "libx264")
+        self.crf, self.preset, self.fps = crf, preset, fps
+        self.wants_stop = False
+        self.frames = 0  # written
+        self.dropped = 0  # left out because the encoder was behind
+        self.error: BaseException | None = None
+        self._atomic = atomic_path(self.path)
+        self._tmp = self._atomic.__enter__()  # fails early when the folder cannot be written
+        self._queue: queue.Queue = queue.Queue(queue_size)
+        self._thread = threading.Thread(target=self._run, name="faceveil-record", daemon=True)
+        self._thread.start()
+        self._closed = False
+
+    def send(self, image: np.ndarray, frame: Captured) -> None:
+        if self.error is not None:
+            raise OutputError(f"recording {self.path} failed: {self.error}")
+        try:
+            self._queue.put_nowait((image, frame.captured))
+        except queue.Full:
+            if not self.dropped:
+                log.warning("recording: the encoder cannot keep up; frames are left out of %s "
+                            "(a faster --preset, or a higher --crf, helps)", self.path)
+            self.dropped += 1
+
+    def close(self) -> None:
+        """Finish the file and give it its name (nothing is left when no frame was recorded)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(_STOP)
+        self._thread.join()
+        if self.error is None and self.frames:
+            self._atomic.__exit__(None, None, None)
+            return
+        why = self.error or OutputError("no frame to record")
+        with contextlib.suppress(BaseException):
+            self._atomic.__exit__(type(why), why, None)  # removes the temporary file
+        if self.error is not None:
+            raise OutputError(f"recording {self.path} failed: {self.error}")
+        log.warning("nothing was recorded (no frame came out); %s was not written", self.path)
+
+    def abort(self) -> None:
+        """Stop and throw away what was recorded."""
+        if self._closed:
+            return
+        self._closed = True
+        self.error = self.error or OutputError("aborted")
+        self._queue.put(_STOP)
+        self._thread.join()
+        with contextlib.suppress(BaseException):
+            self._atomic.__exit__(OutputError, self.error, None)
+
+    def _run(self) -> None:
+        av_out: Any = None
+        try:
+            while True:
+                item = self._queue.get()
+                if item is _STOP:
+                    break
+                if self.error is not None:
+                    continue  # drain until told to stop
+                image, captured = item
+                if av_out is None:
+                    av_out = _Encoder(self._tmp, self.format, self.codec, self.crf, self.preset,
+                                      self.fps, image.shape[1], image.shape[0], captured)
+                av_out.write(image, captured)
+                self.frames += 1
+            if av_out is not None:
+                av_out.close()
+                av_out = None
+        except Exception as exc:  # reported by send/close on the runner's thread
+            log.debug("recording failed", exc_info=True)
+            self.error = exc
+            if av_out is not None:
+                av_out.abort()
+
+
+class _Encoder:
+    """One PyAV output file with one video stream, timestamps in milliseconds."""
+
+    def __init__(self, path: Path, fmt: str, codec: str, crf: int, preset: str, fps: float,
+                 width: int, height: int, start: float) -> None:
+        import av
+
+        self.container = av.open(str(path), "w", format=fmt)
+        try:
+            self.stream = self.container.add_stream(codec, rate=Fraction(round(fps * 1000), 1000))
+            self.stream.thread_type = "FRAME"
+            cc = self.stream.codec_context
+            self.width, self.height = width - width % 2, height - height % 2  # 4:2:0 needs even sides
+            cc.width, cc.height, cc.pix_fmt = self.width, self.height, "yuv420p"
+            self.time_base = Fraction(1, 1000)
+            self.stream.time_base = cc.time_base = self.time_base
+            if codec in ("libx264", "libx265"):
+                cc.options = {"crf": str(crf), "preset": preset}
+            elif codec in ("libvpx-vp9", "libvpx"):
+                cc.options = {"crf": str(crf), "b": "0", "deadline": "realtime", "cpu-used": "8"}
+        except BaseException:
+            self.container.close()
+            raise
+        self.start = start
+        self.last = -1
+
+    def write(self, image: np.ndarray, captured: float) -> None:
+        import av
+        import cv2
+
+        h, w = image.shape[:2]
+        if (w, h) != (self.width, self.height):
+            if w >= self.width and h >= self.height and (w - self.width, h - self.height) <= (1, 1):
+                image = np.ascontiguousarray(image[:self.height, :self.width])
+            else:  # the source changed size (e.g. after reconnecting): fit the first size
+                image = cv2.resize(image, (self.width, self.height), interpolation=cv2.INTER_AREA)
+        frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+        pts = max(round((captured - self.start) * 1000), self.last + 1)
+        frame.pts, frame.time_base = pts, self.time_base
+        self.last = pts
+        self.container.mux(self.stream.encode(frame))
+
+    def close(self) -> None:
+        try:
+            self.container.mux(self.stream.encode(None))
+        finally:
+            self.container.close()
+
+    def abort(self) -> None:
+        with contextlib.suppress(Exception):
+            self.container.close()
+
