@@ -8,14 +8,14 @@ PIP := $(PY) -m pip --disable-pip-version-check
 # gives the build without Qt/GUI libraries.
 HEADLESS := $(shell grep -E '^opencv-python-headless==' constraints.txt)
 
-.PHONY: install install-test demo test test-fast lint bench clean
+.PHONY: install install-test demo test test-fast lint bench bench-web screenshot serve clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 
 $(VENV)/.installed: $(PY) pyproject.toml constraints.txt
-	$(PIP) install -q -c constraints.txt -e '.[demo]'
+	$(PIP) install -q -c constraints.txt -e '.[demo,web]'
 	$(PIP) install -q --force-reinstall --no-deps '$(HEADLESS)'
 	@touch $@
 
@@ -49,6 +49,17 @@ lint: install-test
 bench: install-test
 	$(PY) bench/images.py
 	$(PY) bench/video.py
+
+# The web app: a load test on loopback, the page's screenshot (docs/web.png), the server itself.
+# The browser tests need Debian's chromium (/usr/bin/chromium; .ci/run installs it).
+bench-web: install-test
+	$(PY) bench/web_load.py --markdown
+
+screenshot: install-test
+	FACEVEIL_SCREENSHOT=1 $(PY) -m pytest tests/test_web_e2e.py -k screenshot -q
+
+serve: install
+	$(VENV)/bin/faceveil serve
 
 clean:
 	rm -rf $(VENV) demo-output bench/out build dist src/*.egg-info .pytest_cache .ruff_cache

@@ -17,7 +17,7 @@ from ..errors import ConfigError, CorruptMediaError, FaceveilError, MissingDepen
 
 log = logging.getLogger("faceveil")
 
-SUBCOMMANDS = ("run", "render", "models", "people", "live")
+SUBCOMMANDS = ("run", "render", "models", "people", "live", "serve")
 
 
 class ExitCode(enum.IntEnum):
@@ -50,6 +50,7 @@ examples:
   faceveil live rtsp://camera.local/stream --serve   # MJPEG page on http://127.0.0.1:8765/
   faceveil live 0 --record session.mp4 --fps-overlay
   faceveil live clip.mp4 --serve --no-preview # a file played at its real rate
+  faceveil serve                              # web app on http://127.0.0.1:8000: drop files in a browser
 """
 
 
@@ -136,10 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--json", action="store_true", help="as JSON on stdout")
     _common(models)
 
-    from . import live, people
+    from . import live, people, serve
 
     people.add_parser(sub, _common, _choices)
     live.add_parser(sub, _common, _choices, _hiding_options)
+    serve.add_parser(sub, _common, _choices)
     return parser
 
 
@@ -254,6 +256,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from . import people
 
             return people.run(args)
+        if args.command == "serve":
+            from . import serve
+
+            return serve.run(args)
         if args.command == "live":
             from . import live
 

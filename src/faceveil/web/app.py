@@ -1,0 +1,702 @@
+"""The FastAPI app behind `faceveil serve`: `create_app(WebConfig(...))`.
+
+Routes: the page (`/`, `/static/*`), its options (`/api/options`), one picture in and out
+(`/api/anonymize`), jobs of many files, zips and videos (`/api/jobs...`), the OpenAPI schema
+(`/api/openapi.json`) and a page that shows it (`/api/docs`, no CDN).
+
+One middleware (`Guard`) sits in front of everything: Host and Origin checks, the token, the
+request size limit, security headers on every response, and the last-resort handler that turns
+a genuine bug into a logged, clean JSON 500. Every deliberate error is JSON
+`{"error": code, "message": text}` with a 4xx status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import errno
+import hmac
+import logging
+import os
+import shutil
+import tempfile
+import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from ..errors import (
+    CorruptMediaError,
+    FaceveilError,
+    MediaTooLargeError,
+    MissingDependencyError,
+    UnsupportedMediaError,
+)
+
+try:
+    from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import FileResponse, JSONResponse, Response
+    from fastapi.staticfiles import StaticFiles
+    from pydantic import BaseModel
+    from starlette.background import BackgroundTask
+    from starlette.concurrency import run_in_threadpool
+    from starlette.datastructures import Headers, MutableHeaders, UploadFile
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+    from starlette.requests import ClientDisconnect
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise MissingDependencyError(
+        f"the web app needs FastAPI and uvicorn ({exc.name or exc}): pip install 'faceveil[web]'"
+    ) from exc
+
+from .._version import __version__
+from . import options as web_options
+from .config import WebConfig, is_loopback
+from .errors import (
+    BadRequest,
+    BodyTooLarge,
+    Forbidden,
+    NotFound,
+    Unauthorized,
+    UnsafeArchiveError,
+    WebError,
+    status_of,
+)
+from .jobs import Item, Job, JobStore, WorkerPool
+from .media import (
+    IMAGE_KINDS,
+    ArchiveTooLargeError,
+    Kind,
+    ZipLimits,
+    copy_limited,
+    display_name,
+    extract,
+    head_of,
+    open_zip,
+    output_name,
+    probe,
+    sniff,
+    unique,
+)
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).parent / "static"
+PUBLIC_PATHS = ("/", "/api/docs", "/favicon.ico")  # the page shell: no data, no token needed
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
+       "media-src 'self' blob:; connect-src 'self'; base-uri 'none'; form-action 'none'; "
+       "frame-ancestors 'none'")
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), interest-cohort=()",
+}
+MAX_FIELD = 64 * 1024  # one non-file form field
+_SUFFIX_MIME = {k.suffix: k.mime for k in IMAGE_KINDS.values()}
+_SUFFIX_FORMAT = {k.suffix: k.format for k in IMAGE_KINDS.values()}
+
+
+# ------------------------------------------------------------------------------- API schemas
+
+
+class ErrorBody(BaseModel):
+    error: str
+    message: str
+
+
+class FileStatus(BaseModel):
+    index: int
+    name: str
+    kind: str
+    state: str
+    progress: float
+    frames_done: int | None
+    frames_total: int | None
+    faces: int
+    kept: int
+    error: str | None
+    size: int
+    upload: int
+    entry: int | None
+    seconds: float
+    result_url: str | None
+    result_name: str
+    result_type: str
+
+
+class JobStatus(BaseModel):
+    id: str
+    state: str
+    progress: float
+    created: float
+    started: float | None
+    finished: float | None
+    expires_in: float | None
+    files_done: int
+    files_total: int
+    faces: int
+    files: list[FileStatus]
+    rejected: list[dict[str, str]]
+    skipped: list[dict[str, str]]
+    result_url: str | None
+
+
+class OptionsBody(BaseModel):
+    version: str
+    token_required: bool
+    options: list[dict[str, Any]]
+    limits: dict[str, Any]
+
+
+class HealthBody(BaseModel):
+    ok: bool
+    ready: bool
+    workers: int
+    running: int
+    waiting: int
+    queue_size: int
+    jobs: int
+
+
+_ERRORS = {code: {"model": ErrorBody, "description": text} for code, text in (
+    (400, "bad request (no file, empty file, unsafe zip)"), (401, "missing or wrong token"),
+    (403, "request from another site or host"), (413, "too large (bytes, pixels, zip bomb)"),
+    (415, "not a supported picture or video"), (422, "damaged file or bad option"),
+    (429, "queue full; retry after Retry-After seconds"))}
+_JOB_ERRORS = {code: {"model": ErrorBody, "description": text} for code, text in (
+    (401, "missing or wrong token"), (404, "no such job (deleted or expired)"),
+    (409, "not finished yet"))}
+def _option_fields() -> dict[str, str]:
+    """The form fields besides the files, with their choices from the registries."""
+    from ..anonymization import effects, masks
+    from ..config import BACKGROUNDS, QUALITIES
+    from ..detection import detectors
+
+    def one_of(names) -> str:
+        return " | ".join(names)
+
+    return {
+        "method": one_of(n for n in effects.names() if n not in web_options.WEB_EXCLUDED_METHODS),
+        "strength": "blur strength, 0.05..20", "blocks": "pixelate: blocks across a face, 2..64",
+        "color": "solid fill: #rrggbb, r,g,b or a name", "shape": one_of(masks.names()),
+        "detector": one_of(detectors.names()), "quality": one_of(QUALITIES),
+        "background": one_of(b for b in BACKGROUNDS if b not in web_options.WEB_EXCLUDED_BACKGROUNDS)
+        + " (default: left as is)",
+        "background_strength": "background blur strength", "background_color": "background colour",
+        "keep": "a person from the server's people gallery to leave visible (repeatable)",
+        "format": "pictures: " + one_of(web_options.OUTPUT_FORMATS),
+    }
+
+
+def _form_schema(field: str, many: bool) -> dict[str, Any]:
+    binary: dict[str, Any] = {"type": "string", "format": "binary"}
+    props: dict[str, Any] = {field: {"type": "array", "items": binary} if many else binary}
+    props.update({k: {"type": "string", "description": v} for k, v in _option_fields().items()})
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+        "type": "object", "required": [field], "properties": props}}}}}
+
+
+# ----------------------------------------------------------------------------------- runtime
+
+
+@dataclass(frozen=True)
+class OneResult:
+    data: bytes
+    mime: str
+    suffix: str
+    faces: int
+    kept: int
+    seconds: float
+
+
+class Runtime:
+    """The app's moving parts, made at start-up and removed at shutdown."""
+
+    def __init__(self, config: WebConfig) -> None:
+        self.config = config
+        base = config.pipeline
+        if base.detector.threads is None:  # share the cores between the workers
+            base = base.replace(threads=max(1, (os.cpu_count() or 1) // config.workers))
+        self.base = base
+        self.data: Path | None = None
+        self.pool: WorkerPool | None = None
+        self.store: JobStore | None = None
+
+    def start(self) -> None:
+        parent = self.config.data_dir
+        if parent is not None:
+            parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.data = Path(tempfile.mkdtemp(prefix="faceveil-web-", dir=parent))  # mode 0700
+        os.chmod(self.data, 0o700)
+        self.store = JobStore(self.data, self.config.job_ttl, self.config.max_pixels)
+        self.pool = WorkerPool(self.config.workers, self.config.queue_size,
+                               warm=self.base if self.config.warm else None)
+        log.info("web app ready: %d worker(s), queue %d, uploads in %s", self.config.workers,
+                 self.config.queue_size, self.data)
+
+    def stop(self) -> None:
+        if self.store is not None:  # first: cancels running jobs, so the workers stop soon
+            self.store.close()
+        if self.pool is not None:
+            self.pool.close()
+        if self.data is not None:
+            shutil.rmtree(self.data, ignore_errors=True)
+
+    # ---- one picture
+
+    def anonymize_one(self, worker: Any, upload: Any, kind: Kind, choice: Any) -> OneResult:
+        from ..media.images import encode_image, read_image
+        from ..types import Frame
+
+        started = time.perf_counter()
+        upload.seek(0)
+        picture = read_image(upload, self.config.max_pixels)
+        result = worker.pipeline(choice.config).process(Frame(picture.rgb))
+        suffix = _image_suffix(choice, kind, result.image.ndim == 3 and result.image.shape[2] == 4)
+        data = encode_image(result.image, _SUFFIX_FORMAT[suffix], like=picture, quality=95)
+        dets = result.detections
+        return OneResult(data, _SUFFIX_MIME[suffix], suffix, int((~dets.keep).sum()),
+                         int(dets.keep.sum()), time.perf_counter() - started)
+
+    # ---- jobs
+
+    def accept(self, uploads: list[UploadFile], choice: Any) -> Job:
+        """Copy uploads into a new job folder under names of our own, open zips, check every
+        file's type and limits. Raises the first error when nothing usable is left."""
+        assert self.store is not None
+        job = self.store.new_job(choice)
+        taken: set[str] = set()
+        errors: list[BaseException] = []
+        try:
+            for u_index, upload in enumerate(uploads):
+                name = display_name(upload.filename, f"file-{u_index + 1}")
+                try:
+                    self._accept_one(job, upload, u_index, name, taken)
+                except (UnsafeArchiveError, ArchiveTooLargeError, TooManyFiles):
+                    raise  # a hostile zip or too many files: the whole request is refused
+                except FaceveilError as exc:  # this upload only
+                    errors.append(exc)
+                    job.rejected.append({"name": name, "error": str(exc)})
+            if not job.items:
+                if len(errors) == 1:
+                    raise errors[0]
+                first = errors[0] if errors else BadRequest("no files")
+                summary = "; ".join(f"{r['name']}: {r['error']}" for r in job.rejected[:10])
+                raise type(first)(f"no usable file: {summary}")
+            return job
+        except OSError as exc:
+            shutil.rmtree(job.dir, ignore_errors=True)
+            if exc.errno == errno.ENOSPC:
+                raise InsufficientStorage("the server's disk is full") from None
+            raise
+        except BaseException:
+            shutil.rmtree(job.dir, ignore_errors=True)
+            raise
+
+    def _accept_one(self, job: Job, upload: UploadFile, u_index: int, name: str, taken: set[str]) -> None:
+        cfg = self.config
+        upload.file.seek(0)
+        tmp = job.dir / "in" / f"upload-{u_index:04d}"
+        try:
+            size, head = copy_limited(upload.file, tmp, cfg.max_upload_bytes)
+            if not size:
+                raise BadRequest("empty file")
+            kind = sniff(head)
+            if kind.kind == "zip":
+                self._accept_zip(job, tmp, u_index, name, taken)
+                return
+            self._add(job, tmp, kind, name, name, size, u_index, None, taken)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+
+    def _accept_zip(self, job: Job, path: Path, u_index: int, zip_name: str, taken: set[str]) -> None:
+        cfg = self.config
+        limits = ZipLimits(cfg.zip_max_entries, cfg.zip_max_total, cfg.zip_max_ratio)
+        found = 0
+        budget = cfg.zip_max_total
+        with open_zip(path, limits) as (zf, entries, skipped):
+            job.skipped += [{"name": f"{zip_name}/{n}", "reason": r} for n, r in skipped]
+            for entry in entries:
+                label = f"{zip_name}/{entry.name}"
+                dst = job.dir / "in" / f"entry-{len(job.items):04d}"
+                try:
+                    size = extract(zf, entry, dst, budget)
+                    budget -= size
+                    if not size:
+                        job.skipped.append({"name": label, "reason": "empty file"})
+                        continue
+                    try:
+                        kind = sniff(head_of(dst))
+                    except UnsupportedMediaError as exc:
+                        job.skipped.append({"name": label, "reason": str(exc)})
+                        continue
+                    if kind.kind == "zip":
+                        job.skipped.append({"name": label, "reason": "a zip inside a zip is not opened"})
+                        continue
+                    try:
+                        self._add(job, dst, kind, label, entry.name, size, u_index, entry.position, taken)
+                        found += 1
+                    except TooManyFiles:
+                        raise
+                    except (CorruptMediaError, UnsupportedMediaError, MediaTooLargeError) as exc:
+                        job.rejected.append({"name": label, "error": str(exc)})
+                finally:
+                    if dst.exists():
+                        dst.unlink()
+        if not found:
+            raise UnsupportedMediaError(f"the zip holds no pictures or videos faceveil reads "
+                                        f"({len(entries)} file(s) looked at)")
+
+    def _add(self, job: Job, src: Path, kind: Kind, name: str, base_name: str, size: int,
+             u_index: int, entry: int | None, taken: set[str]) -> None:
+        cfg = self.config
+        if len(job.items) >= cfg.max_files:
+            raise TooManyFiles(f"more than {cfg.max_files} files in one job (this server's limit)")
+        index = len(job.items)
+        path = job.dir / "in" / f"{index:04d}{kind.suffix}"
+        src.rename(path)
+        try:
+            frames = probe(path, kind, cfg.max_pixels, cfg.max_video_seconds)
+        except BaseException:
+            path.unlink()
+            raise
+        if kind.kind == "image":
+            suffix = _image_suffix(job.choice, kind, job.choice.config.background.mode == "transparent")
+            mime = _SUFFIX_MIME[suffix]
+        else:
+            suffix, mime = kind.suffix, kind.mime
+        out_name = unique(output_name(base_name, suffix), taken)
+        job.items.append(Item(index, name, kind.kind, kind.format, path,
+                              job.dir / "out" / f"{index:04d}{suffix}", out_name, mime, size,
+                              u_index, entry, total=frames))
+
+
+class InsufficientStorage(WebError):
+    status, code = 507, "insufficient_storage"
+
+
+class TooManyFiles(MediaTooLargeError):
+    pass
+
+
+def _image_suffix(choice: Any, kind: Kind, alpha: bool) -> str:
+    suffix = choice.out_suffix or kind.suffix
+    if alpha and suffix in (".jpg", ".bmp"):  # cannot hold transparency
+        suffix = ".png"
+    return suffix
+
+
+def _attachment(name: str) -> str:
+    base = name.rsplit("/", 1)[-1]
+    fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\;' else "_" for c in base)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(base, safe='')}"
+
+
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": code, "message": message}, status_code=status, headers=headers)
+
+
+# ------------------------------------------------------------------------------------- guard
+
+
+class Guard:
+    """Pure ASGI middleware: every check that comes before a route, and the response headers."""
+
+    def __init__(self, app: Any, config: WebConfig) -> None:
+        self.app, self.config = app, config
+        self.token = config.token.encode() if config.token else None
+        self.limit = config.max_upload_bytes + (1 << 20)  # plus multipart framing and fields
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        started = False
+
+        async def send_with_headers(message: dict) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                headers = MutableHeaders(scope=message)
+                for key, value in SECURITY_HEADERS.items():
+                    headers[key] = value
+                if path.startswith("/api/") and "cache-control" not in headers:
+                    headers["Cache-Control"] = "no-store"
+            await send(message)
+
+        try:
+            self._check(scope, Headers(scope=scope), path)
+            await self.app(scope, self._limited(receive), send_with_headers)
+        except ClientDisconnect:
+            return
+        except Exception as exc:
+            if started:
+                log.exception("error after the response started: %s %s", scope.get("method"), path)
+                raise
+            status, code = status_of(exc)
+            if status >= 500 and not isinstance(exc, WebError):
+                log.error("internal error on %s %s", scope.get("method"), path, exc_info=exc)
+                message = "internal error; the server's log has the details"
+            else:
+                message = str(exc)
+            response = _error(status, code, message, getattr(exc, "headers", None))
+            await response(scope, receive, send_with_headers)
+
+    def _check(self, scope: dict, headers: Headers, path: str) -> None:
+        host = headers.get("host", "")
+        hostname = urlsplit(f"//{host}").hostname or ""
+        if not self.token and not (is_loopback(hostname) or hostname in self.config.hosts):
+            raise Forbidden(f"this server answers only to localhost addresses, not {host[:80]!r} "
+                            "(start it with --token to serve other names)")
+        public = path in PUBLIC_PATHS or path.startswith("/static/")
+        if not public:
+            site = headers.get("sec-fetch-site")
+            origin = headers.get("origin")
+            if site in ("cross-site", "same-site") or (
+                    origin is not None and urlsplit(origin).netloc.lower() != host.lower()):
+                raise Forbidden("requests from other sites are refused")
+            if self.token is not None and not self._token_ok(headers):
+                raise Unauthorized("this server needs its access token: send 'Authorization: Bearer "
+                                   "TOKEN' (the page takes it from #token=... in its address)",
+                                   headers={"WWW-Authenticate": "Bearer"})
+        length = headers.get("content-length")
+        if length is not None:
+            if not length.isdigit():
+                raise BadRequest("bad Content-Length")
+            if int(length) > self.limit:
+                raise BodyTooLarge(f"the request is {int(length) >> 20} MiB, over this server's "
+                                   f"limit of {self.config.max_upload_bytes >> 20} MiB")
+
+    def _token_ok(self, headers: Headers) -> bool:
+        assert self.token is not None
+        given = headers.get("x-faceveil-token", "")
+        auth = headers.get("authorization", "")
+        if auth[:7].lower() == "bearer ":
+            given = auth[7:].strip()
+        return hmac.compare_digest(given.encode(), self.token)
+
+    def _limited(self, receive: Any) -> Any:
+        seen = 0
+        limit = self.limit
+
+        async def counted() -> dict:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise BodyTooLarge(f"the request is over this server's limit of "
+                                       f"{self.config.max_upload_bytes >> 20} MiB")
+            return message
+
+        return counted
+
+
+# --------------------------------------------------------------------------------------- app
+
+
+def create_app(config: WebConfig | None = None) -> FastAPI:
+    """The web app. Its workers, queue and private data folder exist while it runs (lifespan)."""
+    config = config or WebConfig()
+    rt = Runtime(config)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        rt.start()
+        try:
+            yield
+        finally:
+            await run_in_threadpool(rt.stop)
+
+    app = FastAPI(
+        title="faceveil", version=__version__, lifespan=lifespan,
+        description="Hide every face in photos and videos, on this machine. Every request needs "
+                    "the server's token when it has one (`Authorization: Bearer TOKEN`). Errors are "
+                    "JSON `{\"error\": code, \"message\": text}`.",
+        docs_url=None, redoc_url=None, openapi_url="/api/openapi.json",
+    )
+    app.state.runtime = rt
+    app.add_middleware(Guard, config=config)
+
+    @app.exception_handler(FaceveilError)
+    async def faceveil_error(request: Request, exc: FaceveilError) -> JSONResponse:
+        status, code = status_of(exc)
+        return _error(status, code, str(exc), getattr(exc, "headers", None))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        code = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}.get(
+            exc.status_code, "error")
+        return _error(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return _error(422, "invalid_request", f"{where}: {first.get('msg', 'invalid')}")
+
+    def store() -> JobStore:
+        assert rt.store is not None
+        return rt.store
+
+    def pool() -> WorkerPool:
+        assert rt.pool is not None
+        return rt.pool
+
+    # ---- the page
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    @app.get("/api/docs", include_in_schema=False)
+    async def docs() -> FileResponse:
+        return FileResponse(STATIC / "docs.html", headers={"Cache-Control": "no-cache"})
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/api/options", response_model=OptionsBody, summary="The page's options and the limits",
+             description="Choices come from faceveil's registries (detectors, effects, masks, "
+                         "segmenters) and the server's people gallery.")
+    async def get_options() -> JSONResponse:
+        described = await run_in_threadpool(web_options.describe, rt.base)
+        return JSONResponse({
+            "version": __version__, "token_required": config.token is not None, "options": described,
+            "limits": {"max_upload_bytes": config.max_upload_bytes, "max_files": config.max_files,
+                       "max_pixels": config.max_pixels, "max_video_seconds": config.max_video_seconds,
+                       "job_ttl": config.job_ttl},
+        })
+
+    @app.get("/api/health", response_model=HealthBody, summary="Workers and queue")
+    async def health() -> JSONResponse:
+        stats = pool().stats()
+        return JSONResponse({"ok": True, **stats, "jobs": len(store())})
+
+    # ---- one picture
+
+    @app.post("/api/anonymize", summary="Anonymize one picture (the answer is the picture)",
+              response_class=Response, responses={
+                  200: {"content": {m: {} for m in _SUFFIX_MIME.values()},
+                        "description": "the anonymized picture; X-Faceveil-Faces says how many "
+                                       "faces were hidden"}, **_ERRORS},
+              openapi_extra=_form_schema("file", many=False))
+    async def anonymize(request: Request) -> Response:
+        _require_multipart(request)
+        slot = pool().reserve()
+        try:
+            async with request.form(max_files=2, max_fields=64, max_part_size=MAX_FIELD) as form:
+                uploads, fields = _split(form)
+                if len(uploads) != 1:
+                    raise BadRequest("send exactly one picture in the 'file' field "
+                                     "(several files and videos go to /api/jobs)")
+                upload = uploads[0]
+                head = await upload.read(64)
+                if not head:
+                    raise BadRequest("empty file")
+                kind = sniff(head)
+                if kind.kind != "image":
+                    raise UnsupportedMediaError(f"this is a {kind.kind}; /api/anonymize takes one "
+                                                "picture (send videos and zips to /api/jobs)")
+                choice = web_options.parse(fields, rt.base)
+                name = display_name(upload.filename, "picture")
+                future: concurrent.futures.Future[OneResult] = concurrent.futures.Future()
+
+                def task(worker: Any) -> None:
+                    if not future.set_running_or_notify_cancel():
+                        return
+                    try:
+                        future.set_result(rt.anonymize_one(worker, upload.file, kind, choice))
+                    except BaseException as exc:
+                        future.set_exception(exc)
+
+                slot.submit(task)
+                result = await asyncio.wrap_future(future)
+        finally:
+            slot.release()
+        return Response(result.data, media_type=result.mime, headers={
+            "Content-Disposition": _attachment(output_name(name, result.suffix)),
+            "X-Faceveil-Faces": str(result.faces), "X-Faceveil-Kept": str(result.kept),
+            "X-Faceveil-Seconds": f"{result.seconds:.3f}"})
+
+    # ---- jobs
+
+    @app.post("/api/jobs", status_code=202, response_model=JobStatus,
+              summary="Start a job: pictures, videos and zips in, a job id out",
+              responses=_ERRORS, openapi_extra=_form_schema("files", many=True))
+    async def create_job(request: Request) -> JSONResponse:
+        from ..media.video import EncodeOptions
+
+        _require_multipart(request)
+        slot = pool().reserve()
+        try:
+            async with request.form(max_files=config.max_files, max_fields=64,
+                                    max_part_size=MAX_FIELD) as form:
+                uploads, fields = _split(form)
+                if not uploads:
+                    raise BadRequest("no files: send pictures, videos or zips in the 'files' field")
+                choice = web_options.parse(fields, rt.base)
+                job = await run_in_threadpool(rt.accept, uploads, choice)
+            store().add(job)
+            slot.submit(store().runner(job, EncodeOptions()))
+        finally:
+            slot.release()
+        log.info("job %s: %d file(s) queued, %d refused", job.id, len(job.items), len(job.rejected))
+        return JSONResponse(job.public(config.job_ttl), status_code=202,
+                            headers={"Location": f"/api/jobs/{job.id}"})
+
+    @app.get("/api/jobs/{job_id}", response_model=JobStatus, responses=_JOB_ERRORS,
+             summary="A job's progress, per file")
+    async def job_status(job_id: str) -> JSONResponse:
+        return JSONResponse(store().get(job_id).public(config.job_ttl))
+
+    @app.get("/api/jobs/{job_id}/files/{index}", response_class=FileResponse, responses=_JOB_ERRORS,
+             summary="One anonymized file of a job")
+    async def job_file(job_id: str, index: int) -> FileResponse:
+        job = store().get(job_id)
+        item = store().output(job, index)
+        return FileResponse(item.output, media_type=item.mime,
+                            headers={"Content-Disposition": _attachment(item.out_name)})
+
+    @app.get("/api/jobs/{job_id}/result", response_class=FileResponse, responses=_JOB_ERRORS,
+             summary="All anonymized files as a zip; the job is deleted once it was sent")
+    async def job_result(job_id: str) -> FileResponse:
+        job = store().get(job_id)
+        path = await run_in_threadpool(store().result_zip, job)
+        return FileResponse(path, media_type="application/zip",
+                            headers={"Content-Disposition": _attachment(f"faceveil-{job.id[:8]}.zip")},
+                            background=BackgroundTask(store().delete, job.id))
+
+    @app.delete("/api/jobs/{job_id}", status_code=204, responses=_JOB_ERRORS,
+                summary="Cancel a job and delete its files")
+    async def job_delete(job_id: str) -> Response:
+        if not await run_in_threadpool(store().delete, job_id):
+            raise NotFound(f"no job {job_id[:40]!r}")
+        return Response(status_code=204)
+
+    return app
+
+
+def _require_multipart(request: Request) -> None:
+    if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+        raise UnsupportedMediaError("send multipart/form-data (a form with the file fields)")
+
+
+def _split(form: Any) -> tuple[list[UploadFile], dict[str, list[str]]]:
+    uploads: list[UploadFile] = []
+    fields: dict[str, list[str]] = {}
+    for key, value in form.multi_items():
+        if isinstance(value, UploadFile):
+            if key not in ("file", "files"):
+                raise BadRequest(f"files go in the 'file' or 'files' field, not {key[:40]!r}")
+            uploads.append(value)
+        else:
+            fields.setdefault(key, []).append(value)
+    return uploads, fields

@@ -1,0 +1,465 @@
+"""Jobs and the bounded worker pool that runs them.
+
+A fixed number of worker threads take tasks from one bounded queue: multi-file jobs and
+one-picture requests alike. When the queue is full the next request is refused (429) before
+its body is read. Threads rather than processes: ONNX Runtime, OpenCV and FFmpeg release the
+GIL, so threads run in parallel, share nothing but the loaded code, and each worker keeps its
+own models (loaded once per worker, reused for every request with the same detector settings).
+
+Every job has its own folder inside the server's private data folder. Inputs are deleted as
+soon as they are processed; outputs when the job is deleted: on DELETE, after its zip was
+downloaded, or `job_ttl` seconds after it was last used.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import secrets
+import shutil
+import threading
+import time
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import PipelineConfig
+from ..errors import FaceveilError
+from .errors import Busy, NotFound, NotReady
+
+log = logging.getLogger(__name__)
+
+Task = Callable[["Worker"], None]
+
+
+class Cancelled(Exception):
+    """Raised inside a running job when it was deleted."""
+
+
+# ------------------------------------------------------------------------------- worker pool
+
+
+class Worker:
+    """One worker thread's models: detectors by their settings, pipelines by the whole config."""
+
+    def __init__(self) -> None:
+        self._detectors: collections.OrderedDict[Any, Any] = collections.OrderedDict()
+        self._pipelines: collections.OrderedDict[PipelineConfig, Any] = collections.OrderedDict()
+
+    def pipeline(self, config: PipelineConfig):
+        from ..pipeline import Pipeline
+
+        if config in self._pipelines:
+            self._pipelines.move_to_end(config)
+            return self._pipelines[config]
+        detector = self._detectors.get(config.detector)
+        pipeline = Pipeline(config, detector=detector)
+        if detector is None:
+            self._detectors[config.detector] = pipeline.detector  # loads the model
+            while len(self._detectors) > 3:
+                self._detectors.popitem(last=False)
+        self._pipelines[config] = pipeline
+        while len(self._pipelines) > 6:
+            self._pipelines.popitem(last=False)
+        return pipeline
+
+
+class Slot:
+    """A reserved place in the queue; `submit` fills it, `release` gives it back."""
+
+    def __init__(self, pool: WorkerPool) -> None:
+        self._pool, self._open = pool, True
+
+    def submit(self, task: Task) -> None:
+        if self._open:
+            self._open = False
+            self._pool._submit(task)
+
+    def release(self) -> None:
+        if self._open:
+            self._open = False
+            self._pool._release()
+
+
+class WorkerPool:
+    def __init__(self, workers: int, queue_size: int, warm: PipelineConfig | None = None) -> None:
+        self.size, self.queue_size, self._warm = workers, queue_size, warm
+        self._tasks: collections.deque[Task] = collections.deque()
+        self._reserved = 0
+        self._busy = 0
+        self._ready = 0
+        self._closed = False
+        self._cond = threading.Condition()
+        self._threads = [threading.Thread(target=self._loop, name=f"faceveil-web-{i}", daemon=True)
+                         for i in range(workers)]
+        for t in self._threads:
+            t.start()
+
+    def reserve(self) -> Slot:
+        """A place in the queue, or Busy (429) when there is none."""
+        with self._cond:
+            if self._closed:
+                raise Busy("the server is shutting down", headers={"Retry-After": "5"})
+            # at most `size` running and `queue_size` waiting (reserved places count as waiting)
+            if self._busy + len(self._tasks) + self._reserved >= self.size + self.queue_size:
+                raise Busy(f"the server is busy ({len(self._tasks)} waiting, {self._busy} running); "
+                           "try again in a few seconds", headers={"Retry-After": "2"})
+            self._reserved += 1
+            return Slot(self)
+
+    def _submit(self, task: Task) -> None:
+        with self._cond:
+            self._reserved -= 1
+            self._tasks.append(task)
+            self._cond.notify()
+
+    def _release(self) -> None:
+        with self._cond:
+            self._reserved -= 1
+
+    def stats(self) -> dict[str, int | bool]:
+        with self._cond:
+            return {"workers": self.size, "ready": self._ready == self.size, "running": self._busy,
+                    "waiting": len(self._tasks), "queue_size": self.queue_size}
+
+    def close(self, timeout: float = 10.0) -> None:
+        with self._cond:
+            self._closed = True
+            self._tasks.clear()
+            self._cond.notify_all()
+        deadline = time.monotonic() + timeout
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+
+    def _loop(self) -> None:
+        worker = Worker()
+        if self._warm is not None:
+            try:
+                worker.pipeline(self._warm)
+            except Exception as exc:  # reported again, to the client, on the first request
+                log.error("loading the default detector failed: %s", exc)
+        with self._cond:
+            self._ready += 1
+        while True:
+            with self._cond:
+                while not self._tasks and not self._closed:
+                    self._cond.wait()
+                if self._closed:
+                    return
+                task = self._tasks.popleft()
+                self._busy += 1
+            try:
+                task(worker)
+            except BaseException:  # a task reports its own errors; this is a bug
+                log.exception("a web task failed")
+            finally:
+                with self._cond:
+                    self._busy -= 1
+
+
+# -------------------------------------------------------------------------------------- jobs
+
+
+@dataclass
+class Item:
+    index: int
+    name: str  # cleaned client name (a path inside a zip: "zipname/folder/file.jpg")
+    kind: str  # image | video
+    format: str
+    input: Path | None  # our own name in the job folder; None once deleted
+    output: Path
+    out_name: str  # download name (unique within the job)
+    mime: str  # of the output
+    size: int
+    upload: int  # which uploaded file (0-based) it came from
+    entry: int | None = None  # its position in that zip, for zip entries
+    state: str = "queued"  # queued | working | done | failed | cancelled
+    done: int = 0  # frames, for videos
+    total: int | None = None
+    faces: int = 0
+    kept: int = 0
+    error: str = ""
+    seconds: float = 0.0
+
+    @property
+    def progress(self) -> float:
+        if self.state in ("done", "failed", "cancelled"):
+            return 1.0
+        if self.state == "working" and self.kind == "video" and self.total:
+            return min(0.99, self.done / self.total)
+        return 0.0
+
+    def public(self, job_id: str) -> dict[str, Any]:
+        ready = self.state == "done"
+        return {
+            "index": self.index, "name": self.name, "kind": self.kind, "state": self.state,
+            "progress": round(self.progress, 4), "frames_done": self.done if self.kind == "video" else None,
+            "frames_total": self.total if self.kind == "video" else None, "faces": self.faces,
+            "kept": self.kept, "error": self.error or None, "size": self.size, "upload": self.upload,
+            "entry": self.entry, "seconds": round(self.seconds, 3),
+            "result_url": f"/api/jobs/{job_id}/files/{self.index}" if ready else None,
+            "result_name": self.out_name, "result_type": self.mime,
+        }
+
+
+@dataclass
+class Job:
+    id: str
+    dir: Path
+    choice: Any  # options.Choice
+    items: list[Item] = field(default_factory=list)
+    rejected: list[dict[str, str]] = field(default_factory=list)  # uploads refused: name, error
+    skipped: list[dict[str, str]] = field(default_factory=list)  # zip entries left out
+    state: str = "queued"  # queued | running | done | failed | cancelled
+    created: float = field(default_factory=time.time)
+    started: float | None = None
+    finished: float | None = None
+    last_used: float = field(default_factory=time.monotonic)
+    cancel: threading.Event = field(default_factory=threading.Event)
+    deleted: bool = False
+
+    @property
+    def active(self) -> bool:
+        return self.state in ("queued", "running")
+
+    def public(self, ttl: float) -> dict[str, Any]:
+        items = [i.public(self.id) for i in self.items]
+        progress = sum(i.progress for i in self.items) / len(self.items) if self.items else 1.0
+        expires = None if self.active else max(0.0, ttl - (time.monotonic() - self.last_used))
+        return {
+            "id": self.id, "state": self.state, "progress": round(progress, 4),
+            "created": self.created, "started": self.started, "finished": self.finished,
+            "expires_in": None if expires is None else round(expires, 1),
+            "files_done": sum(i.state in ("done", "failed", "cancelled") for i in self.items),
+            "files_total": len(self.items), "faces": sum(i.faces for i in self.items),
+            "files": items, "rejected": self.rejected, "skipped": self.skipped,
+            "result_url": f"/api/jobs/{self.id}/result" if self.state == "done" else None,
+        }
+
+
+class JobStore:
+    """Jobs by id; deletes their folders on request, after the zip download, or when stale."""
+
+    def __init__(self, root: Path, ttl: float, max_pixels: int) -> None:
+        self.root, self.ttl, self.max_pixels = root, ttl, max_pixels
+        self._jobs: dict[str, Job] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._reaper = threading.Thread(target=self._reap, name="faceveil-web-reaper", daemon=True)
+        self._reaper.start()
+
+    def new_job(self, choice: Any) -> Job:
+        job_id = secrets.token_hex(16)
+        folder = self.root / job_id
+        folder.mkdir(mode=0o700)
+        (folder / "in").mkdir(mode=0o700)
+        (folder / "out").mkdir(mode=0o700)
+        return Job(job_id, folder, choice)
+
+    def add(self, job: Job) -> None:
+        with self._lock:
+            self._jobs[job.id] = job
+
+    def get(self, job_id: str) -> Job:
+        self.sweep()
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                raise NotFound(f"no job {job_id[:40]!r} (finished jobs are deleted after their zip "
+                               f"was downloaded, or {self.ttl:.0f} s after they were last used)")
+            job.last_used = time.monotonic()
+            return job
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._jobs)
+
+    def delete(self, job_id: str) -> bool:
+        """Forget a job and delete its files; a running job is cancelled and its worker deletes
+        the folder when it stops."""
+        with self._lock:
+            job = self._jobs.pop(job_id, None)
+            if job is None:
+                return False
+            job.deleted = True
+            job.cancel.set()
+            running = job.state == "running"
+        if not running:
+            shutil.rmtree(job.dir, ignore_errors=True)
+        log.info("job %s deleted", job.id)
+        return True
+
+    def sweep(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            stale = [j.id for j in self._jobs.values()
+                     if not j.active and now - j.last_used > self.ttl]
+        for job_id in stale:
+            log.info("job %s expired", job_id)
+            self.delete(job_id)
+
+    def _reap(self) -> None:
+        while not self._stop.wait(min(30.0, max(0.2, self.ttl / 4))):
+            try:
+                self.sweep()
+            except Exception:
+                log.exception("deleting expired jobs failed")
+
+    def close(self) -> None:
+        self._stop.set()
+        with self._lock:
+            ids = list(self._jobs)
+        for job_id in ids:
+            self.delete(job_id)
+
+    # ---- running
+
+    def runner(self, job: Job, encode: Any = None) -> Task:
+        def task(worker: Worker) -> None:
+            self._run(job, worker, encode)
+
+        return task
+
+    def _run(self, job: Job, worker: Worker, encode: Any) -> None:
+        with self._lock:
+            if job.deleted:
+                shutil.rmtree(job.dir, ignore_errors=True)
+                return
+            job.state, job.started = "running", time.time()
+        try:
+            pipeline = worker.pipeline(job.choice.config)
+            images = [i for i in job.items if i.kind == "image"]
+            videos = [i for i in job.items if i.kind == "video"]
+            if images:
+                self._images(job, images, pipeline)
+            for item in videos:
+                self._video(job, item, pipeline, encode)
+        except Cancelled:
+            pass
+        except Exception as exc:  # the pipeline could not even be built (e.g. a model is missing)
+            from ..pipeline.runner import describe_error
+
+            if not isinstance(exc, FaceveilError):
+                log.exception("job %s failed", job.id)
+            for item in job.items:
+                if item.state in ("queued", "working"):
+                    item.state, item.error = "failed", describe_error(exc)
+        finally:
+            for item in job.items:
+                if item.state in ("queued", "working"):
+                    item.state = "cancelled"
+                _discard_input(item)
+            with self._lock:
+                job.finished = time.time()
+                job.last_used = time.monotonic()
+                states = {i.state for i in job.items}
+                job.state = ("cancelled" if job.cancel.is_set() else
+                             "done" if "done" in states else "failed")
+                deleted = job.deleted
+            if deleted:
+                shutil.rmtree(job.dir, ignore_errors=True)
+            log.info("job %s %s: %d file(s), %d face(s) hidden", job.id, job.state, len(job.items),
+                     sum(i.faces for i in job.items))
+
+    def _images(self, job: Job, items: list[Item], pipeline: Any) -> None:
+        from ..pipeline.runner import ImageJob, WriteOptions, run_images
+
+        by_input = {}
+        for item in items:
+            assert item.input is not None
+            by_input[item.input] = item
+        items[0].state = "working"
+
+        def on_result(result: Any) -> None:
+            item = by_input[result.job.input]
+            item.seconds = result.seconds
+            if result.ok:
+                item.state, item.faces, item.kept = "done", result.faces, result.kept
+            else:
+                item.state, item.error = "failed", result.error
+            _discard_input(item)
+            following = items.index(item) + 1
+            if following < len(items) and items[following].state == "queued":
+                items[following].state = "working"
+            if job.cancel.is_set():
+                raise Cancelled
+
+        jobs = [ImageJob(i.input, i.output) for i in items if i.input is not None]
+        run_images(jobs, pipeline, WriteOptions(max_pixels=self.max_pixels), on_result=on_result)
+
+    def _video(self, job: Job, item: Item, pipeline: Any, encode: Any) -> None:
+        from ..pipeline.runner import describe_error
+        from ..pipeline.video import process_video
+
+        if job.cancel.is_set():
+            raise Cancelled
+        item.state = "working"
+        started = time.perf_counter()
+
+        def on_progress(event: Any) -> None:
+            if event.stage in ("start", "frame"):
+                item.done = event.done
+                if event.total:
+                    item.total = event.total
+            if job.cancel.is_set():
+                raise Cancelled
+
+        try:
+            report = process_video(item.input, item.output, pipeline, encode=encode,
+                                   max_pixels=self.max_pixels, on_progress=on_progress)
+        except Cancelled:
+            item.state = "cancelled"
+            raise
+        except Exception as exc:
+            if not isinstance(exc, (FaceveilError, OSError)):
+                log.exception("job %s: a video failed", job.id)
+            item.state, item.error = "failed", describe_error(exc)
+        else:
+            item.state, item.faces, item.kept = "done", report.faces, report.kept
+            item.total = item.done = report.frames
+            if report.damage:
+                item.error = f"damaged; processed as far as it decodes ({report.frames} frames)"
+        finally:
+            item.seconds = time.perf_counter() - started
+            _discard_input(item)
+
+    # ---- results
+
+    def result_zip(self, job: Job) -> Path:
+        """All outputs of a finished job in one zip (stored, not compressed: media is already)."""
+        if job.active:
+            done = sum(i.state != "queued" and i.state != "working" for i in job.items)
+            raise NotReady(f"the job is still working ({done} of {len(job.items)} files done)")
+        outputs = [i for i in job.items if i.state == "done" and i.output.exists()]
+        if not outputs:
+            raise NotReady("the job has no anonymized files to download (see each file's error)")
+        path = job.dir / f"result-{secrets.token_hex(4)}.zip"
+        try:
+            with zipfile.ZipFile(path, "x", zipfile.ZIP_STORED, allowZip64=True) as zf:
+                for item in outputs:
+                    zf.write(item.output, item.out_name)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                path.unlink()
+            raise
+        return path
+
+    def output(self, job: Job, index: int) -> Item:
+        if not 0 <= index < len(job.items):
+            raise NotFound(f"the job has no file {index} (it has {len(job.items)})")
+        item = job.items[index]
+        if item.state in ("queued", "working"):
+            raise NotReady(f"file {index} is not anonymized yet ({item.state})")
+        if item.state != "done" or not item.output.exists():
+            raise NotFound(f"file {index} has no result: {item.error or item.state}")
+        return item
+
+
+def _discard_input(item: Item) -> None:
+    if item.input is not None:
+        with contextlib.suppress(OSError):
+            item.input.unlink()
+        item.input = None
