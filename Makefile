@@ -49,6 +49,7 @@ lint: install-test
 bench: install-test
 	$(PY) bench/images.py
 	$(PY) bench/video.py
+	$(PY) bench/batch.py
 
 # The web app: a load test on loopback, the page's screenshot (docs/web.png), the server itself.
 # The browser tests need Debian's chromium (/usr/bin/chromium; .ci/run installs it).

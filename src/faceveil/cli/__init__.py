@@ -17,7 +17,7 @@ from ..errors import ConfigError, CorruptMediaError, FaceveilError, MissingDepen
 
 log = logging.getLogger("faceveil")
 
-SUBCOMMANDS = ("run", "render", "models", "people", "live", "serve")
+SUBCOMMANDS = ("run", "render", "models", "people", "live", "batch", "serve")
 
 
 class ExitCode(enum.IntEnum):
@@ -50,6 +50,8 @@ examples:
   faceveil live rtsp://camera.local/stream --serve   # MJPEG page on http://127.0.0.1:8765/
   faceveil live 0 --record session.mp4 --fps-overlay
   faceveil live clip.mp4 --serve --no-preview # a file played at its real rate
+  faceveil batch archive/ -o clean/ --workers 2   # in parallel, resumable (--resume)
+  faceveil batch photos.zip -o photos.anonymized.zip
   faceveil serve                              # web app on http://127.0.0.1:8000: drop files in a browser
 """
 
@@ -59,9 +61,6 @@ def _choices(registry) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ..config import QUALITIES
-    from ..detection import detectors
-
     parser = argparse.ArgumentParser(
         prog="faceveil", description="Find every face in pictures and hide it. Fully offline.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -78,40 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-o", "--output", metavar="PATH",
                      help="output file or folder; '-' writes no pictures, only JSON lines to "
                           "stdout (default: NAME.anonymized.EXT beside each file, FOLDER.anonymized/)")
-    g = run.add_argument_group("detection")
-    g.add_argument("--detector", choices=detectors.names(), help=_choices(detectors))
-    g.add_argument("--quality", choices=QUALITIES,
-                   help="speed against recall: fast, balanced (default), thorough")
-    g.add_argument("--threshold", type=float, metavar="0..1",
-                   help="detection score threshold (default: set by --quality; lower finds more)")
-    g.add_argument("--threads", type=int, metavar="N", help="inference threads (default: all cores)")
-    g = run.add_argument_group("video tracking")
-    g.add_argument("--detect-every", type=int, metavar="K",
-                   help="detect on every K-th frame (and at scene cuts), track in between (default "
-                        "by --quality: fast 3, balanced 2, thorough 1)")
-    g.add_argument("--detect-size", type=int, metavar="PX",
-                   help="long side of the frame the detector sees (default by --quality: "
-                        "fast 480, balanced 640, thorough the full frame)")
-    g.add_argument("--scan-every", type=int, metavar="N",
-                   help="frames between full scans; a quick pass follows known faces in between "
-                        "(default by --quality: fast 12, balanced 8, thorough 1)")
-    g.add_argument("--hold", type=int, metavar="N",
-                   help="frames a face stays hidden after it was last seen (default 8)")
-    g.add_argument("--lead", type=int, metavar="N",
-                   help="frames a face is hidden before it was first seen (default 8)")
-    g = run.add_argument_group("people (needs the people extra)")
-    g.add_argument("--keep", action="append", metavar="WHO",
-                   help="leave this person visible and hide everyone else: a name from `faceveil "
-                        "people list`, or reference photos (a file or folder); repeat for several")
-    g.add_argument("--only", action="append", metavar="WHO",
-                   help="hide only this person (and any face that might be them); repeatable")
-    g.add_argument("--keep-distance", type=float, metavar="D",
-                   help="--keep: a face stays visible below this embedding distance (default 0.6)")
-    g.add_argument("--only-distance", type=float, metavar="D",
-                   help="--only: a face is hidden below this embedding distance (default 0.65)")
-    g.add_argument("--min-face", type=int, metavar="PX",
-                   help="smaller faces are not judged, so hidden (default 32)")
-    g.add_argument("--gallery", metavar="FILE", help="people gallery file (default: user data folder)")
+    _detection_options(run)
     _hiding_options(run)
     _output_options(run, sidecar=True)
     _audit_options(run)
@@ -137,12 +103,54 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--json", action="store_true", help="as JSON on stdout")
     _common(models)
 
-    from . import live, people, serve
+    from . import batch, live, people, serve
 
     people.add_parser(sub, _common, _choices)
     live.add_parser(sub, _common, _choices, _hiding_options)
+    batch.add_parser(sub)
     serve.add_parser(sub, _common, _choices)
     return parser
+
+
+def _detection_options(p: argparse.ArgumentParser) -> None:
+    """Detection, video tracking and people flags (`run`, `batch`)."""
+    from ..config import QUALITIES
+    from ..detection import detectors
+
+    g = p.add_argument_group("detection")
+    g.add_argument("--detector", choices=detectors.names(), help=_choices(detectors))
+    g.add_argument("--quality", choices=QUALITIES,
+                   help="speed against recall: fast, balanced (default), thorough")
+    g.add_argument("--threshold", type=float, metavar="0..1",
+                   help="detection score threshold (default: set by --quality; lower finds more)")
+    g.add_argument("--threads", type=int, metavar="N", help="inference threads (default: all cores)")
+    g = p.add_argument_group("video tracking")
+    g.add_argument("--detect-every", type=int, metavar="K",
+                   help="detect on every K-th frame (and at scene cuts), track in between (default "
+                        "by --quality: fast 3, balanced 2, thorough 1)")
+    g.add_argument("--detect-size", type=int, metavar="PX",
+                   help="long side of the frame the detector sees (default by --quality: "
+                        "fast 480, balanced 640, thorough the full frame)")
+    g.add_argument("--scan-every", type=int, metavar="N",
+                   help="frames between full scans; a quick pass follows known faces in between "
+                        "(default by --quality: fast 12, balanced 8, thorough 1)")
+    g.add_argument("--hold", type=int, metavar="N",
+                   help="frames a face stays hidden after it was last seen (default 8)")
+    g.add_argument("--lead", type=int, metavar="N",
+                   help="frames a face is hidden before it was first seen (default 8)")
+    g = p.add_argument_group("people (needs the people extra)")
+    g.add_argument("--keep", action="append", metavar="WHO",
+                   help="leave this person visible and hide everyone else: a name from `faceveil "
+                        "people list`, or reference photos (a file or folder); repeat for several")
+    g.add_argument("--only", action="append", metavar="WHO",
+                   help="hide only this person (and any face that might be them); repeatable")
+    g.add_argument("--keep-distance", type=float, metavar="D",
+                   help="--keep: a face stays visible below this embedding distance (default 0.6)")
+    g.add_argument("--only-distance", type=float, metavar="D",
+                   help="--only: a face is hidden below this embedding distance (default 0.65)")
+    g.add_argument("--min-face", type=int, metavar="PX",
+                   help="smaller faces are not judged, so hidden (default 32)")
+    g.add_argument("--gallery", metavar="FILE", help="people gallery file (default: user data folder)")
 
 
 def _audit_options(p: argparse.ArgumentParser) -> None:
@@ -191,7 +199,7 @@ def _hiding_options(p: argparse.ArgumentParser) -> None:
                    help="video: damping of small mask changes between frames (default 0.75; 0 off)")
 
 
-def _output_options(p: argparse.ArgumentParser, *, sidecar: bool) -> None:
+def _output_options(p: argparse.ArgumentParser, *, sidecar: bool, naming: bool = True) -> None:
     g = p.add_argument_group("output")
     if sidecar:
         g.add_argument("--json", action="store_true",
@@ -201,8 +209,9 @@ def _output_options(p: argparse.ArgumentParser, *, sidecar: bool) -> None:
                    help="JPEG/WebP quality of written pictures (default 95)")
     g.add_argument("--keep-metadata", action="store_true",
                    help="keep picture EXIF (GPS is still removed); default strips all metadata")
-    g.add_argument("--suffix", default=".anonymized", help="added to output names (default %(default)s)")
-    g.add_argument("--skip-existing", action="store_true", help="leave outputs that already exist")
+    if naming:
+        g.add_argument("--suffix", default=".anonymized", help="added to output names (default %(default)s)")
+        g.add_argument("--skip-existing", action="store_true", help="leave outputs that already exist")
     g.add_argument("--max-pixels", type=float, default=150e6, metavar="N",
                    help="refuse pictures and video frames with more pixels (default 150e6)")
     g = p.add_argument_group("video output")
@@ -256,14 +265,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             from . import people
 
             return people.run(args)
-        if args.command == "serve":
-            from . import serve
-
-            return serve.run(args)
         if args.command == "live":
             from . import live
 
             return live.run(args)
+        if args.command == "batch":
+            from . import batch
+
+            return batch.run(args)
+        if args.command == "serve":
+            from . import serve
+
+            return serve.run(args)
         return _run(args)
     except KeyboardInterrupt:
         print("faceveil: interrupted", file=sys.stderr)

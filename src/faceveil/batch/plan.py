@@ -1,0 +1,240 @@
+"""What a batch does: inputs (files, folders, globs, zips, URIs) -> items with their outputs.
+
+Pure planning: only names and zip directories are read here, never pixels. Folder inputs are
+mirrored below the output, zip members keep their paths inside the archive, single files and
+glob matches are placed by name (or path relative to the pattern's fixed part), as `faceveil run`
+does. The output is a folder, a ``.zip`` (written at the end from a staging folder beside it), or
+a URI of a folder on any filesystem pyarrow or fsspec knows.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import posixpath
+import re
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import ConfigError, FaceveilError
+from ..media.images import ALPHA_FORMATS, SUFFIXES
+from ..media.video import VIDEO_SUFFIXES
+from . import storage
+from .zips import UnsafeArchiveError, ZipLimits, check_archive, safe_name
+
+MEDIA_SUFFIXES = frozenset(SUFFIXES) | VIDEO_SUFFIXES
+MANIFEST_NAME = ".faceveil-manifest.jsonl"
+_MAGIC = set("*?[")
+SEP = "!/"  # ARCHIVE!/member, in the manifest
+
+
+@dataclass(frozen=True)
+class Item:
+    """One input file and where its output goes. Plain strings: it travels to worker processes
+    and Ray actors."""
+
+    input: str  # the manifest's name: absolute local path, URI, or ARCHIVE!/member
+    source: str  # the file to read: local path or URI; for a zip member, the archive
+    member: str | None  # the member's name inside `source`, for zip members
+    output: str  # where the worker writes: local path or URI (zip output: the staging file)
+    output_name: str  # the manifest's name of the output (zip output: OUT.zip!/member)
+    rel: str  # relative POSIX path below the output
+    expect: str | None = None  # --resume: sha256 of the input that made the existing output
+
+    @property
+    def video(self) -> bool:
+        return posixpath.splitext(self.rel)[1].lower() in VIDEO_SUFFIXES
+
+
+@dataclass
+class BatchPlan:
+    items: list[Item] = field(default_factory=list)
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (input, why)
+    output: str = ""  # the output as given (absolute for local paths)
+    zip_out: Path | None = None  # the output zip, when writing one
+    staging: Path | None = None  # where workers put the zip's files until it is written
+    manifest: str = ""  # the default manifest location
+
+    @property
+    def remote(self) -> bool:
+        return storage.is_uri(self.output)
+
+
+def is_media(name: str) -> bool:
+    base = posixpath.basename(name)
+    return not base.startswith(".") and posixpath.splitext(base)[1].lower() in MEDIA_SUFFIXES
+
+
+def _hidden(rel: str) -> bool:
+    return any(p.startswith(".") or p == "__MACOSX" for p in rel.split("/"))
+
+
+def _with_alpha(rel: str) -> str:
+    stem, suffix = posixpath.splitext(rel)
+    fmt = SUFFIXES.get(suffix.lower())
+    return rel if fmt is None or fmt in ALPHA_FORMATS else stem + ".png"
+
+
+def _walk(root: Path, exclude: set[Path]) -> list[Path]:
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        dirnames[:] = sorted(d for d in dirnames
+                             if not d.startswith(".") and (here / d).resolve() not in exclude)
+        found += [here / f for f in sorted(filenames) if is_media(f)]
+    return found
+
+
+def _glob_base(pattern: str) -> Path:
+    parts = Path(pattern).parts
+    base = parts[: next(i for i, p in enumerate(parts) if _MAGIC & set(p))]
+    return Path(*base) if base else Path(".")
+
+
+def default_manifest(output: str) -> str:
+    """OUT/.faceveil-manifest.jsonl; beside an output zip; in the current folder for URIs (a
+    manifest is appended line by line, which object stores cannot do)."""
+    if storage.is_uri(output):
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "_", output).strip("_")[:80]
+        return os.path.abspath(f"faceveil-manifest.{slug}.jsonl")
+    out = Path(os.path.abspath(storage.local_path(output)))
+    if out.suffix.lower() == ".zip":
+        return str(out.with_name(out.name + ".faceveil-manifest.jsonl"))
+    return str(out / MANIFEST_NAME)
+
+
+def plan_batch(inputs: list[str], output: str, *, alpha: bool = False,
+               limits: ZipLimits | None = None) -> BatchPlan:
+    """Expand the inputs and name every output. Problems with single inputs (missing, unsafe
+    zip) are listed in `errors`; a bad output raises ConfigError."""
+    limits = limits or ZipLimits()
+    plan = BatchPlan()
+    output = os.fspath(output)
+    if not output:
+        raise ConfigError("say where the outputs go: -o FOLDER, -o ARCHIVE.zip or -o s3://...")
+    suffix = posixpath.splitext(output.rstrip("/"))[1].lower()
+    if suffix in MEDIA_SUFFIXES:
+        raise ConfigError(f"a batch writes into a folder or a .zip, not into {output!r} "
+                          "(for one file use `faceveil run`)")
+    if storage.is_uri(output):
+        if suffix == ".zip":
+            raise ConfigError(f"{output}: zip outputs are written to a local path; for a remote "
+                              "location give a folder")
+        plan.output, out_root = output.rstrip("/"), output.rstrip("/")
+    else:
+        out = Path(os.path.abspath(storage.local_path(output)))
+        plan.output = str(out)
+        if suffix == ".zip":
+            plan.zip_out = out
+            plan.staging = out.with_name(f".{out.name}.parts")
+            out_root = str(plan.staging)
+        else:
+            if out.exists() and not out.is_dir():
+                raise ConfigError(f"{output} exists and is not a folder")
+            out_root = str(out)
+    plan.manifest = default_manifest(plan.output)
+    exclude = {Path(out_root).resolve()} if not plan.remote else set()
+    if plan.zip_out is not None:
+        exclude.add(plan.zip_out.resolve())
+
+    sources: list[tuple[str, str, str | None, str]] = []  # (input name, source, member, rel)
+    for arg in inputs:
+        arg = os.fspath(arg)
+        try:
+            sources += _expand(arg, exclude, limits)
+        except UnsafeArchiveError as exc:
+            plan.errors.append((arg, f"refused: {exc}"))
+        except (FaceveilError, OSError, zipfile.BadZipFile, ValueError) as exc:
+            from ..pipeline.runner import describe_error
+
+            plan.errors.append((arg, describe_error(exc) if not isinstance(exc, zipfile.BadZipFile)
+                                else f"not a readable zip: {exc}"))
+
+    seen: dict[str, str] = {}
+    input_files = {s for _, s, m, _ in sources if m is None and not storage.is_uri(s)}
+    for name, source, member, rel in sources:
+        rel = _with_alpha(rel) if alpha else rel
+        if rel in seen:
+            plan.errors.append((name, f"its output {rel} would also be written for {seen[rel]}; "
+                                      "rename one of them"))
+            continue
+        seen[rel] = name
+        target = storage.join(out_root, rel) if plan.remote else str(Path(out_root, *rel.split("/")))
+        if not plan.remote and target in input_files:
+            plan.errors.append((name, f"its output {target} is an input; refusing to overwrite it"))
+            continue
+        shown = f"{plan.zip_out}{SEP}{rel}" if plan.zip_out else target
+        plan.items.append(Item(name, source, member, target, shown, rel))
+    return plan
+
+
+def _expand(arg: str, exclude: set[Path], limits: ZipLimits) -> list[tuple[str, str, str | None, str]]:
+    if storage.is_uri(arg):
+        return _expand_remote(arg.rstrip("/"), limits)
+    path = storage.local_path(arg)
+    if path.is_file():
+        name = os.path.abspath(path)
+        if path.resolve() in exclude:
+            raise ConfigError("is the output; refusing to overwrite it")
+        if path.suffix.lower() == ".zip":
+            return _members(name, limits)
+        if not is_media(path.name):
+            raise ConfigError("not a picture, video or zip faceveil knows")
+        return [(name, name, None, path.name)]
+    if path.is_dir():
+        if path.resolve() in exclude:
+            raise ConfigError("is the output folder")
+        files = _walk(path, exclude)
+        if not files:
+            raise ConfigError("no pictures or videos found in this folder")
+        return [(os.path.abspath(f), os.path.abspath(f), None, f.relative_to(path).as_posix())
+                for f in files]
+    if _MAGIC & set(arg):
+        base = _glob_base(arg)
+        files = [Path(m) for m in sorted(glob.glob(arg, recursive=True))
+                 if Path(m).is_file() and is_media(m)]
+        if not files:
+            raise ConfigError("no pictures or videos match this pattern")
+        return [(os.path.abspath(f), os.path.abspath(f), None,
+                 f.relative_to(base).as_posix() if f.is_relative_to(base) else f.name)
+                for f in files]
+    if os.path.lexists(arg):
+        raise ConfigError("not a regular file or folder")
+    raise FileNotFoundError(arg)
+
+
+def _expand_remote(uri: str, limits: ZipLimits) -> list[tuple[str, str, str | None, str]]:
+    remote = storage.resolve(uri)
+    files = storage.list_files(remote)
+    if files is None:
+        name = posixpath.basename(remote.path)
+        if name.lower().endswith(".zip"):
+            return _members(uri, limits)
+        if not is_media(name):
+            raise ConfigError("not a picture, video or zip faceveil knows")
+        return [(uri, uri, None, name)]
+    found = [(storage.join(uri, rel), storage.join(uri, rel), None, rel)
+             for rel in files if not _hidden(rel) and is_media(rel)]
+    if not found:
+        raise ConfigError("no pictures or videos found there")
+    return found
+
+
+def _members(archive: str, limits: ZipLimits) -> list[tuple[str, str, str | None, str]]:
+    """The media members of a zip, after its safety checks."""
+    with storage.open_binary(archive, seekable=True) as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        f.seek(0)
+        with zipfile.ZipFile(f) as zf:
+            infos = check_archive(zf, limits, size)
+    found = []
+    for info in infos:
+        rel = safe_name(info.filename)
+        if _hidden(rel) or not is_media(rel):
+            continue
+        found.append((f"{archive}{SEP}{rel}", archive, info.filename, rel))
+    if not found:
+        raise ConfigError("no pictures or videos in this zip")
+    return found
