@@ -156,3 +156,24 @@ def test_html_report_renders_in_chromium(astronaut, tmp_path):
     picture = read_image(shot).rgb
     assert picture.shape[:2] == (1000, 1000)
     assert picture.std() > 20  # a rendered page, not a blank one
+
+
+@pytest.mark.slow
+def test_batch_verify_strict_fails_weak_items(photos, tmp_path, capsys):
+    weak = tmp_path / "weak"
+    code = main(["batch", str(photos), "-o", str(weak), "--workers", "1", "--strength", "0.05",
+                 "--verify", "strict", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == ExitCode.FAILED
+    assert err.count("verification found") == len(PHOTOS)
+    records = [json.loads(line) for line in (weak / ".faceveil-manifest.jsonl").read_text().splitlines()]
+    assert [r["status"] for r in records] == ["error"] * len(PHOTOS)
+    assert all(r["findings"] for r in records)
+    assert not [p for p in weak.rglob("*") if p.is_file() and not p.name.startswith(".")]
+
+    good = tmp_path / "good"
+    code = main(["batch", str(photos), "-o", str(good), "--workers", "1", "--verify", "strict",
+                 "--no-progress"])
+    assert code == ExitCode.OK, capsys.readouterr().err
+    records = [json.loads(line) for line in (good / ".faceveil-manifest.jsonl").read_text().splitlines()]
+    assert all(r["status"] == "ok" and r["verified"] for r in records)

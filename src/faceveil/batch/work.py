@@ -26,7 +26,7 @@ from typing import Any
 
 from .._files import sha256_file
 from ..config import PipelineConfig
-from ..errors import UnsupportedMediaError
+from ..errors import FaceveilError, UnsupportedMediaError
 from ..media.video import EncodeOptions
 from ..pipeline.runner import WriteOptions
 from . import storage
@@ -41,6 +41,7 @@ class ItemOptions:
 
     write: WriteOptions = field(default_factory=WriteOptions)
     encode: EncodeOptions = field(default_factory=EncodeOptions)
+    verify: str | None = None  # "warn" | "strict": check each output (faceveil.audit)
 
 
 def settings_fingerprint(config: PipelineConfig, options: ItemOptions) -> str:
@@ -54,7 +55,8 @@ def settings_fingerprint(config: PipelineConfig, options: ItemOptions) -> str:
     write = dataclasses.asdict(options.write)
     for name in ("max_pixels", "want_document"):
         write.pop(name, None)
-    blob = json.dumps({"config": cfg, "write": write, "encode": dataclasses.asdict(options.encode)},
+    blob = json.dumps({"config": cfg, "write": write, "encode": dataclasses.asdict(options.encode),
+                       **({"verify": options.verify} if options.verify else {})},
                       sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -85,6 +87,11 @@ class ItemWorker:
         _ = self.pipeline.identifier
         if self.pipeline.backdrop is not None:
             self.pipeline.person_masker()
+        self.auditor = None
+        if self.options.verify:
+            from ..audit import Auditor
+
+            self.auditor = Auditor(config, self.options.verify)
         self._tmp = Path(tempfile.mkdtemp(prefix="faceveil-batch-"))
         self._archives = contextlib.ExitStack()
         self._archive: tuple[str, zipfile.ZipFile] | None = None  # the zip items come from
@@ -178,14 +185,32 @@ class ItemWorker:
         write_image(dst, result.image, like=picture, quality=write.image_quality,
                     keep_metadata=write.keep_metadata)
         record["faces"], record["kept"] = int((~dets.keep).sum()), int(dets.keep.sum())
+        if self.auditor is not None:
+            self._verified(self.auditor.picture(src, dst, dets), dst, record)
 
     def _video(self, src: Path, dst: Path, record: dict[str, Any]) -> None:
         from ..pipeline.video import process_video
 
+        frames: list = []
         report = process_video(src, dst, self.pipeline, encode=self.options.encode,
-                               max_pixels=self.options.write.max_pixels)
+                               max_pixels=self.options.write.max_pixels,
+                               on_frame=(lambda *f: frames.append(f)) if self.auditor else None)
         record.update(faces=report.faces, kept=report.kept, frames=report.frames,
                       filled=report.filled, tracks=report.tracks)
         if report.damage:
             record["warning"] = (f"damaged, processed as far as it decodes ({report.frames} "
                                  "frames)")
+        if self.auditor is not None:
+            self._verified(self.auditor.video(src, dst, report, frames), dst, record)
+
+    def _verified(self, audit, dst: Path, record: dict[str, Any]) -> None:
+        """Findings go into the record; under strict they fail the item and its output goes."""
+        record["verified"] = True
+        if audit.failing:
+            record["findings"] = [f.to_dict() for f in audit.failing[:20]]
+            record["warning"] = f"verification: {audit.failing[0].detail}" + (
+                f" (and {len(audit.failing) - 1} more)" if len(audit.failing) > 1 else "")
+        if self.auditor.fails(audit):
+            dst.unlink(missing_ok=True)
+            raise FaceveilError(f"verification found {len(audit.failing)} problem(s): "
+                                f"{audit.failing[0].detail}; output removed")

@@ -20,6 +20,7 @@ examples:
   faceveil batch footage/ more.zip -o clean/ --method pixelate
   faceveil batch archive/ -o clean/ --engine ray       # a local Ray (needs faceveil[cluster])
   faceveil batch s3://bucket/raw -o s3://bucket/clean --engine ray --address auto
+  faceveil batch archive/ -o clean/ --verify strict    # items with faces still found fail
 
 Every finished item is one line in the manifest (JSON lines: input, size, sha256, output, faces,
 status, error, seconds, worker), written as it finishes; --resume skips the items whose input
@@ -62,6 +63,10 @@ def add_parser(sub) -> None:
     _detection_options(p)
     _hiding_options(p)
     _output_options(p, sidecar=False, naming=False)
+    p.add_argument("--verify", nargs="?", const="warn", choices=("warn", "strict"),
+                   help="check every output with a second detector (and, with the people extra, "
+                        "how recognisable hidden faces are); strict: items with findings fail "
+                        "and their outputs are removed")
     _common(p)
 
 
@@ -92,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
     config = _config(args)
     item = ItemOptions(
         WriteOptions(args.image_quality, args.keep_metadata, int(args.max_pixels)),
-        EncodeOptions(codec=args.codec, crf=args.crf, preset=args.preset, keep_audio=not args.no_audio))
+        EncodeOptions(codec=args.codec, crf=args.crf, preset=args.preset, keep_audio=not args.no_audio),
+        verify=args.verify)
     options = BatchOptions(workers=args.workers, engine=args.engine, address=args.address,
                            resume=args.resume, manifest=args.manifest, item=item)
     manifest = str(Path(args.manifest).absolute()) if args.manifest else default_manifest(args.output)
