@@ -19,7 +19,7 @@ import numpy as np
 
 from ..config import VideoConfig
 from ..types import Detections
-from .tracker import _centres, _grown, _Track, iou_matrix
+from .tracker import _grown, _Track, associate
 
 _MAX_STEP = 0.5  # a held box moves at most this share of its size per frame
 
@@ -119,40 +119,7 @@ class CausalTracker:
         return _grown(both.astype(np.float32), gap)
 
     def _associate(self, dets: Detections, n: int) -> Detections:
-        """Link detections to tracks: best overlap first (with the last box or the predicted one),
-        else by centre distance, allowing more the longer a track went unseen (as `Tracker`)."""
-        ids = np.full(len(dets), -1, np.int64)
-        seen: set[int] = set()
-        tracks = list(self._tracks.values())
-        if len(dets) and tracks:
-            last = np.stack([_grown(t.box, n - t.seen) for t in tracks])
-            ahead = np.stack([t.predicted(n) for t in tracks])
-            sim = np.maximum(iou_matrix(dets.xyxy, last), iou_matrix(dets.xyxy, ahead))
-            gaps = np.array([n - t.seen for t in tracks], np.float32)
-            dc = np.minimum(
-                np.linalg.norm(_centres(dets.xyxy)[:, None] - _centres(last)[None], axis=2),
-                np.linalg.norm(_centres(dets.xyxy)[:, None] - _centres(ahead)[None], axis=2))
-            size = np.sqrt(np.maximum(dets.widths * dets.heights, 1.0))
-            near = dc < size[:, None] * np.minimum(0.5 + 0.25 * gaps, 3.0)[None]
-            sim = np.where(sim >= self.config.iou, sim, np.where(near, 1e-3 / (1 + dc), 0.0))
-            for flat in np.argsort(-sim, axis=None):
-                i, j = np.unravel_index(flat, sim.shape)
-                if sim[i, j] <= 0:
-                    break
-                if ids[i] >= 0 or tracks[j].id in seen:
-                    continue
-                t = tracks[j]
-                ids[i] = t.id
-                seen.add(t.id)
-                box = dets.xyxy[i].copy()
-                t.velocity = ((box - t.box) / (n - t.seen)).astype(np.float32)
-                t.box, t.score, t.seen = box, float(dets.scores[i]), n
-                t.landmarks = None if dets.landmarks is None else dets.landmarks[i].copy()
-        for i in np.nonzero(ids < 0)[0]:
-            lm = None if dets.landmarks is None else dets.landmarks[i].copy()
-            t = _Track(self._next_id, dets.xyxy[i].copy(), float(dets.scores[i]), n, lm)
-            self._next_id += 1
-            self._tracks[t.id] = t
-            ids[i] = t.id
-            seen.add(t.id)
+        """Link detections to tracks as `Tracker` does (faceveil.tracking.tracker.associate)."""
+        ids, _, self._next_id = associate(self._tracks, self._next_id, dets, n, self.config.iou,
+                                          set())
         return dataclasses.replace(dets, track_ids=ids)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -145,42 +146,9 @@ class Tracker(Generic[T]):
         return out
 
     def _associate(self, dets: Detections, n: int, seen: set[int]) -> Detections:
-        ids = np.full(len(dets), -1, np.int64)
-        tracks = list(self._tracks.values())
-        if len(dets) and tracks:
-            last = np.stack([_grown(t.box, n - t.seen) for t in tracks])
-            ahead = np.stack([t.predicted(n) for t in tracks])
-            sim = np.maximum(iou_matrix(dets.xyxy, last), iou_matrix(dets.xyxy, ahead))
-            # A face moving fast, or through a long gap, may overlap neither box: also link by
-            # centre distance, allowing more the longer the track went unseen.
-            gaps = np.array([n - t.seen for t in tracks], np.float32)
-            dc = np.minimum(
-                np.linalg.norm(_centres(dets.xyxy)[:, None] - _centres(last)[None], axis=2),
-                np.linalg.norm(_centres(dets.xyxy)[:, None] - _centres(ahead)[None], axis=2))
-            size = np.sqrt(np.maximum(dets.widths * dets.heights, 1.0))
-            near = dc < size[:, None] * np.minimum(0.5 + 0.25 * gaps, 3.0)[None]
-            sim = np.where(sim >= self.config.iou, sim, np.where(near, 1e-3 / (1 + dc), 0.0))
-            for flat in np.argsort(-sim, axis=None):
-                i, j = np.unravel_index(flat, sim.shape)
-                if sim[i, j] <= 0:
-                    break
-                if ids[i] >= 0 or tracks[j].id in seen:
-                    continue
-                t = tracks[j]
-                ids[i] = t.id
-                seen.add(t.id)
-                box = dets.xyxy[i].copy()
-                self._bridge(t, box, n)
-                t.velocity = ((box - t.box) / (n - t.seen)).astype(np.float32)
-                t.box, t.score, t.seen = box, float(dets.scores[i]), n
-                t.landmarks = None if dets.landmarks is None else dets.landmarks[i].copy()
-        for i in np.nonzero(ids < 0)[0]:
-            lm = None if dets.landmarks is None else dets.landmarks[i].copy()
-            t = _Track(self._next_id, dets.xyxy[i].copy(), float(dets.scores[i]), n, lm)
-            self._next_id += 1
-            self._tracks[t.id] = t
-            ids[i] = t.id
-            seen.add(t.id)
+        ids, new, self._next_id = associate(self._tracks, self._next_id, dets, n, self.config.iou,
+                                            seen, bridge=self._bridge)
+        for t in new:
             for e in self._entries:  # lead: hidden a little before it was first seen
                 if n - self.lead <= e.number < n and e.scene == self._scene:
                     e.filled.setdefault(t.id, t.fill(t.box))
@@ -243,3 +211,52 @@ class SceneCuts:
         hist_change = float(np.abs(hist - last_hist).sum()) / 2
         return diff > self.threshold and hist_change > self.threshold
 
+
+def associate(tracks: dict[int, _Track], next_id: int, dets: Detections, n: int, iou: float,
+              seen: set[int], *, bridge: Callable[[_Track, np.ndarray, int], None] | None = None,
+              ) -> tuple[np.ndarray, list[_Track], int]:
+    """Link frame n's detections to `tracks` (updated in place; new ones added).
+
+    Best overlap first, with the track's last box (grown by its gap) or its predicted one; a face
+    moving fast, or through a long gap, may overlap neither, so failing that by centre distance,
+    allowing more the longer the track went unseen. `bridge(track, box, n)` is called before a
+    track takes its new box. Returns (track id per detection, the new tracks, the next free id).
+    """
+    ids = np.full(len(dets), -1, np.int64)
+    current = list(tracks.values())
+    if len(dets) and current:
+        last = np.stack([_grown(t.box, n - t.seen) for t in current])
+        ahead = np.stack([t.predicted(n) for t in current])
+        sim = np.maximum(iou_matrix(dets.xyxy, last), iou_matrix(dets.xyxy, ahead))
+        gaps = np.array([n - t.seen for t in current], np.float32)
+        dc = np.minimum(
+            np.linalg.norm(_centres(dets.xyxy)[:, None] - _centres(last)[None], axis=2),
+            np.linalg.norm(_centres(dets.xyxy)[:, None] - _centres(ahead)[None], axis=2))
+        size = np.sqrt(np.maximum(dets.widths * dets.heights, 1.0))
+        near = dc < size[:, None] * np.minimum(0.5 + 0.25 * gaps, 3.0)[None]
+        sim = np.where(sim >= iou, sim, np.where(near, 1e-3 / (1 + dc), 0.0))
+        for flat in np.argsort(-sim, axis=None):
+            i, j = np.unravel_index(flat, sim.shape)
+            if sim[i, j] <= 0:
+                break
+            if ids[i] >= 0 or current[j].id in seen:
+                continue
+            t = current[j]
+            ids[i] = t.id
+            seen.add(t.id)
+            box = dets.xyxy[i].copy()
+            if bridge is not None:
+                bridge(t, box, n)
+            t.velocity = ((box - t.box) / (n - t.seen)).astype(np.float32)
+            t.box, t.score, t.seen = box, float(dets.scores[i]), n
+            t.landmarks = None if dets.landmarks is None else dets.landmarks[i].copy()
+    new = []
+    for i in np.nonzero(ids < 0)[0]:
+        lm = None if dets.landmarks is None else dets.landmarks[i].copy()
+        t = _Track(next_id, dets.xyxy[i].copy(), float(dets.scores[i]), n, lm)
+        next_id += 1
+        tracks[t.id] = t
+        ids[i] = t.id
+        seen.add(t.id)
+        new.append(t)
+    return ids, new, next_id
