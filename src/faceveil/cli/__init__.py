@@ -391,7 +391,7 @@ def _execute(args: argparse.Namespace, jobs: list, pipeline, failed_before: int,
     auditor = _auditor(args, pipeline)
     audits: list = []
     write = WriteOptions(args.image_quality, args.keep_metadata, int(args.max_pixels),
-                         want_document=to_stdout or auditor is not None)
+                         want_document=to_stdout)
     encode = EncodeOptions(codec=args.codec, crf=args.crf, preset=args.preset,
                            keep_audio=not args.no_audio)
     pictures = [j for j in jobs if not is_video(j.input)]
@@ -482,7 +482,6 @@ def _audit(args, auditor, audits: list, result, bar, report=None, frames=()) -> 
     """Audit (and verify) one finished file; under strict, findings fail it."""
     from ..media.video import is_video
     from ..pipeline.runner import describe_error
-    from ..types import Detections
 
     job = result.job
     kind = "video" if is_video(job.input) else "picture"
@@ -493,8 +492,7 @@ def _audit(args, auditor, audits: list, result, bar, report=None, frames=()) -> 
         if kind == "video":
             audit = auditor.video(job.input, job.output, report, frames)
         else:
-            faces = result.document["frames"][0]["faces"]
-            audit = auditor.picture(job.input, job.output, Detections.from_records(faces))
+            audit = auditor.picture(job.input, job.output, result.detections)
     except Exception as exc:  # a verification that cannot run must not pass silently
         audit = auditor.failed(job.input, f"could not be verified: {describe_error(exc)}", kind)
         result.ok, result.error = False, audit.error

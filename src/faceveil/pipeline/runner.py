@@ -42,6 +42,7 @@ class JobResult:
     error: str = ""
     seconds: float = 0.0
     document: dict[str, Any] | None = field(default=None, repr=False)  # the faces JSON
+    detections: Detections | None = field(default=None, repr=False)  # as hidden/kept in the output
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,7 @@ def run_images(
                 continue
             res = JobResult(job, True, faces=int((~result.detections.keep).sum()),
                             kept=int(result.detections.keep.sum()),
-                            seconds=time.perf_counter() - started)
+                            seconds=time.perf_counter() - started, detections=result.detections)
             if job.sidecar or options.want_document:
                 res.document = _document(job, picture, result.detections, pipeline)
             writes.append((writer.submit(_write, job, picture, result.image, res.document,
