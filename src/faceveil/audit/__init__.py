@@ -49,14 +49,22 @@ class Auditor:
         audit_frames(audit, frames)
         if dst is None:
             return audit
-        from .verify import _paired_frames
+        from .verify import VIDEO_EMBEDDED, paired_frames
 
         busiest = max(frames, key=lambda f: int((~f[2].keep).sum()), default=None)
-        if busiest is not None and len(busiest[2]):
-            for _, _, out in _paired_frames(src, dst, {busiest[0]}):
-                audit.thumbnails = thumbnails(out, busiest[2])
+        thumbs_at = busiest[0] if busiest is not None and len(busiest[2]) else None
+        samples = self.verifier.video_samples(frames) if self.verifier is not None else {}
+        wanted = set(samples) | ({thumbs_at} if thumbs_at is not None else set())
         if self.verifier is not None:
-            audit.findings, audit.verified_frames = self.verifier.check_video(src, dst, frames)
+            audit.verified_frames = 0
+        for index, before, after in paired_frames(src, dst, wanted) if wanted else ():
+            if index == thumbs_at:
+                audit.thumbnails = thumbnails(after, busiest[2])
+            if index in samples:
+                pts, dets = samples[index]
+                audit.findings += self.verifier.check(before, after, dets, frame=index, time=pts,
+                                                      embed_limit=VIDEO_EMBEDDED)
+                audit.verified_frames += 1
         return audit
 
     @staticmethod

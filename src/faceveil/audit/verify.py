@@ -164,29 +164,20 @@ class Verifier:
             self._primary = create_detector(self.config.detector)
         return self._primary
 
-    def check_video(self, src, dst, frames: Sequence[tuple[int, float | None, Detections]],
-                    samples: int = VIDEO_SAMPLES) -> tuple[list[Finding], int]:
-        """Findings on up to `samples` frames spread over the video; and how many were checked."""
-        if not frames:
-            return [], 0
+    @staticmethod
+    def video_samples(frames: Sequence[tuple[int, float | None, Detections]],
+                      samples: int = VIDEO_SAMPLES) -> dict[int, tuple[float | None, Detections]]:
+        """Up to `samples` of a video's (index, pts, faces) spread over it: index -> (pts, faces)."""
         step = max(1, -(-len(frames) // samples))
-        wanted = {i: (pts, d) for i, pts, d in frames[::step]}
-        findings: list[Finding] = []
-        checked = 0
-        for index, before, after in _paired_frames(src, dst, set(wanted)):
-            pts, dets = wanted[index]
-            findings += self.check(before, after, dets, frame=index, time=pts,
-                                   embed_limit=VIDEO_EMBEDDED)
-            checked += 1
-        return findings, checked
+        return {i: (pts, d) for i, pts, d in frames[::step]}
 
 
 def _box(box: np.ndarray) -> list[float]:
     return [round(float(v), 1) for v in box]
 
 
-def _paired_frames(src, dst, wanted: set[int]):
-    """(index, original RGB, output RGB) for the wanted frame indexes, upright."""
+def paired_frames(src, dst, wanted: set[int]):
+    """(index, original RGB, output RGB) for the wanted frame indexes, upright; one pass."""
     import av
 
     with av.open(str(src)) as a, av.open(str(dst)) as b:
