@@ -48,6 +48,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from faceveil._files import sha256_file
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data"
 CLIP_DIR = REPO / "bench" / "out" / "clips"  # git-ignored; clips are built once and reused
@@ -138,7 +140,7 @@ def prepare_clips(scenes: Sequence[str], sizes: Sequence[str], data: Path, secon
     clips = {}
     for scene in scenes:
         source = data / SCENES[scene]
-        sha = sha256(source)
+        sha = sha256_file(source)
         for size in sizes:
             path = clip_path(scene, sha, *SIZES[size], seconds)
             if path.is_file():
@@ -148,16 +150,6 @@ def prepare_clips(scenes: Sequence[str], sizes: Sequence[str], data: Path, secon
                 build_clip(source, path, *SIZES[size], seconds)
             clips[(scene, size)] = path
     return clips
-
-
-def sha256(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 # ---------------------------------------------------------------------------------- running

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import json
 import os
 import shlex
@@ -46,6 +45,8 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
+
+from faceveil._files import sha256_file
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data"
@@ -127,14 +128,6 @@ def plain_transcode(src: Path, dst: Path, crf: int, preset: str) -> None:
 
 
 # ------------------------------------------------------------------------------------- clips
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def clip_path(source_sha: str, width: int, height: int, seconds: float) -> Path:
@@ -802,7 +795,7 @@ def find_data(arg: str | None, people_clips: Sequence[str] = ()) -> Path:
 
 def check_sha(data: Path, video: Path) -> str:
     """The file's sha256; warns when it differs from the one videos.json lists."""
-    actual = sha256(data / video)
+    actual = sha256_file(data / video)
     listed = next((v.get("sha256") for v in json.loads((data / VIDEOS_JSON).read_text())["videos"]
                    if v["file"] == video.as_posix()), None)
     if listed and listed != actual:
