@@ -8,6 +8,7 @@ device, creation time, encoder) are not copied.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import os
 from collections.abc import Callable, Iterator
@@ -297,3 +298,86 @@ def _copy_language(src: Any, dst: Any) -> None:
     lang = src.metadata.get("language")
     if lang and lang != "und":
         dst.metadata["language"] = lang
+
+
+class FrameReader:
+    """Frames of a video by index, upright RGB, for a viewer: the next frame is cheap; any other
+    seeks to the key frame before it and decodes forward.
+
+    `pts`: the time (s) of each frame as decoding gives them (a faces file lists them), which
+    maps an index to a seek target. Without it a jump back decodes again from the start.
+    `max_side`: frames are scaled down to at most this long a side.
+    """
+
+    def __init__(self, path: str | os.PathLike, pts: list[float | None] | None = None, *,
+                 max_side: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+        self.path = Path(path)
+        self.pts = [p for p in pts if p is not None] if pts else []
+        if len(self.pts) != len(pts or ()):
+            self.pts = []  # some frames without a time: only decoding from the start is exact
+        self.max_side = max_side
+        self.max_pixels = max_pixels
+        self._container: Any = None
+        self._frames: Iterator[Any] | None = None
+        self._index = -1  # of the frame last decoded
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
+        self._container = self._frames = None
+
+    def __enter__(self) -> FrameReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _open(self, at: float | None) -> None:
+        self.close()
+        vin = VideoInput(self.path, copy_streams=False, max_pixels=self.max_pixels)
+        self._container = vin.container
+        stream = vin.stream
+        if at:
+            self._container.seek(int(at / stream.time_base), stream=stream, backward=True,
+                                 any_frame=False)
+        self._frames = self._decode(stream)
+        self._index = -1
+
+    def _decode(self, stream: Any) -> Iterator[Any]:
+        av = _av()
+        for packet in self._container.demux(stream):
+            try:
+                yield from stream.decode(packet)
+            except av.error.FFmpegError:
+                continue
+
+    def frame(self, index: int) -> Any:
+        """The av.VideoFrame at `index`; IndexError past the end."""
+        if self._frames is None or index <= self._index or (self.pts and index > self._index + 60):
+            self._open(self.pts[index] if self.pts and 0 <= index < len(self.pts) else None)
+        assert self._frames is not None
+        for frame in self._frames:
+            self._index = self._place(frame)
+            if self._index >= index:
+                return frame
+        raise IndexError(f"{self.path}: no frame {index}")
+
+    def _place(self, frame: Any) -> int:
+        """The index of a decoded frame: by its time when times are known, else by counting."""
+        if not self.pts or frame.pts is None:
+            return self._index + 1
+        i = bisect.bisect_left(self.pts, float(frame.pts * frame.time_base) - 1e-4)
+        return max(self._index + 1, min(i, len(self.pts) - 1))
+
+    def image(self, index: int) -> Any:
+        """Frame `index` as an upright RGB uint8 array."""
+        import numpy as np
+
+        frame = self.frame(index)
+        w, h = frame.width, frame.height
+        if self.max_side and max(w, h) > self.max_side:
+            s = self.max_side / max(w, h)
+            w, h = max(2, round(w * s)), max(2, round(h * s))
+        rgb = frame.reformat(w, h, format="rgb24", interpolation="AREA").to_ndarray()
+        turns = round((frame.rotation or 0) / 90) % 4
+        return np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb
