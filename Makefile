@@ -8,7 +8,7 @@ PIP := $(PY) -m pip --disable-pip-version-check
 # gives the build without Qt/GUI libraries.
 HEADLESS := $(shell grep -E '^opencv-python-headless==' constraints.txt)
 
-.PHONY: install install-test demo test test-fast lint bench bench-web screenshot serve clean
+.PHONY: install install-test demo test test-fast lint bench bench-web screenshot serve gui clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -56,11 +56,16 @@ bench: install-test
 bench-web: install-test
 	$(PY) bench/web_load.py --markdown
 
+# docs/web.png (the web page) and docs/gui.png, docs/gui-video.png (the desktop app, offscreen)
 screenshot: install-test
-	FACEVEIL_SCREENSHOT=1 $(PY) -m pytest tests/test_web_e2e.py -k screenshot -q
+	FACEVEIL_SCREENSHOT=1 QT_QPA_PLATFORM=offscreen $(PY) -m pytest tests/test_web_e2e.py tests/test_gui.py -k screenshot -q
 
 serve: install
 	$(VENV)/bin/faceveil serve
+
+gui: install
+	$(PIP) install -q -c constraints.txt -e '.[demo,web,gui]'
+	$(VENV)/bin/faceveil gui
 
 clean:
 	rm -rf $(VENV) demo-output bench/out build dist src/*.egg-info .pytest_cache .ruff_cache

@@ -7,10 +7,20 @@ front ends can list choices without importing any heavy dependency.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from .errors import ConfigError, MissingDependencyError
+
+# what each extra's implementations import, to tell without importing it whether it is there
+_EXTRA_MODULES = {"mediapipe": "mediapipe", "people": "dlib", "centerface": "onnxruntime"}
+
+
+def extra_installed(extra: str | None) -> bool:
+    """Whether the optional part `extra` is installed (found, not imported)."""
+    module = _EXTRA_MODULES.get(extra or "")
+    return module is None or importlib.util.find_spec(module) is not None
 
 T = TypeVar("T")
 

@@ -17,7 +17,7 @@ from ..errors import ConfigError, CorruptMediaError, FaceveilError, MissingDepen
 
 log = logging.getLogger("faceveil")
 
-SUBCOMMANDS = ("run", "render", "models", "people", "live", "batch", "serve")
+SUBCOMMANDS = ("run", "render", "models", "people", "live", "batch", "serve", "gui")
 
 
 class ExitCode(enum.IntEnum):
@@ -53,6 +53,7 @@ examples:
   faceveil batch archive/ -o clean/ --workers 2   # in parallel, resumable (--resume)
   faceveil batch photos.zip -o photos.anonymized.zip
   faceveil serve                              # web app on http://127.0.0.1:8000: drop files in a browser
+  faceveil gui shots/                         # desktop app: review, fix and export
 """
 
 
@@ -103,12 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--json", action="store_true", help="as JSON on stdout")
     _common(models)
 
-    from . import batch, live, people, serve
+    from . import batch, gui, live, people, serve
 
     people.add_parser(sub, _common, _choices)
     live.add_parser(sub, _common, _choices, _hiding_options)
     batch.add_parser(sub)
     serve.add_parser(sub, _common, _choices)
+    gui.add_parser(sub, _common)
     return parser
 
 
@@ -277,6 +279,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from . import serve
 
             return serve.run(args)
+        if args.command == "gui":
+            from . import gui
+
+            return gui.run(args)
         return _run(args)
     except KeyboardInterrupt:
         print("faceveil: interrupted", file=sys.stderr)

@@ -7,13 +7,13 @@ the server read a path it chose. People to keep are names from the server's peop
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from dataclasses import dataclass
 from typing import Any
 
 from ..config import BACKGROUNDS, QUALITIES, PipelineConfig
 from ..errors import ConfigError
+from ..registry import extra_installed
 
 log = logging.getLogger(__name__)
 
@@ -21,13 +21,6 @@ log = logging.getLogger(__name__)
 WEB_EXCLUDED_METHODS = ("image", "none")
 WEB_EXCLUDED_BACKGROUNDS = ("image",)
 OUTPUT_FORMATS = {"keep": None, "jpeg": ".jpg", "png": ".png", "webp": ".webp"}
-_EXTRA_MODULES = {"mediapipe": "mediapipe", "people": "dlib", "centerface": "onnxruntime"}
-
-
-def extra_installed(extra: str | None) -> bool:
-    module = _EXTRA_MODULES.get(extra or "")
-    return module is None or importlib.util.find_spec(module) is not None
-
 
 def _hex(rgb: tuple[int, int, int]) -> str:
     return "#{:02x}{:02x}{:02x}".format(*rgb)
