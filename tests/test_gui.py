@@ -305,6 +305,9 @@ def test_a_folder_opens_as_a_list_and_exports_mirrored(window, astronaut, tmp_pa
     assert window.review.path.name == "b.jpg" and window.review.analyzed
     out = tmp_path / "clean"
     window.export_all_to(out)
+    window.file_list.setCurrentRow(0)  # during an export: refused, the shown file stays
+    assert "Wait for the current task" in window.last_error
+    assert window.current.name == "b.jpg" and window.file_list.currentRow() == 1
     wait_idle(window)
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == \
         ["a.png", "sub/b.jpg"]

@@ -423,7 +423,7 @@ class MainWindow(QMainWindow):
         """Open pictures, videos, folders (searched recursively) and saved reviews."""
         from ..cli.paths import plan
 
-        if not self._stop_camera():
+        if self._blocked():
             return
         items: list[Path] = []
         problems: list[str] = []
@@ -462,8 +462,22 @@ class MainWindow(QMainWindow):
         if 0 <= row < len(self.items):
             self.select(self.items[row])
 
+    def _blocked(self) -> bool:
+        """A task that must not be dropped (export, following a box) is running: say so.
+        A camera is stopped and an analysis cancelled instead."""
+        if self._stop_camera() or self.task is None or self.task.name == "analyse":
+            return False
+        self.show_error("Wait for the current task to finish (or cancel it) first.")
+        return True
+
     def select(self, path: Path) -> None:
         """Show `path`, analysing it first if that was not done yet."""
+        if self._blocked():
+            if self.current in self.items:  # the list shows what is shown
+                self.file_list.blockSignals(True)
+                self.file_list.setCurrentRow(self.items.index(self.current))
+                self.file_list.blockSignals(False)
+            return
         self.play_timer.stop()
         self.current, self.index = path, 0
         self.setWindowTitle(f"faceveil: {path.name}")
@@ -471,11 +485,6 @@ class MainWindow(QMainWindow):
         if review is not None and review.analyzed:
             self._shown()
             return
-        if self.task is not None and self.task.running:
-            if self.task.name != "analyse":
-                self.show_error("Wait for the current task to finish (or cancel it) first.")
-                return
-            self.task.cancel()
         self.original.clear("Looking for faces…")
         self.anonymized.clear("")
         self._analyse(path)
@@ -791,6 +800,7 @@ class MainWindow(QMainWindow):
             self.anonymized.show_image(anonymized, (w, h))
 
     def _stop_camera(self) -> bool:
+        """Stop a running camera; True when nothing runs any more."""
         if self.task is not None and self.task.running and self.task.name == "camera":
             self.task.cancel()
             self.task.thread.join(10)
