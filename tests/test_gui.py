@@ -27,13 +27,30 @@ from PySide6.QtTest import QTest
 from conftest import REPO, require_data
 from faceveil.cli import main
 from faceveil.evaluation import face_covered
-from faceveil.gui.window import MainWindow, wait_idle
+from faceveil.gui.window import MainWindow
 from faceveil.media.images import read_image, write_image
 from faceveil.tracking import iou_matrix
 from test_video import decode_rgb, face_crop, texture, write_clip
 
 pytestmark = pytest.mark.gui
 MAGENTA = (255, 0, 255)
+
+
+def wait_idle(window: MainWindow, timeout: float = 60.0) -> None:
+    """Until no task runs and the preview is drawn."""
+    import time
+
+    from PySide6.QtWidgets import QApplication
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        QApplication.processEvents()
+        if not window.busy and window.previewer.idle:
+            QApplication.processEvents()  # deliver what the threads emitted last
+            if not window.busy and window.previewer.idle:
+                return
+        time.sleep(0.02)
+    raise TimeoutError("the window stayed busy")
 
 
 @pytest.fixture

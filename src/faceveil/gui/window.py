@@ -7,10 +7,10 @@ pipeline; the window turns clicks into calls and runs long work on a `Task` thre
 from __future__ import annotations
 
 import logging
-import threading
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 from PySide6.QtCore import QByteArray, QObject, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
@@ -42,7 +42,7 @@ from ..anonymization import effects
 from ..config import BACKGROUNDS, QUALITIES, SHAPES, PipelineConfig
 from ..detection import detectors
 from ..errors import FaceveilError
-from ..media.images import SUFFIXES
+from ..media.images import SUFFIXES, read_image
 from ..media.video import VIDEO_SUFFIXES, FrameReader
 from ..pipeline.pipeline import Pipeline
 from ..registry import extra_installed
@@ -72,13 +72,9 @@ class _Frames:
     def get(self, review: Review, index: int) -> np.ndarray:
         if review.kind == "picture":
             if self._picture is None or self._picture[0] != review.path:
-                from ..media.images import read_image
-
                 rgb = read_image(review.path).rgb
                 s = min(1.0, PREVIEW_SIDE / max(rgb.shape[:2]))
                 if s < 1:
-                    import cv2
-
                     rgb = cv2.resize(rgb, (round(rgb.shape[1] * s), round(rgb.shape[0] * s)),
                                      interpolation=cv2.INTER_AREA)
                 self._picture = (review.path, rgb)
@@ -123,6 +119,8 @@ class MainWindow(QMainWindow):
         self._render: Pipeline | None = None  # used by the preview thread only
         self._frames = _Frames()
         self._preview_key = 0
+        self._preview_meta = (0, 0, 0)  # (request key, picture width, height)
+        self._task_what, self._note = "", ""
         self._analysed_with: dict[Path, Any] = {}  # review -> DetectorConfig it was analysed with
         self.previewer = Previewer(self)
         self.previewer.ready.connect(self._preview_ready)
@@ -818,7 +816,7 @@ class MainWindow(QMainWindow):
             previous.cancel()
             previous.thread.join(30)
         self.task = task
-        self._task_what = what
+        self._task_what, self._note = what, ""
         self.progress.setRange(0, 0)
         self.progress.show()
         self.cancel_button.show()
@@ -858,8 +856,7 @@ class MainWindow(QMainWindow):
         if total:
             self.progress.setRange(0, total)
             self.progress.setValue(min(done, total))
-        note = getattr(self, "_note", "")
-        self.set_status(f"{self._task_what}: {note or name} {done}/{total or '?'}")
+        self.set_status(f"{self._task_what}: {self._note or name} {done}/{total or '?'}")
 
     def cancel(self) -> None:
         if self.task is not None:
@@ -914,20 +911,3 @@ def _is_review_file(path: Path) -> bool:
 def _clock(seconds: float) -> str:
     m, s = divmod(seconds, 60)
     return f"{int(m)}:{s:05.2f}"
-
-
-def wait_idle(window: MainWindow, timeout: float = 60.0) -> None:
-    """Until no task runs and the preview is drawn (for tests and screenshots)."""
-    import time
-
-    from PySide6.QtWidgets import QApplication
-
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        QApplication.processEvents()
-        if not window.busy and window.previewer.idle:
-            QApplication.processEvents()
-            if not window.busy and window.previewer.idle:
-                return
-        threading.Event().wait(0.02)
-    raise TimeoutError("the window stayed busy")
