@@ -11,9 +11,9 @@ import pytest
 from conftest import require_data
 from faceveil.config import DetectorConfig
 from faceveil.detection import create_detector, detectors, nms
-from faceveil.detection.base import tiles
+from faceveil.detection.base import ScaledDetector, rotate180, tiles
 from faceveil.errors import MissingDependencyError
-from faceveil.evaluation import face_covered
+from faceveil.evaluation import changed_pixels, face_covered
 from faceveil.media.images import read_image
 from faceveil.types import Detections, Frame
 
@@ -146,3 +146,87 @@ def test_dlib_photos_every_face_found(centerface):
             if max((iou(box, b) for b in dets.xyxy), default=0) < 0.3:
                 missed.append((entry["file"], box))
     assert not missed
+
+
+class SpotDetector(ScaledDetector):
+    """A stand-in model: one face box around the brightest pixel, or always the same box."""
+
+    name = "spot"
+
+    def __init__(self, regular=(), views=(), fixed=None):
+        super().__init__(DetectorConfig(name="spot", quality="thorough", threshold=0.5))
+        self.regular, self.extra, self.fixed = list(regular), list(views), fixed
+
+    def scales(self, height, width):
+        return self.regular
+
+    def views(self, height, width):
+        return self.extra
+
+    def infer(self, image, threshold):
+        if self.fixed is not None:
+            return Detections([self.fixed], [0.9])
+        y, x = np.unravel_index(np.argmax(image.astype(int).sum(2)), image.shape[:2])
+        return Detections([[x - 5, y - 5, x + 6, y + 6]], [0.9])
+
+
+def spot_frame() -> Frame:
+    image = np.zeros((120, 160, 3), np.uint8)
+    image[39:42, 49:52] = 255  # centre (50, 40)
+    return Frame(image)
+
+
+@pytest.mark.parametrize(("detector", "expected"), [
+    # a view's boxes come back in frame pixels, whatever it turned or reduced
+    (SpotDetector(views=[("upside_down", 1.0)]), [[45, 35, 56, 46]]),
+    (SpotDetector(views=[("smoothed", 1.0)]), [[45, 35, 56, 46]]),
+    (SpotDetector(views=[("upside_down", 0.5)]), [[40, 30, 62, 52]]),
+    # a box its mirror image does not confirm is dropped
+    (SpotDetector(views=[("upside_down", 1.0)], fixed=[0, 0, 20, 20]), []),
+    # where a regular pass found the face already, a view adds nothing
+    (SpotDetector(regular=[1.0], views=[("smoothed", 1.0), ("upside_down", 1.0)]), [[45, 35, 56, 46]]),
+    (SpotDetector(), []),
+])
+def test_views_map_back_need_their_mirror_and_add_only_new_faces(detector, expected):
+    dets = detector.detect(spot_frame())
+    assert len(dets) == len(expected)
+    np.testing.assert_allclose(dets.xyxy, np.reshape(expected, (-1, 4)), atol=1.5)
+
+
+def test_rotate180_maps_boxes_and_landmarks_back():
+    lm = np.array([[[12, 14], [18, 14], [15, 17], [13, 20], [17, 20]]], np.float32)
+    dets = Detections([[10, 10, 20, 22]], [0.9], lm)
+    turned = rotate180(dets, 100, 50)
+    assert turned.xyxy.tolist() == [[80, 28, 90, 40]]
+    # the eye left in the picture stays first; turning twice gives the original back
+    assert turned.landmarks[0, 0, 0] < turned.landmarks[0, 1, 0]
+    back = rotate180(turned, 100, 50)
+    np.testing.assert_allclose(back.xyxy, dets.xyxy)
+    np.testing.assert_allclose(back.landmarks, dets.landmarks)
+
+
+@pytest.mark.parametrize("quality", ["fast", "balanced"])
+def test_only_thorough_has_extra_views(quality):
+    det = create_detector(DetectorConfig(quality=quality))
+    assert det.views(683, 1024) == [] and det.nms_iou == 0.6
+    assert len(create_detector(DetectorConfig(quality="thorough")).views(683, 1024)) == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "why"), [
+    ("8_Election_Campain_Election_Campaign_8_86.jpg", "two faces on an LED wall, one in smoke"),
+    ("55_Sports_Coach_Trainer_sportcoaching_55_640.jpg", "an upside-down face"),
+])
+def test_thorough_hides_big_faces_regular_passes_miss(wider, name, why):
+    """Faces of 64 px and more that thorough's regular passes left visible (issue 2): the
+    smoothed and upside-down views, and keeping a native box beside a coarse one, hide them."""
+    from faceveil.pipeline import Pipeline
+
+    root, entries = wider
+    entry = next(e for e in entries if e["file"].endswith(name))
+    frame = Frame(read_image(root / entry["file"]).rgb)
+    out = Pipeline(quality="thorough").process(frame).image
+    changed = changed_pixels(frame.image, out)
+    missed = [box for box, ign in zip(entry["boxes"], entry["ignore"], strict=True)
+              if not ign and box[3] - box[1] >= 64 and not face_covered(changed, box)]
+    assert not missed, why

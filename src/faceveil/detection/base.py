@@ -1,8 +1,9 @@
 """Detector protocol and the multi-scale, tiled driver every backend shares.
 
 A backend only says how to run its model on one RGB array (`infer`) and which scales its quality
-presets need (`scales`); `ScaledDetector.detect` resizes, tiles large inputs, maps boxes back
-to frame pixels and merges everything with one non-maximum suppression.
+presets need (`scales`, plus optional extra `views` of the whole frame); `ScaledDetector.detect`
+resizes, tiles large inputs, maps boxes back to frame pixels and merges everything with one
+non-maximum suppression.
 """
 
 from __future__ import annotations
@@ -83,12 +84,58 @@ class ScaledDetector:
         """Also run this pass on the mirrored picture (finds some profile and odd faces)."""
         return False
 
+    #: Extra views: a detection from a view is kept only when the view and its mirror image
+    #: both find it (boxes overlapping by at least view_agreement IoU) with at least
+    #: view_threshold, and only where the regular passes found no face (it covers less than
+    #: view_novelty of its own area with their boxes). Views show the model pictures unlike its
+    #: training data, where its false positives are frequent but rarely mirror-consistent; and
+    #: where a regular pass already found the face, a view's coarser box only adds blur.
+    view_threshold = 0.25
+    view_agreement = 0.4
+    view_novelty = 0.3
+    view_sigma = 2.0  # "smoothed": Gaussian sigma in pixels of the reduced picture
+
+    def views(self, height: int, width: int) -> Sequence[tuple[str, float]]:
+        """Extra looks at the whole frame, as (view, scale) pairs; see VIEWS. None by default."""
+        return ()
+
     def infer(self, image: np.ndarray, threshold: float) -> Detections:
         """Faces in one RGB uint8 array, in its pixels, with scores >= threshold."""
         raise NotImplementedError
 
     def detect(self, frame: Frame) -> Detections:
-        return self.detect_at(frame, self.scales(*frame.image.shape[:2]))
+        h, w = frame.image.shape[:2]
+        found = self.detect_at(frame, self.scales(h, w))
+        views = self.views(h, w)
+        if not views:
+            return found
+        extra = Detections.concat([self.detect_view(frame.image, v, s) for v, s in views])
+        if len(extra) and len(found):
+            extra = extra[overlap_share(extra.xyxy, found.xyxy).max(1) < self.view_novelty]
+        if not len(extra):
+            return found
+        return nms(Detections.concat([found, extra]), self.nms_iou).clipped(w, h)
+
+    def detect_view(self, image: np.ndarray, view: str, scale: float) -> Detections:
+        """One extra view of the whole frame (reduced by `scale`, never tiled), in frame pixels."""
+        h, w = image.shape[:2]
+        sh, sw = max(1, round(h * scale)), max(1, round(w * scale))
+        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        small = image if (sh, sw) == (h, w) else cv2.resize(image, (sw, sh), interpolation=interp)
+        if view == "smoothed":
+            shown = cv2.GaussianBlur(small, (0, 0), self.view_sigma)
+        elif view == "upside_down":
+            shown = np.ascontiguousarray(small[::-1, ::-1])
+        else:
+            raise ValueError(f"unknown view {view!r}; known: {', '.join(VIEWS)}")
+        dets = self.infer(shown, self.view_threshold)
+        mirror = unmirror(self.infer(np.ascontiguousarray(shown[:, ::-1]), self.view_threshold), sw)
+        if not (len(dets) and len(mirror)):
+            return Detections.empty()
+        dets = dets[iou_matrix(dets.xyxy, mirror.xyxy).max(1) >= self.view_agreement]
+        if view == "upside_down":
+            dets = rotate180(dets, sw, sh)
+        return dets.scaled(w / sw, h / sh)
 
     def detect_at(self, frame: Frame, scales: Sequence[float]) -> Detections:
         """Run the passes at these scales only (video follows known faces with one pass)."""
@@ -113,6 +160,53 @@ class ScaledDetector:
                     found.append(dets.scaled(w / sw, h / sh, x0 * w / sw, y0 * h / sh))
         merged = nms(Detections.concat(found), self.nms_iou)
         return merged.clipped(w, h)
+
+
+#: What each view shows the model, and why it finds faces the regular passes cannot.
+VIEWS = {
+    # Low-pass filtered: faces seen on LED walls and screens, through blinds or in halftone
+    # print carry a stripe or dot pattern the model was not trained on, and reducing the frame
+    # does not remove a pattern coarser than the reduction step. A blur of a few pixels of the
+    # reduced frame removes it while keeping what a face of 64 px and more needs.
+    "smoothed": "Gaussian blur of the reduced frame",
+    # CenterFace, like most face detectors, is trained on upright faces and misses faces
+    # turned past ~60 degrees: acrobatics, people lying down, pictures stored upside down.
+    "upside_down": "the reduced frame turned 180 degrees",
+}
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(len(a), len(b)) intersection over union of two sets of xyxy boxes."""
+    inter = _intersections(a, b)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+
+
+def overlap_share(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(len(a), len(b)) share of each box of a's own area that each box of b covers."""
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    return _intersections(a, b) / np.maximum(area_a[:, None], 1e-9)
+
+
+def _intersections(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    ix = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
+    iy = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
+    return np.clip(ix, 0, None) * np.clip(iy, 0, None)
+
+
+def rotate180(dets: Detections, width: int, height: int) -> Detections:
+    """Detections made on a picture turned 180 degrees, in the upright picture's pixels."""
+    if not len(dets):
+        return dets
+    turned = unmirror(dets, width)  # left-right, landmarks' sides swapped; then top-bottom
+    xyxy = turned.xyxy.copy()
+    xyxy[:, [1, 3]] = height - turned.xyxy[:, [3, 1]]
+    lm = None
+    if turned.landmarks is not None:
+        lm = turned.landmarks.copy()
+        lm[:, :, 1] = height - lm[:, :, 1]
+    return dataclasses.replace(turned, xyxy=xyxy, landmarks=lm)
 
 
 def unmirror(dets: Detections, width: int) -> Detections:
