@@ -32,7 +32,7 @@ from .media.video import EncodeOptions, VideoInput, is_video
 from .pipeline.events import Progress, ProgressCallback
 from .pipeline.pipeline import Pipeline
 from .sidecar import faces_document, read_sidecar, write_sidecar
-from .tracking import iou_matrix
+from .tracking import areas, intersections, iou_matrix
 from .tracking.follow import BoxFollower
 from .types import Detections, Frame
 
@@ -247,11 +247,9 @@ class Review:
             dets = self.faces(index)
             hit = np.flatnonzero(dets.track_ids == track) if dets.track_ids is not None else []
             if len(hit):
-                a = dets.xyxy[hit[0]]
-                w = np.clip(np.minimum(dets.xyxy[:, 2], a[2]) - np.maximum(dets.xyxy[:, 0], a[0]), 0, None)
-                h = np.clip(np.minimum(dets.xyxy[:, 3], a[3]) - np.maximum(dets.xyxy[:, 1], a[1]), 0, None)
-                smaller = np.minimum(dets.widths * dets.heights, (a[2] - a[0]) * (a[3] - a[1]))
-                same = w * h >= SAME_FACE * np.maximum(smaller, 1e-6)
+                clicked = dets.xyxy[hit[:1]]
+                smaller = np.minimum(areas(dets.xyxy), areas(clicked)[0])
+                same = intersections(dets.xyxy, clicked)[:, 0] >= SAME_FACE * np.maximum(smaller, 1e-6)
                 tracks |= {int(t) for t in dets.track_ids[same]}
         for t in tracks:
             self.decided[t] = keep

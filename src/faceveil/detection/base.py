@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from ..config import DetectorConfig
+from ..tracking.tracker import iou_matrix, overlap_share
 from ..types import Detections, Frame
 
 log = logging.getLogger(__name__)
@@ -173,26 +174,6 @@ VIEWS = {
     # turned past ~60 degrees: acrobatics, people lying down, pictures stored upside down.
     "upside_down": "the reduced frame turned 180 degrees",
 }
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(len(a), len(b)) intersection over union of two sets of xyxy boxes."""
-    inter = _intersections(a, b)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
-
-
-def overlap_share(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(len(a), len(b)) share of each box of a's own area that each box of b covers."""
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    return _intersections(a, b) / np.maximum(area_a[:, None], 1e-9)
-
-
-def _intersections(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    ix = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
-    iy = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
-    return np.clip(ix, 0, None) * np.clip(iy, 0, None)
 
 
 def rotate180(dets: Detections, width: int, height: int) -> Detections:

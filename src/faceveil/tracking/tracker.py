@@ -34,16 +34,26 @@ _GROWTH = 0.03  # a held box grows by this share of its size per frame, up to _M
 _MAX_GROWTH = 0.3
 
 
+def intersections(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection area of every box in a (N, 4) with every box in b (M, 4): (N, M)."""
+    w = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
+    h = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
+    return np.clip(w, 0, None) * np.clip(h, 0, None)
+
+
+def areas(boxes: np.ndarray) -> np.ndarray:
+    return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+
+
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU of every box in a (N, 4) against every box in b (M, 4): (N, M)."""
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-6)
+    inter = intersections(a, b)
+    return inter / np.maximum(areas(a)[:, None] + areas(b)[None, :] - inter, 1e-6)
+
+
+def overlap_share(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(N, M): the share of each box of a's own area that each box of b covers."""
+    return intersections(a, b) / np.maximum(areas(a)[:, None], 1e-6)
 
 
 def _grown(box: np.ndarray, frames: int) -> np.ndarray:
