@@ -28,7 +28,7 @@ import numpy as np
 from .config import PipelineConfig
 from .errors import ConfigError, FaceveilError
 from .media.images import DEFAULT_MAX_PIXELS, read_image, write_image
-from .media.video import EncodeOptions, VideoInput, is_video
+from .media.video import EncodeOptions, VideoInput, is_video, upright
 from .pipeline.events import Progress, ProgressCallback
 from .pipeline.pipeline import Pipeline
 from .sidecar import faces_document, read_sidecar, write_sidecar
@@ -83,13 +83,12 @@ class Review:
         """A picture or video, not analysed yet; errors for what cannot be read."""
         path = Path(path)
         if is_video(path):
-            from .media.video import FrameReader, probe_video
+            from .media.video import FrameReader, probe_video, turns
 
             info = probe_video(path)
             with FrameReader(path, max_pixels=max_pixels) as reader:
                 frame = reader.frame(0)
-            turned = round((frame.rotation or 0) / 90) % 2
-            w, h = (info.height, info.width) if turned else (info.width, info.height)
+            w, h = (info.height, info.width) if turns(frame) % 2 else (info.width, info.height)
             review = cls(path, kind="video", width=w, height=h, fps=info.fps)
         else:
             picture = read_image(path, max_pixels)
@@ -350,10 +349,7 @@ def follow_in_video(path: str | Path, index: int, box: Box, size: tuple[int, int
         total = vin.stream.frames or None
         notify(Progress("start", 0, total, str(path)))
         for i, frame in enumerate(vin.frames()):
-            w, h = max(2, round(frame.width * scale)), max(2, round(frame.height * scale))
-            grey = frame.reformat(w, h, format="gray", interpolation="AREA").to_ndarray()
-            turns = round((frame.rotation or 0) / 90) % 4
-            grey = np.ascontiguousarray(np.rot90(grey, turns)) if turns else grey
+            grey = upright(frame, scale, "gray")
             if i < index:
                 before.append((i, grey))
             elif i == index:

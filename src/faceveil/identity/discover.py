@@ -46,7 +46,7 @@ def _pictures(path: Path, every: float,
               max_pixels: int) -> Iterator[tuple[np.ndarray, int | None, float | None]]:
     """(rgb, frame index, time) of a picture, or of a video's frames every `every` seconds."""
     from ..media.images import read_image
-    from ..media.video import VideoInput, is_video
+    from ..media.video import VideoInput, is_video, upright
 
     if not is_video(path):
         yield read_image(path, max_pixels).rgb, None, None
@@ -58,8 +58,7 @@ def _pictures(path: Path, every: float,
             if t + 1e-6 < next_time:
                 continue
             next_time = t + every
-            turns = round((frame.rotation or 0) / 90) % 4
-            yield np.ascontiguousarray(np.rot90(frame.to_ndarray(format="rgb24"), turns)), index, t
+            yield upright(frame), index, t
 
 
 def find_faces(files: Iterable[Path], detector, embedder: Embedder, config: IdentityConfig, *,

@@ -371,13 +371,25 @@ class FrameReader:
 
     def image(self, index: int) -> Any:
         """Frame `index` as an upright RGB uint8 array."""
-        import numpy as np
-
         frame = self.frame(index)
-        w, h = frame.width, frame.height
-        if self.max_side and max(w, h) > self.max_side:
-            s = self.max_side / max(w, h)
-            w, h = max(2, round(w * s)), max(2, round(h * s))
-        rgb = frame.reformat(w, h, format="rgb24", interpolation="AREA").to_ndarray()
-        turns = round((frame.rotation or 0) / 90) % 4
-        return np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb
+        scale = min(1.0, self.max_side / max(frame.width, frame.height)) if self.max_side else 1.0
+        return upright(frame, scale)
+
+
+def turns(frame: Any) -> int:
+    """Quarter turns counter-clockwise from a decoded frame as stored to as displayed."""
+    return round((frame.rotation or 0) / 90) % 4
+
+
+def upright(frame: Any, scale: float = 1.0, format: str = "rgb24") -> Any:
+    """A decoded av.VideoFrame as a numpy array, `scale` times its size, turned upright."""
+    import numpy as np
+
+    w, h = frame.width, frame.height
+    if scale != 1.0:
+        w, h = max(2, round(w * scale)), max(2, round(h * scale))
+        array = frame.reformat(w, h, format=format, interpolation="AREA").to_ndarray()
+    else:
+        array = frame.to_ndarray(format=format)
+    n = turns(frame)
+    return np.ascontiguousarray(np.rot90(array, n)) if n else array
