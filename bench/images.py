@@ -1,4 +1,5 @@
-"""Side-by-side benchmark on still pictures: faceveil (fast / balanced / thorough) against deface.
+"""Side-by-side benchmark on still pictures: faceveil (fast / balanced / thorough) against deface,
+and every detector of faceveil's registry at balanced (faceveil-balanced-<detector>).
 
 Every tool reads the same WIDER FACE validation JPEGs and writes PNG files (lossless, so the
 changed pixels are exactly what the tool changed) into its own temporary folder, in one process
@@ -8,6 +9,10 @@ is, with the wall clock. Afterwards each output is scored against the decoded in
 
     .venv/bin/python bench/images.py                      # all tools, all 274 pictures
     .venv/bin/python bench/images.py --limit 20 --tools deface,faceveil-balanced
+    .venv/bin/python bench/images.py --limit 60 --tools faceveil-balanced,faceveil-balanced-yunet
+
+deface is not a dependency of faceveil: install it beside (pip install deface==1.5.0) to have its
+row; without it the row is left out with a note.
     .venv/bin/python bench/images.py --markdown --json bench/out/results.json --check
 
 Progress goes to stderr; machine facts, the results table and the targets go to stdout.
@@ -38,7 +43,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data"
 SUBSET_JSON = Path("images") / "wider_face_val_subset.json"
-TOOLS = ("deface", "faceveil-fast", "faceveil-balanced", "faceveil-thorough")
+DETECTORS = ("blazeface", "yunet", "ssd", "haar")  # besides centerface, faceveil's default
+TOOLS = ("deface", "faceveil-fast", "faceveil-balanced", "faceveil-thorough",
+         *(f"faceveil-balanced-{d}" for d in DETECTORS))
 REFERENCE = "deface"
 
 # Targets (see README): balanced against deface, thorough against absolute figures.
@@ -117,14 +124,16 @@ class DefaceTool(Tool):
 class FaceveilTool(Tool):
     """faceveil through its public API, on the CLI's path: run_images with read-ahead/write-behind."""
 
-    def __init__(self, quality: str) -> None:
-        self.quality = quality
-        self.name = f"faceveil-{quality}"
+    def __init__(self, quality: str, detector: str | None = None) -> None:
+        self.quality, self.detector = quality, detector
+        self.name = f"faceveil-{quality}" + (f"-{detector}" if detector else "")
 
     def load(self) -> None:
+        from faceveil.config import PipelineConfig
         from faceveil.pipeline import Pipeline
 
-        self.pipeline = Pipeline(quality=self.quality)
+        config = PipelineConfig().replace(quality=self.quality, detector=self.detector or "centerface")
+        self.pipeline = Pipeline(config)
         _ = self.pipeline.detector  # the detector loads lazily: load it now, outside the timing
 
     def run(self, jobs: Sequence[Job], progress: Progress) -> list[str | None]:
@@ -152,7 +161,8 @@ class FaceveilTool(Tool):
 def make_tool(name: str) -> Tool:
     if name == "deface":
         return DefaceTool()
-    return FaceveilTool(name.removeprefix("faceveil-"))
+    quality, _, detector = name.removeprefix("faceveil-").partition("-")
+    return FaceveilTool(quality, detector or None)
 
 
 # ----------------------------------------------------------------------------- machine facts
@@ -627,6 +637,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if unknown or not args.tools:
         p.error(f"unknown tool(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(TOOLS)}")
     args.tools = [t for t in TOOLS if t in args.tools]  # fixed order, deface first
+    if "deface" in args.tools and _version("deface") == "not installed":
+        log("deface is not installed (pip install deface==1.5.0 beside faceveil): its row is left out")
+        args.tools.remove("deface")
     if args.limit is not None and args.limit < 1:
         p.error("--limit must be at least 1")
     if args.repeat < 1:

@@ -141,3 +141,28 @@ def test_selfie_segmenters_run_on_onnxruntime_and_separate_person_from_backgroun
         # the astronaut's face (centre-left, upper half) is person; the top-right corner is not
         assert mask[int(0.25 * h), int(0.45 * w)] > 0.5, name
         assert mask[int(0.05 * h), int(0.97 * w)] < 0.5, name
+
+
+def test_real_run_with_every_model_kind_prints_no_third_party_noise(tmp_path, astronaut):
+    """A real subprocess: haar, the default blur and --background blur work, and stderr carries
+    faceveil's own lines only (no TensorFlow Lite, absl or ONNX Runtime log lines)."""
+    import os
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    src = tmp_path / "astronaut.png"
+    Image.fromarray(astronaut).save(src)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    runs = [["--detector", "haar"], [], ["--background", "blur", "--detector", "blazeface"]]
+    for i, args in enumerate(runs):
+        out = tmp_path / f"out{i}.png"
+        proc = subprocess.run([sys.executable, "-m", "faceveil", "run", str(src), "-o", str(out), *args],
+                              capture_output=True, text=True, env=env, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        lines = [line for line in proc.stderr.splitlines() if line.strip()]
+        assert lines and all(line.startswith("faceveil") for line in lines), proc.stderr
+        changed = np.abs(np.asarray(Image.open(out).convert("RGB"), np.int16) - astronaut).max(2) > 8
+        y1, x1 = 60 + 20, 180 + 20  # the astronaut's face (inside ASTRONAUT_FACE) is hidden
+        assert changed[y1:y1 + 60, x1:x1 + 50].mean() > 0.8, args
