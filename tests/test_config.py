@@ -146,7 +146,7 @@ def test_replace_flat_option(option, value, section, field):
 
 def test_option_names_cover_every_flat_option():
     assert set(PipelineConfig.option_names()) == {
-        "detector", "quality", "threshold", "threads", "shape", "mask_scale", "feather",
+        "detector", "quality", "threshold", "threads", "device", "shape", "mask_scale", "feather",
         "method", "strength", "blocks", "color", "image", "draw_boxes",
         "detect_every", "detect_size", "scan_every", "hold", "lead", "max_gap", "scene_cut",
         "keep", "only", "keep_distance", "only_distance", "min_face", "gallery",

@@ -30,6 +30,19 @@ DEVICES = ("auto", *PROVIDERS)
 AUTO_ORDER = ("cuda", "rocm", "migraphx", "directml", "coreml")  # TensorRT builds engines: opt-in
 OPENCV_PROVIDER = "OpenCV DNN (CPU)"
 GPU_HINT = "for NVIDIA GPUs: pip install 'faceveil[gpu]' (onnxruntime-gpu)"
+# onnxruntime and onnxruntime-gpu write the same folder: with both installed, the last one wins
+SWAP_HINT = ("onnxruntime-gpu is installed but the CPU wheel's files are in place: "
+             "pip install --force-reinstall --no-deps onnxruntime-gpu")
+
+
+def _gpu_build_installed() -> bool:
+    from importlib import metadata
+
+    try:
+        metadata.version("onnxruntime-gpu")
+    except metadata.PackageNotFoundError:
+        return False
+    return True
 
 
 def _ort():
@@ -58,8 +71,9 @@ def resolve_providers(device: str) -> list[str]:
         return [CPU]
     want = PROVIDERS[device]
     if want not in have:
+        hint = SWAP_HINT if device == "cuda" and _gpu_build_installed() else GPU_HINT
         raise ConfigError(f"device {device!r} is not available: this onnxruntime offers "
-                          f"{', '.join(have)}; {GPU_HINT}")
+                          f"{', '.join(have)}; {hint}")
     return [want, CPU]
 
 
