@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import secrets
@@ -43,3 +44,25 @@ def atomic_path(final: str | Path) -> Iterator[Path]:
         with contextlib.suppress(OSError):
             tmp_path.unlink()
         raise
+
+
+def resolved(path: Path) -> Path:
+    """`path.resolve()`, or its absolute form where a symbolic link loops (Python raises
+    RuntimeError or OSError there) or cannot be followed: never an exception."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError):
+        return Path(os.path.abspath(path))
+
+
+def dangling(path: Path) -> str | None:
+    """Why a symbolic link leads to no file (a loop, or nothing there), or None."""
+    if not path.is_symlink():
+        return None
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "a symbolic link that loops (it leads back to itself); left out"
+        return "a symbolic link to nothing (its target is missing); left out"
+    return None

@@ -79,7 +79,7 @@ class ManifestWriter:
     def append(self, record: dict[str, Any]) -> None:
         if self._file is None:
             raise RuntimeError("the manifest is not open")
-        self._file.write(json.dumps(record, ensure_ascii=False, separators=(", ", ": ")) + "\n")
+        self._file.write(_line(record) + "\n")
         self._file.flush()
 
     def __exit__(self, *exc: object) -> None:
@@ -88,6 +88,19 @@ class ManifestWriter:
                 os.fsync(self._file.fileno())
             self._file.close()  # closing drops the lock
             self._file = None
+
+
+def _line(record: dict[str, Any]) -> str:
+    """One JSON line, readable UTF-8. A file name that is not valid UTF-8 (Python holds its odd
+    bytes as lone surrogates, e.g. b"caf\\xe9.jpg" -> "caf\\udce9.jpg") cannot be written as
+    UTF-8: such a line is written with JSON escapes instead ("caf\\udce9.jpg"), which reads back
+    to the very same name, so --resume finds it again."""
+    text = json.dumps(record, ensure_ascii=False, separators=(", ", ": "))
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(record, ensure_ascii=True, separators=(", ", ": "))
+    return text
 
 
 def _lock(f: IO[str], path: Path) -> None:
