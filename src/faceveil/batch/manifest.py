@@ -7,8 +7,10 @@ append to a manifest: it holds an exclusive lock on the file while it runs.
 Record fields: ``input`` (absolute path, URI or ARCHIVE!/member), ``size`` and ``sha256`` of the
 input bytes, ``output``, ``kind`` (picture or video), ``faces`` (hidden; for videos boxes summed
 over frames), ``kept`` (left visible for --keep/--only), ``frames``, ``status`` ("ok" or
-"error"), ``error``, ``warning``, ``seconds``, ``engine``, ``worker``, ``peak_rss_mb`` (of the
-worker so far), ``settings`` (fingerprint of what changes outputs), ``run`` and ``finished``.
+"error"), ``error``, ``warning`` (an "ok" that needs a look, e.g. a video cut short),
+``damage`` (times in s where a video was damaged), ``seconds``, ``engine``, ``worker``,
+``peak_rss_mb`` (of the worker so far), ``settings`` (fingerprint of what changes outputs),
+``run`` and ``finished``.
 """
 
 from __future__ import annotations
