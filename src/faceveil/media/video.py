@@ -74,7 +74,15 @@ def _av():
     return av
 
 
-def open_input(path: str | os.PathLike):
+def _y4m_size(head: bytes) -> tuple[int, int] | None:
+    """(width, height) a YUV4MPEG2 header claims, or None."""
+    import re
+
+    m = re.match(rb"YUV4MPEG2 (?:[^\n]* )?W(\d+) (?:[^\n]* )?H(\d+)", head)
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def open_input(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS):
     """An av input container with a video stream, or a clear error."""
     av = _av()
     path = Path(path)
@@ -82,12 +90,21 @@ def open_input(path: str | os.PathLike):
         raise UnsupportedMediaError("is a folder, not a video")
     if path.stat().st_size == 0:
         raise CorruptMediaError("empty file")
+    from .images import open_input_file
+
+    with open_input_file(path) as f:  # a file that cannot be read says so in words
+        head = f.read(256)
     try:
         container = av.open(str(path), metadata_errors="ignore")
     except av.error.InvalidDataError:
         raise CorruptMediaError("not a video faceveil can read (unknown format or damaged)") from None
     except av.error.FFmpegError as exc:
-        raise CorruptMediaError(f"cannot open the video: {exc.strerror or exc}") from None
+        size = _y4m_size(head)
+        if size is not None and size[0] * size[1] > max_pixels:
+            raise MediaTooLargeError(f"its header claims {size[0]}x{size[1]} frames, over the "
+                                     f"{max_pixels:,} pixel limit") from None
+        raise CorruptMediaError("cannot open the video: its header is damaged or asks for "
+                                f"something impossible (FFmpeg says: {exc.strerror or exc})") from None
     if not container.streams.video:
         container.close()
         raise UnsupportedMediaError("has no video stream")
@@ -120,7 +137,7 @@ class VideoInput:
     def __init__(self, path: str | os.PathLike, *, copy_streams: bool = True,
                  max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
         self.path = Path(path)
-        self.container = open_input(path)
+        self.container = open_input(path, max_pixels)
         self.stream = self.container.streams.video[0]
         self.stream.thread_type = "AUTO"
         cc = self.stream.codec_context
