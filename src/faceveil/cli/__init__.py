@@ -572,7 +572,7 @@ def _frame_bar(path, args: argparse.Namespace):
     def on_progress(event) -> None:
         nonlocal bar
         if event.stage == "start":
-            bar = tqdm(total=event.total, unit="frame", desc=Path(path).name, file=sys.stderr,
+            bar = tqdm(total=event.total, unit="frame", desc=one_line(Path(path).name), file=sys.stderr,
                        dynamic_ncols=True, leave=False)
         elif event.stage == "frame" and bar is not None:
             bar.update(event.done - bar.n)
