@@ -72,6 +72,19 @@ def test_plan_reports_each_looping_link_and_keeps_the_good_files(tmp_path):
         (str(root / "self.jpg"), why["self.jpg"])]
 
 
+def test_globs_name_the_looping_links_they_match(tmp_path):
+    root = tmp_path / "in"
+    picture(root / "a.jpg")
+    loops(root)
+    result = plan([str(root / "*.jpg")], str(tmp_path / "out"))
+    assert [p.name for p, _ in result.pairs] == ["a.jpg"]
+    assert sorted(Path(w).name for w, _ in result.errors) == ["gone.jpg", "self.jpg"]
+    batch = plan_batch([str(root / "*.*")], str(tmp_path / "out"))
+    assert [i.rel for i in batch.items] == ["a.jpg"]
+    assert sorted(Path(w).name for w, _ in batch.errors) == [
+        "gone.jpg", "ping.png", "pong.png", "self.jpg"]
+
+
 def test_plan_survives_a_loop_as_the_output_or_as_an_input_beside_its_output(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     picture(tmp_path / "a.jpg")

@@ -223,9 +223,12 @@ def _expand(arg: str, exclude: set[Path], limits: ZipLimits,
                 for f in files]
     if _MAGIC & set(arg):
         base = _glob_base(arg)
-        files = [Path(m) for m in sorted(glob.glob(arg, recursive=True))
-                 if Path(m).is_file() and is_media(m)]
-        if not files:
+        matches = sorted(glob.glob(arg, recursive=True))
+        files = [Path(m) for m in matches if Path(m).is_file() and is_media(m)]
+        loops = [(os.path.abspath(m), why) for m in matches
+                 if is_media(m) and (why := dangling(Path(m)))]
+        errors += loops
+        if not files and not loops:
             raise ConfigError("no pictures or videos match this pattern")
         return [(os.path.abspath(f), os.path.abspath(f), None,
                  f.relative_to(base).as_posix() if f.is_relative_to(base) else f.name)

@@ -86,7 +86,9 @@ def plan(inputs: list[str], output: str | None, suffix: str = ".anonymized",
         elif _MAGIC & set(arg):
             matches = sorted(glob.glob(arg, recursive=True))
             files = [Path(m) for m in matches if Path(m).is_file()]
-            if not files:
+            loops = [(m, why) for m in matches if (why := dangling(Path(m))) and _is_media(Path(m))]
+            result.errors += loops
+            if not files and not loops:
                 result.errors.append((arg, "no files match this pattern"))
             base = _glob_base(arg)
             sources += [(f, base, False) for f in files]
