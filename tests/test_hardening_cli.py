@@ -120,7 +120,6 @@ def without_root_powers(argv: list[str], cwd: Path) -> subprocess.CompletedProce
                           capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.slow
 def test_unreadable_inputs_say_so(tmp_path):
     picture(tmp_path / "locked.jpg").chmod(0)
     write_video(tmp_path / "locked.mp4", [smooth(48, 64)] * 2).chmod(0)
@@ -133,7 +132,6 @@ def test_unreadable_inputs_say_so(tmp_path):
     assert "truncated or damaged" not in proc.stderr
 
 
-@pytest.mark.slow
 def test_a_read_only_output_folder_is_named_as_the_problem(tmp_path):
     picture(tmp_path / "a.jpg").chmod(0o644)
     write_video(tmp_path / "v.mp4", [smooth(48, 64)] * 2).chmod(0o644)
