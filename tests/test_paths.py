@@ -346,7 +346,9 @@ def test_special_files_are_errors(cwd, kind):
         os.symlink("gone.jpg", "pipe.jpg")
     result = plan(["pipe.jpg"], None)
     assert result.pairs == []
-    assert result.errors == [("pipe.jpg", "not a regular file or folder")]
+    why = ("a symbolic link to nothing (its target is missing); left out" if kind == "broken link"
+           else "not a regular file or folder")
+    assert result.errors == [("pipe.jpg", why)]
 
 
 # --- hostile names -----------------------------------------------------------------------------

@@ -23,6 +23,14 @@ class MediaTooLargeError(FaceveilError, ValueError):
     """The media is larger than the configured limit (decompression bombs, absurd sizes)."""
 
 
+class OutputError(FaceveilError, OSError):
+    """An output cannot be written (read-only folder, no space); the message names the output."""
+
+
+class UnreadableInputError(FaceveilError, OSError):
+    """An input exists but cannot be read (permissions); the message says so plainly."""
+
+
 class UnsafeOutputError(FaceveilError, FileExistsError):
     """Writing the output would overwrite an input or is otherwise refused."""
 

@@ -7,8 +7,10 @@ append to a manifest: it holds an exclusive lock on the file while it runs.
 Record fields: ``input`` (absolute path, URI or ARCHIVE!/member), ``size`` and ``sha256`` of the
 input bytes, ``output``, ``kind`` (picture or video), ``faces`` (hidden; for videos boxes summed
 over frames), ``kept`` (left visible for --keep/--only), ``frames``, ``status`` ("ok" or
-"error"), ``error``, ``warning``, ``seconds``, ``engine``, ``worker``, ``peak_rss_mb`` (of the
-worker so far), ``settings`` (fingerprint of what changes outputs), ``run`` and ``finished``.
+"error"), ``error``, ``warning`` (an "ok" that needs a look, e.g. a video cut short),
+``damage`` (times in s where a video was damaged), ``seconds``, ``engine``, ``worker``,
+``peak_rss_mb`` (of the worker so far), ``settings`` (fingerprint of what changes outputs),
+``run`` and ``finished``.
 """
 
 from __future__ import annotations
@@ -79,7 +81,7 @@ class ManifestWriter:
     def append(self, record: dict[str, Any]) -> None:
         if self._file is None:
             raise RuntimeError("the manifest is not open")
-        self._file.write(json.dumps(record, ensure_ascii=False, separators=(", ", ": ")) + "\n")
+        self._file.write(_line(record) + "\n")
         self._file.flush()
 
     def __exit__(self, *exc: object) -> None:
@@ -88,6 +90,19 @@ class ManifestWriter:
                 os.fsync(self._file.fileno())
             self._file.close()  # closing drops the lock
             self._file = None
+
+
+def _line(record: dict[str, Any]) -> str:
+    """One JSON line, readable UTF-8. A file name that is not valid UTF-8 (Python holds its odd
+    bytes as lone surrogates, e.g. b"caf\\xe9.jpg" -> "caf\\udce9.jpg") cannot be written as
+    UTF-8: such a line is written with JSON escapes instead ("caf\\udce9.jpg"), which reads back
+    to the very same name, so --resume finds it again."""
+    text = json.dumps(record, ensure_ascii=False, separators=(", ", ": "))
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(record, ensure_ascii=True, separators=(", ", ": "))
+    return text
 
 
 def _lock(f: IO[str], path: Path) -> None:

@@ -15,8 +15,9 @@ import posixpath
 import re
 import zipfile
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
+from .._files import dangling, resolved
 from ..errors import ConfigError, FaceveilError
 from ..media.images import ALPHA_FORMATS, SUFFIXES
 from ..media.video import VIDEO_SUFFIXES
@@ -44,7 +45,7 @@ class Item:
 
     @property
     def video(self) -> bool:
-        return posixpath.splitext(self.rel)[1].lower() in VIDEO_SUFFIXES
+        return _suffix(self.rel) in VIDEO_SUFFIXES
 
 
 @dataclass
@@ -61,6 +62,12 @@ class BatchPlan:
         return storage.is_uri(self.output)
 
 
+def _suffix(name: str) -> str:
+    """The lower-case suffix as pathlib sees it: `..mp4` is an MP4 (posixpath.splitext says no
+    suffix at all)."""
+    return PurePosixPath(name).suffix.lower()
+
+
 def is_media(name: str) -> bool:
     base = posixpath.basename(name)
     return not base.startswith(".") and posixpath.splitext(base)[1].lower() in MEDIA_SUFFIXES
@@ -71,18 +78,36 @@ def _hidden(rel: str) -> bool:
 
 
 def _with_alpha(rel: str) -> str:
-    stem, suffix = posixpath.splitext(rel)
-    fmt = SUFFIXES.get(suffix.lower())
-    return rel if fmt is None or fmt in ALPHA_FORMATS else stem + ".png"
+    suffix = _suffix(rel)
+    fmt = SUFFIXES.get(suffix)
+    return rel if fmt is None or fmt in ALPHA_FORMATS else rel[: len(rel) - len(suffix)] + ".png"
 
 
-def _walk(root: Path, exclude: set[Path]) -> list[Path]:
+def zip_member_name(rel: str) -> str:
+    """`rel` as a zip member name. Zip names are UTF-8; a file name whose bytes are not (held
+    by Python as lone surrogates) gets its odd bytes written as \\xNN: `caf\\xe9.jpg`."""
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(rel).decode("utf-8", "backslashreplace")
+    return rel
+
+
+def _walk(root: Path, exclude: set[Path], errors: list[tuple[str, str]]) -> list[Path]:
+    """Media files below `root`; symbolic links that loop or lead nowhere go to `errors`."""
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
         here = Path(dirpath)
         dirnames[:] = sorted(d for d in dirnames
-                             if not d.startswith(".") and (here / d).resolve() not in exclude)
-        found += [here / f for f in sorted(filenames) if is_media(f)]
+                             if not d.startswith(".") and resolved(here / d) not in exclude)
+        for f in sorted(filenames):
+            if not is_media(f):
+                continue
+            why = dangling(here / f)
+            if why is None:
+                found.append(here / f)
+            else:
+                errors.append((os.path.abspath(here / f), why))
     return found
 
 
@@ -134,15 +159,15 @@ def plan_batch(inputs: list[str], output: str, *, alpha: bool = False,
                 raise ConfigError(f"{output} exists and is not a folder")
             out_root = str(out)
     plan.manifest = default_manifest(plan.output)
-    exclude = {Path(out_root).resolve()} if not plan.remote else set()
+    exclude = {resolved(Path(out_root))} if not plan.remote else set()
     if plan.zip_out is not None:
-        exclude.add(plan.zip_out.resolve())
+        exclude.add(resolved(plan.zip_out))
 
     sources: list[tuple[str, str, str | None, str]] = []  # (input name, source, member, rel)
     for arg in inputs:
         arg = os.fspath(arg)
         try:
-            sources += _expand(arg, exclude, limits)
+            sources += _expand(arg, exclude, limits, plan.errors)
         except UnsafeArchiveError as exc:
             plan.errors.append((arg, f"refused: {exc}"))
         except (FaceveilError, OSError, zipfile.BadZipFile, ValueError) as exc:
@@ -155,6 +180,8 @@ def plan_batch(inputs: list[str], output: str, *, alpha: bool = False,
     input_files = {s for _, s, m, _ in sources if m is None and not storage.is_uri(s)}
     for name, source, member, rel in sources:
         rel = _with_alpha(rel) if alpha else rel
+        if plan.zip_out is not None:
+            rel = zip_member_name(rel)
         if rel in seen:
             plan.errors.append((name, f"its output {rel} would also be written for {seen[rel]}; "
                                       "rename one of them"))
@@ -169,38 +196,45 @@ def plan_batch(inputs: list[str], output: str, *, alpha: bool = False,
     return plan
 
 
-def _expand(arg: str, exclude: set[Path], limits: ZipLimits) -> list[tuple[str, str, str | None, str]]:
+def _expand(arg: str, exclude: set[Path], limits: ZipLimits,
+            errors: list[tuple[str, str]]) -> list[tuple[str, str, str | None, str]]:
     if storage.is_uri(arg):
         return _expand_remote(arg.rstrip("/"), limits)
     path = storage.local_path(arg)
     if path.is_file():
         name = os.path.abspath(path)
-        if path.resolve() in exclude:
+        if resolved(path) in exclude:
             raise ConfigError("is the output; refusing to overwrite it")
         if path.suffix.lower() == ".zip":
             return _members(name, limits)
-        if not is_media(path.name):
+        # A file named on the command line is taken even when its name starts with a dot
+        # (`..jpg`), as `faceveil run` does; only folder walks leave hidden files out.
+        if _suffix(path.name) not in MEDIA_SUFFIXES:
             raise ConfigError("not a picture, video or zip faceveil knows")
         return [(name, name, None, path.name)]
     if path.is_dir():
-        if path.resolve() in exclude:
+        if resolved(path) in exclude:
             raise ConfigError("is the output folder")
-        files = _walk(path, exclude)
-        if not files:
+        before = len(errors)
+        files = _walk(path, exclude, errors)
+        if not files and len(errors) == before:
             raise ConfigError("no pictures or videos found in this folder")
         return [(os.path.abspath(f), os.path.abspath(f), None, f.relative_to(path).as_posix())
                 for f in files]
     if _MAGIC & set(arg):
         base = _glob_base(arg)
-        files = [Path(m) for m in sorted(glob.glob(arg, recursive=True))
-                 if Path(m).is_file() and is_media(m)]
-        if not files:
+        matches = sorted(glob.glob(arg, recursive=True))
+        files = [Path(m) for m in matches if Path(m).is_file() and is_media(m)]
+        loops = [(os.path.abspath(m), why) for m in matches
+                 if is_media(m) and (why := dangling(Path(m)))]
+        errors += loops
+        if not files and not loops:
             raise ConfigError("no pictures or videos match this pattern")
         return [(os.path.abspath(f), os.path.abspath(f), None,
                  f.relative_to(base).as_posix() if f.is_relative_to(base) else f.name)
                 for f in files]
     if os.path.lexists(arg):
-        raise ConfigError("not a regular file or folder")
+        raise ConfigError(dangling(path) or "not a regular file or folder")
     raise FileNotFoundError(arg)
 
 

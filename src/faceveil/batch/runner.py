@@ -9,12 +9,10 @@ beside it (and, when resuming, from the entries of the earlier zip), under a tem
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
 import logging
 import os
-import re
 import secrets
 import shutil
 import time
@@ -24,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._files import sweep_parts
 from ..config import PipelineConfig
 from ..errors import ConfigError
 from ..pipeline.events import Progress, ProgressCallback
@@ -37,7 +36,6 @@ log = logging.getLogger(__name__)
 
 ENGINES = ("local", "ray")
 RecordCallback = Callable[[dict[str, Any]], None]
-_PART = re.compile(r"\.(.*)\.[0-9a-f]{8}\.part(\.[^.]*)?")  # faceveil._files.atomic_path's names
 
 
 @dataclass(frozen=True)
@@ -256,23 +254,7 @@ def _remote_outputs(plan: BatchPlan) -> set[str]:
 
 def _sweep_parts(items: Sequence[Item]) -> None:
     """Remove temporary files a killed writer left beside these items' (local) outputs."""
-    wanted: dict[Path, set[tuple[str, str]]] = {}
-    for item in items:
-        if storage.is_uri(item.output):
-            continue
-        path = Path(item.output)
-        wanted.setdefault(path.parent, set()).add((path.stem[:40], path.suffix))
-    for folder, names in wanted.items():
-        try:
-            entries = list(os.scandir(folder))
-        except OSError:
-            continue
-        for entry in entries:
-            m = _PART.fullmatch(entry.name)
-            if m and (m.group(1), m.group(2) or "") in names and entry.is_file(follow_symlinks=False):
-                with contextlib.suppress(OSError):
-                    os.unlink(entry.path)
-                    log.info("removed %s, left by a stopped run", entry.path)
+    sweep_parts(item.output for item in items if not storage.is_uri(item.output))
 
 
 def _assemble_zip(plan: BatchPlan, statuses: dict[str, str], old_zip: set[str]) -> int:

@@ -197,9 +197,10 @@ class ItemWorker:
                                on_frame=(lambda *f: frames.append(f)) if self.auditor else None)
         record.update(faces=report.faces, kept=report.kept, frames=report.frames,
                       filled=report.filled, tracks=report.tracks)
-        if report.damage:
+        if report.damage:  # status stays "ok" (an output is there), but never a plain one
             record["warning"] = (f"damaged, processed as far as it decodes ({report.frames} "
                                  "frames)")
+            record["damage"] = [round(t, 3) for t in report.damage[:20]]
         if self.auditor is not None:
             self._verified(self.auditor.video(src, dst, report, frames), dst, record)
 

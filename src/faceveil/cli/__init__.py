@@ -245,7 +245,7 @@ def _setup_logging(args: argparse.Namespace) -> None:
     level = logging.ERROR if args.quiet else [logging.WARNING, logging.INFO, logging.DEBUG][
         min(args.verbose, 2)]
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("faceveil: %(message)s"))
+    handler.setFormatter(_OneLine("faceveil: %(message)s"))
     log.handlers[:] = [handler]
     log.setLevel(level)
     log.propagate = False
@@ -267,8 +267,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "models":
             return _models(args)
-        if args.command == "render":
-            return _render(args)
         if args.command == "people":
             from . import people
 
@@ -289,9 +287,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             from . import gui
 
             return gui.run(args)
-        return _run(args)
+        from .batch import _sigterm_stops
+
+        with _sigterm_stops():  # SIGTERM stops like Ctrl-C: temporary files removed
+            return _render(args) if args.command == "render" else _run(args)
     except KeyboardInterrupt:
-        print("faceveil: interrupted", file=sys.stderr)
+        _err("faceveil: interrupted")
         return ExitCode.INTERRUPTED
     except BrokenPipeError:  # e.g. `faceveil ... -o - | head`: the reader left; stop quietly
         import os
@@ -302,13 +303,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.traceback:
             traceback.print_exc()
         if isinstance(exc, ConfigError):
-            print(f"faceveil: error: {exc}", file=sys.stderr)
+            _err(f"faceveil: error: {exc}")
             return ExitCode.USAGE
         if isinstance(exc, (FaceveilError, MissingDependencyError, OSError)):
-            print(f"faceveil: error: {exc}", file=sys.stderr)
+            _err(f"faceveil: error: {exc}")
         else:
-            print(f"faceveil: internal error: {type(exc).__name__}: {exc} "
-                  "(run again with --traceback for details)", file=sys.stderr)
+            _err(f"faceveil: internal error: {type(exc).__name__}: {exc} "
+                 "(run again with --traceback for details)")
         return ExitCode.FAILED
 
 
@@ -346,7 +347,7 @@ def _plan(args: argparse.Namespace, config):
     work = plan(args.inputs, args.output, suffix=args.suffix, skip_existing=args.skip_existing,
                 alpha=config.background.mode == "transparent")
     for what, why in work.errors:
-        print(f"faceveil: error: {what}: {why}", file=sys.stderr)
+        _err(f"faceveil: error: {what}: {why}")
     return work
 
 
@@ -362,7 +363,7 @@ def _run(args: argparse.Namespace) -> int:
             log.warning("nothing to do: %d file(s) skipped", work.skipped)
             return ExitCode.OK
         if not work.errors:
-            print("faceveil: error: no pictures or videos to process", file=sys.stderr)
+            _err("faceveil: error: no pictures or videos to process")
         return ExitCode.NO_INPUT if not work.errors else ExitCode.FAILED
     jobs = [ImageJob(src, dst, sidecar_path(dst) if args.json and dst is not None else None)
             for src, dst in work.pairs]
@@ -396,6 +397,7 @@ def _render(args: argparse.Namespace) -> int:
 def _execute(args: argparse.Namespace, jobs: list, pipeline, failed_before: int, skipped: int,
              video_faces: list | None = None) -> int:
     """Run picture jobs (all at once) and video jobs (one by one); report; give the exit code."""
+    from .._files import sweep_parts
     from ..media.video import EncodeOptions, is_video
     from ..pipeline.runner import JobResult, WriteOptions, describe_error, run_images
     from ..pipeline.video import process_video
@@ -409,6 +411,7 @@ def _execute(args: argparse.Namespace, jobs: list, pipeline, failed_before: int,
                            keep_audio=not args.no_audio)
     pictures = [j for j in jobs if not is_video(j.input)]
     videos = [j for j in jobs if is_video(j.input)]
+    sweep_parts(p for j in jobs for p in (j.output, j.sidecar) if p is not None)
     bar = _progress_bar(len(pictures), args)
     results: list[JobResult] = []
 
@@ -560,9 +563,9 @@ def _summary(args, results, failed: int, skipped: int, video_frames: int, second
     hidden = "face(s) hidden" if not n_videos else "face boxes hidden"
     if kept := sum(r.kept for r in ok):
         hidden += f", {kept} kept visible"
-    print(f"faceveil: {' and '.join(parts)} {verb}, {faces} {hidden}{where} ({seconds:.1f} s)"
-          + (f"; {failed} failed" if failed else "")
-          + (f"; {skipped} skipped" if skipped else ""), file=sys.stderr)
+    _err(f"faceveil: {' and '.join(parts)} {verb}, {faces} {hidden}{where} ({seconds:.1f} s)"
+         + (f"; {failed} failed" if failed else "")
+         + (f"; {skipped} skipped" if skipped else ""))
 
 
 def _frame_bar(path, args: argparse.Namespace):
@@ -576,7 +579,7 @@ def _frame_bar(path, args: argparse.Namespace):
     def on_progress(event) -> None:
         nonlocal bar
         if event.stage == "start":
-            bar = tqdm(total=event.total, unit="frame", desc=Path(path).name, file=sys.stderr,
+            bar = tqdm(total=event.total, unit="frame", desc=one_line(Path(path).name), file=sys.stderr,
                        dynamic_ncols=True, leave=False)
         elif event.stage == "frame" and bar is not None:
             bar.update(event.done - bar.n)
@@ -593,7 +596,33 @@ def _progress_bar(total: int, args: argparse.Namespace):
     return tqdm(total=total, unit="file", file=sys.stderr, dynamic_ncols=True)
 
 
+def one_line(text: str) -> str:
+    """`text` safe for one line of a terminal: control characters (a newline in a file name)
+    and the bytes of names that are not UTF-8 are shown escaped: a\\nb.jpg, caf\\xe9.jpg."""
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if ch.isprintable():
+            out.append(ch)
+        elif 0xDC80 <= ord(ch) <= 0xDCFF:  # a byte that was not UTF-8 (surrogateescape)
+            out.append(f"\\x{ord(ch) - 0xDC00:02x}")
+        else:
+            out.append(repr(ch)[1:-1])
+    return "".join(out)
+
+
+class _OneLine(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return one_line(super().format(record))
+
+
+def _err(message: str) -> None:
+    print(one_line(message), file=sys.stderr)
+
+
 def _say(bar, message: str) -> None:
+    message = one_line(message)
     if bar is not None:
         bar.write(message, file=sys.stderr)
     else:

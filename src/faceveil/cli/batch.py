@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     from ..batch.plan import default_manifest
     from ..media.video import EncodeOptions
     from ..pipeline.runner import WriteOptions
-    from . import ExitCode, _config, _say
+    from . import ExitCode, _config, _err, _say
 
     config = _config(args)
     item = ItemOptions(
@@ -128,8 +128,8 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         if state["bar"] is not None:
             state["bar"].close()
-        print(f"faceveil: stopped; {state['done']} item(s) finished in this run are recorded in "
-              f"{manifest}; run the same command with --resume to go on", file=sys.stderr)
+        _err(f"faceveil: stopped; {state['done']} item(s) finished in this run are recorded in "
+             f"{manifest}; run the same command with --resume to go on")
         return ExitCode.INTERRUPTED
     finally:
         if state["bar"] is not None:
@@ -138,10 +138,10 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(dataclasses.asdict(report)) + "\n")
     if not report.planned:
         if not report.errors:
-            print("faceveil: error: no pictures or videos to process", file=sys.stderr)
+            _err("faceveil: error: no pictures or videos to process")
             return ExitCode.NO_INPUT
         for what, why in report.errors:
-            print(f"faceveil: error: {what}: {why}", file=sys.stderr)
+            _err(f"faceveil: error: {what}: {why}")
         return ExitCode.FAILED
     if not args.quiet:
         _summary(report)
@@ -165,4 +165,6 @@ def _summary(report) -> None:
         line += f"; {report.skipped} skipped (done before)"
     if report.redone:
         line += f"; {report.redone} done again (settings changed)"
-    print(line + f"; manifest {report.manifest}", file=sys.stderr)
+    from . import _err
+
+    _err(line + f"; manifest {report.manifest}")

@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .._files import dangling, resolved
 from ..media.images import SUFFIXES
 from ..media.video import VIDEO_SUFFIXES
 
@@ -28,16 +29,25 @@ def _is_media(path: Path) -> bool:
     return path.suffix.lower() in MEDIA_SUFFIXES
 
 
-def _walk(root: Path, exclude: Path | None) -> list[Path]:
+def _walk(root: Path, exclude: Path | None, errors: list[tuple[str, str]]) -> list[Path]:
+    """Media files below `root`, sorted; symbolic links that loop or lead nowhere go to
+    `errors` (one line each) and the walk goes on. Linked folders are not followed."""
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
         here = Path(dirpath)
         dirnames[:] = sorted(
             d for d in dirnames
-            if not d.startswith(".") and (exclude is None or (here / d).resolve() != exclude)
+            if not d.startswith(".") and (exclude is None or resolved(here / d) != exclude)
         )
-        found += [here / f for f in sorted(filenames) if not f.startswith(".")
-                  and _is_media(here / f)]
+        for f in sorted(filenames):
+            path = here / f
+            if f.startswith(".") or not _is_media(path):
+                continue
+            why = dangling(path)
+            if why is None:
+                found.append(path)
+            else:
+                errors.append((str(path), why))
     return found
 
 
@@ -76,12 +86,14 @@ def plan(inputs: list[str], output: str | None, suffix: str = ".anonymized",
         elif _MAGIC & set(arg):
             matches = sorted(glob.glob(arg, recursive=True))
             files = [Path(m) for m in matches if Path(m).is_file()]
-            if not files:
+            loops = [(m, why) for m in matches if (why := dangling(Path(m))) and _is_media(Path(m))]
+            result.errors += loops
+            if not files and not loops:
                 result.errors.append((arg, "no files match this pattern"))
             base = _glob_base(arg)
             sources += [(f, base, False) for f in files]
         elif os.path.lexists(arg):
-            result.errors.append((arg, "not a regular file or folder"))
+            result.errors.append((arg, dangling(path) or "not a regular file or folder"))
         else:
             result.errors.append((arg, "no such file or folder"))
     if not sources:
@@ -94,14 +106,15 @@ def plan(inputs: list[str], output: str | None, suffix: str = ".anonymized",
         elif len(sources) == 1:
             result.pairs.append((sources[0][0], Path(output)))
             return _check(result, skip_existing)
-    exclude = out_dir.resolve() if out_dir is not None else None
+    exclude = resolved(out_dir) if out_dir is not None else None
 
     for src, root, folder in sources:
         if not folder:
             files = [(src, root)]
         else:
-            files = [(f, src) for f in _walk(src, exclude)]
-            if not files:
+            before = len(result.errors)
+            files = [(f, src) for f in _walk(src, exclude, result.errors)]
+            if not files and len(result.errors) == before:
                 result.errors.append((str(src), "no pictures or videos found in this folder"))
         for f, base in files:
             if to_stdout:
@@ -111,7 +124,7 @@ def plan(inputs: list[str], output: str | None, suffix: str = ".anonymized",
                     result.skipped += 1  # an output of an earlier run
                     continue
                 if folder:
-                    full = base if base.name not in ("", "..") else base.resolve()  # "." and ".."
+                    full = base if base.name not in ("", "..") else resolved(base)  # "." and ".."
                     target = full.with_name(full.name + suffix) / f.relative_to(base)
                 else:
                     target = f.with_name(f.stem + suffix + f.suffix)
@@ -133,12 +146,12 @@ def _with_alpha(path: Path) -> Path:
 
 def _check(result: Plan, skip_existing: bool) -> Plan:
     """Refuse outputs that are inputs or that two inputs share; optionally skip existing ones."""
-    inputs = {p.resolve() for p, _ in result.pairs}
+    inputs = {resolved(p) for p, _ in result.pairs}
     seen: dict[Path, Path] = {}
     kept = []
     for src, dst in result.pairs:
         if dst is not None:
-            key = dst.resolve()
+            key = resolved(dst)
             if key in inputs:
                 result.errors.append((str(src), f"output {dst} is an input; refusing to overwrite"))
                 continue

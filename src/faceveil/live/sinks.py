@@ -436,7 +436,8 @@ class _Encoder:
             self.stream = self.container.add_stream(codec, rate=Fraction(round(fps * 1000), 1000))
             self.stream.thread_type = "FRAME"
             cc = self.stream.codec_context
-            self.width, self.height = width - width % 2, height - height % 2  # 4:2:0 needs even sides
+            # 4:2:0 needs even sides: an odd one loses its last pixel; 1 px becomes 2 (scaled)
+            self.width, self.height = max(2, width - width % 2), max(2, height - height % 2)
             cc.width, cc.height, cc.pix_fmt = self.width, self.height, "yuv420p"
             self.time_base = Fraction(1, 1000)
             self.stream.time_base = cc.time_base = self.time_base

@@ -19,7 +19,7 @@ from typing import BinaryIO
 import numpy as np
 
 from .._files import atomic_path
-from ..errors import CorruptMediaError, MediaTooLargeError, UnsupportedMediaError
+from ..errors import CorruptMediaError, MediaTooLargeError, UnreadableInputError, UnsupportedMediaError
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,16 @@ def format_for_suffix(path: str | Path) -> str:
                                     f"(use one of {known})") from None
 
 
+def open_input_file(path: str | os.PathLike) -> BinaryIO:
+    """The input opened for reading; an unreadable one raises UnreadableInputError in words."""
+    try:
+        return open(path, "rb")
+    except PermissionError:
+        raise UnreadableInputError("cannot read it: permission denied") from None
+    except IsADirectoryError:
+        raise UnsupportedMediaError("is a folder, not a file") from None
+
+
 def read_image(source: str | os.PathLike | bytes | BinaryIO,
                max_pixels: int = DEFAULT_MAX_PIXELS) -> Picture:
     """Decode a picture file (path, bytes or binary file object)."""
@@ -77,6 +87,9 @@ def read_image(source: str | os.PathLike | bytes | BinaryIO,
             raise UnsupportedMediaError("is a folder, not a picture")
         if path.stat().st_size == 0:  # raises FileNotFoundError / PermissionError as they are
             raise CorruptMediaError("empty file")
+        # Opened here, so a file that cannot be read says so, not "truncated or damaged".
+        with open_input_file(path) as f:
+            return read_image(f, max_pixels)
     if Image.MAX_IMAGE_PIXELS and max_pixels > 2 * Image.MAX_IMAGE_PIXELS:
         # Pillow refuses more than twice its limit inside open(), before our own check: raise
         # its (process-wide) limit only when the caller asked for more; never lower it.

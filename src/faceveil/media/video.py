@@ -74,7 +74,15 @@ def _av():
     return av
 
 
-def open_input(path: str | os.PathLike):
+def _y4m_size(head: bytes) -> tuple[int, int] | None:
+    """(width, height) a YUV4MPEG2 header claims, or None."""
+    import re
+
+    m = re.match(rb"YUV4MPEG2 (?:[^\n]* )?W(\d+) (?:[^\n]* )?H(\d+)", head)
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def open_input(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS):
     """An av input container with a video stream, or a clear error."""
     av = _av()
     path = Path(path)
@@ -82,12 +90,21 @@ def open_input(path: str | os.PathLike):
         raise UnsupportedMediaError("is a folder, not a video")
     if path.stat().st_size == 0:
         raise CorruptMediaError("empty file")
+    from .images import open_input_file
+
+    with open_input_file(path) as f:  # a file that cannot be read says so in words
+        head = f.read(256)
     try:
         container = av.open(str(path), metadata_errors="ignore")
     except av.error.InvalidDataError:
         raise CorruptMediaError("not a video faceveil can read (unknown format or damaged)") from None
     except av.error.FFmpegError as exc:
-        raise CorruptMediaError(f"cannot open the video: {exc.strerror or exc}") from None
+        size = _y4m_size(head)
+        if size is not None and size[0] * size[1] > max_pixels:
+            raise MediaTooLargeError(f"its header claims {size[0]}x{size[1]} frames, over the "
+                                     f"{max_pixels:,} pixel limit") from None
+        raise CorruptMediaError("cannot open the video: its header is damaged or asks for "
+                                f"something impossible (FFmpeg says: {exc.strerror or exc})") from None
     if not container.streams.video:
         container.close()
         raise UnsupportedMediaError("has no video stream")
@@ -120,7 +137,7 @@ class VideoInput:
     def __init__(self, path: str | os.PathLike, *, copy_streams: bool = True,
                  max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
         self.path = Path(path)
-        self.container = open_input(path)
+        self.container = open_input(path, max_pixels)
         self.stream = self.container.streams.video[0]
         self.stream.thread_type = "AUTO"
         cc = self.stream.codec_context
@@ -132,6 +149,7 @@ class VideoInput:
         self.damage: list[float] = []  # times (s) where decoding hit damage
         self.frames_read = 0
         self._last_pts: int | None = None  # of the last frame handed out
+        self._packets_end: float | None = None  # s: where the last packet of any stream ends
 
     def close(self) -> None:
         self.container.close()
@@ -154,7 +172,10 @@ class VideoInput:
     def frames(self, on_packet: Callable[[Any], None] | None = None) -> Iterator[Any]:
         """av.VideoFrames in presentation order, each with a pts that only ever increases."""
         av = _av()
-        demux = self.container.demux(self.stream, *self.copied)
+        # Every audio stream is read (the copied ones are handed on): where the last packet of
+        # any stream ends tells a file cut short from a video shorter than its sound.
+        others = [st for st in self.container.streams if st.type == "audio"]
+        demux = self.container.demux(self.stream, *{*self.copied, *others})
         step = self._frame_ticks()
         while True:
             try:
@@ -166,8 +187,10 @@ class VideoInput:
                 log.warning("%s: the rest of the file cannot be read; stopping at %.2f s", self.path,
                             self.damage[-1])
                 break
+            self._note_end(packet)
             if packet.stream is not self.stream:
-                if on_packet is not None and packet.dts is not None and packet.size:
+                if (on_packet is not None and packet.dts is not None and packet.size
+                        and packet.stream in self.copied):
                     on_packet(packet)
                 continue
             try:
@@ -182,12 +205,44 @@ class VideoInput:
             pass
         except av.error.FFmpegError as exc:
             self._damaged(None, exc)
+        self._check_end(step)
+
+    def _check_end(self, step: int) -> None:
+        """Warn (and note damage) when the file stops before what its header announces."""
+        tb = self.stream.time_base
+        end = float(self._last_pts * tb) if self._last_pts is not None else 0.0
         expected = self.stream.frames
-        if expected and self.frames_read < expected:  # e.g. a file cut short
-            end = float(self._last_pts * self.stream.time_base) if self._last_pts is not None else 0.0
+        # AVI counts the empty chunks of dropped frames too: short only when time is short as well
+        start = float(self.stream.start_time * tb) if self.stream.start_time is not None else 0.0
+        if expected and self.frames_read < expected and (
+                end + 1.5 * float(step * tb) < start + expected * float(step * tb)):
             log.warning("%s: ends early at %.2f s: %d of the %d frames it announces could be read",
                         self.path, end, self.frames_read, expected)
             self.damage.append(end)
+            return
+        cut = _matroska_cut(self.path, self.container)
+        if cut is not None:
+            have, announced = cut
+            log.warning("%s: the file is cut short (%s of the %s bytes its header announces); "
+                        "processed as far as it goes (%.2f s, %d frames)", self.path,
+                        f"{have:,}", f"{announced:,}", end, self.frames_read)
+            self.damage.append(end)
+            return
+        if not expected and self.container.duration and self._packets_end is not None:
+            announced = self.container.duration / 1_000_000 + (
+                self.container.start_time or 0) / 1_000_000
+            if self._packets_end + max(0.5, 3 * float(step * tb)) < announced:
+                log.warning("%s: ends early at %.2f s of the %.2f s it announces", self.path,
+                            self._packets_end, announced)
+                self.damage.append(end)
+
+    def _note_end(self, packet: Any) -> None:
+        t = packet.pts if packet.pts is not None else packet.dts
+        if t is None or packet.time_base is None or not packet.size:
+            return
+        end = float((t + (packet.duration or 0)) * packet.time_base)
+        if self._packets_end is None or end > self._packets_end:
+            self._packets_end = end
 
     def _frame_ticks(self) -> int:
         rate = self.stream.average_rate or self.stream.guessed_rate or Fraction(25)
@@ -222,6 +277,7 @@ class VideoOutput:
                 f"cannot write {suffix or 'files without an extension'} videos; "
                 f"use one of {', '.join(sorted(_FORMATS))}")
         codec = options.codec or _DEFAULT_CODECS.get(suffix, "libx264")
+        self.path = path
         self.container = av.open(str(path), "w", format=_FORMATS[suffix])
         try:
             src = source.stream
@@ -232,9 +288,22 @@ class VideoOutput:
             # Frame threads, as ffmpeg gives x264 (PyAV's default, slices, is slower).
             self.stream.thread_type = "FRAME"
             cc = self.stream.codec_context
-            cc.width, cc.height = width, height
+            # 4:2:0 encoders (all the defaults) need even sizes: an odd side gets its last
+            # column or row repeated once (641x479 -> 642x480). Nothing new is shown: the added
+            # pixels copy hidden ones. 1x1 becomes 2x2.
+            self.size = (width, height)
+            self.pad = (width % 2, height % 2)
+            if any(self.pad):
+                log.warning("%s: %dx%d frames: the %s encoder needs even sizes, so the output is "
+                            "%dx%d (the last column or row repeated)", source.path, width, height,
+                            codec, width + self.pad[0], height + self.pad[1])
+            cc.width, cc.height = width + self.pad[0], height + self.pad[1]
             # Full-range (JPEG) sources stay full range where the encoder can say so.
             cc.pix_fmt = "yuvj420p" if full_range and codec in ("libx264", "libx265") else "yuv420p"
+            takes = [f.name for f in (cc.codec.video_formats or ())]
+            if takes and cc.pix_fmt not in takes:  # e.g. mjpeg: full-range 4:2:0 only
+                cc.pix_fmt = next((f for f in ("yuvj420p", "yuv420p", "yuv444p") if f in takes),
+                                  takes[0])
             self.time_base = src.time_base
             if codec in ("mpeg4", "mpeg2video", "mjpeg") and src.time_base.denominator > 65535:
                 self.time_base = Fraction(1, 60000)  # these encoders refuse finer time bases
@@ -251,7 +320,9 @@ class VideoOutput:
                 self.stream.set_display_rotation(rotation)
             _copy_language(src, self.stream)
             self._last_pts = -(1 << 62)
+            self._opened = False
             self._map: dict[int, Any] = {}
+            self._avi_vbr: dict[int, int] = {}  # AVI: MPEG audio streams -> packets muxed
             for s in source.copied:
                 try:
                     out = self.container.add_stream_from_template(s)
@@ -261,6 +332,8 @@ class VideoOutput:
                     continue
                 _copy_language(s, out)
                 self._map[s.index] = out
+                if suffix == ".avi" and s.codec_context.name.startswith(("mp3", "mp2", "mp1")):
+                    self._avi_vbr[out.index] = 0
         except BaseException:
             self.container.close()
             raise
@@ -271,14 +344,41 @@ class VideoOutput:
         if out is not None:
             packet.stream = out
             self.container.mux(packet)
+            if out.index in self._avi_vbr:
+                self._avi_vbr[out.index] += 1
 
     def write(self, frame: Any) -> None:
+        if any(self.pad):
+            frame = self._padded(frame)
         if frame.time_base != self.time_base:
             pts = round(frame.pts * frame.time_base / self.time_base)
             frame.pts, frame.time_base = max(pts, self._last_pts + 1), self.time_base
         self._last_pts = frame.pts
         frame.pict_type = _av().video.frame.PictureType.NONE  # let the encoder choose, not copy the source's
-        self.container.mux(self.stream.encode(frame))
+        if self._opened:
+            self.container.mux(self.stream.encode(frame))
+            return
+        try:  # the encoder opens on the first frame: say in plain words what it refused
+            packets = self.stream.encode(frame)
+        except _av().error.FFmpegError as exc:
+            cc = self.stream.codec_context
+            raise UnsupportedMediaError(
+                f"the {cc.name} encoder refuses this video ({cc.width}x{cc.height} {cc.pix_fmt}, "
+                f"time base {self.time_base}): {exc.strerror or exc}; try another --codec or "
+                "output format") from None
+        self._opened = True
+        self.container.mux(packets)
+
+    def _padded(self, frame: Any) -> Any:
+        """The frame with its last column/row repeated up to the encoded (even) size."""
+        import numpy as np
+
+        av = _av()
+        rgb = frame.to_ndarray(format="rgb24")
+        rgb = np.pad(rgb, ((0, self.pad[1]), (0, self.pad[0]), (0, 0)), mode="edge")
+        out = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+        out.pts, out.time_base = frame.pts, frame.time_base
+        return out
 
     def close(self) -> None:
         """Flush the encoder and finish the file."""
@@ -286,12 +386,93 @@ class VideoOutput:
             self.container.mux(self.stream.encode(None))
         finally:
             self.container.close()
+        if self._avi_vbr:
+            _avi_audio_per_packet(self.path, self._avi_vbr)
 
     def abort(self) -> None:
         try:
             self.container.close()
         except Exception:  # the file is being thrown away anyway
             log.debug("closing an aborted output failed", exc_info=True)
+
+
+def _ebml_vint(f: Any) -> tuple[int, bool] | None:
+    """An EBML variable-size integer: (value, all ones = unknown size), or None."""
+    first = f.read(1)
+    if not first or not first[0]:
+        return None
+    length = 8 - first[0].bit_length() + 1
+    rest = f.read(length - 1)
+    if len(rest) != length - 1:
+        return None
+    value = first[0] & ((1 << (8 - length)) - 1)
+    for byte in rest:
+        value = (value << 8) | byte
+    return value, value == (1 << (7 * length)) - 1
+
+
+def _matroska_cut(path: Path, container: Any) -> tuple[int, int] | None:
+    """(bytes there, bytes announced) when a Matroska/WebM file is shorter than its Segment
+    says; None when whole, not Matroska, or the size is unknown (a live recording)."""
+    if "matroska" not in (container.format.name or "") and "webm" not in (container.format.name or ""):
+        return None
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            if f.read(4) != b"\x1a\x45\xdf\xa3":  # the EBML header
+                return None
+            header = _ebml_vint(f)
+            if header is None or header[1]:
+                return None
+            f.seek(header[0], os.SEEK_CUR)
+            if f.read(4) != b"\x18\x53\x80\x67":  # the Segment
+                return None
+            segment = _ebml_vint(f)
+            if segment is None or segment[1]:
+                return None
+            announced = f.tell() + segment[0]
+    except OSError:
+        return None
+    return (size, announced) if size < announced else None
+
+
+def _avi_audio_per_packet(path: Path, packets: dict[int, int]) -> None:
+    """Mark copied MP3/MP2 streams of a finished AVI as one packet per frame (sample size 0).
+
+    A copied MPEG audio stream carries the block align its demuxer read (576 or 1152), and the
+    AVI muxer writes that as the stream's sample size, which tells every reader to time the
+    audio by bytes: 22.05 kHz MP3 then plays ~2.8 times too fast (timestamps 0,0,0,1,1,1...).
+    ffmpeg's own stream copy clears the block align first; PyAV cannot, so the stream header
+    (`strh`) is set right here: sample size 0 and its length in packets, as ffmpeg writes them.
+    """
+    import struct
+
+    with open(path, "r+b") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"AVI ":
+            return
+        index = -1
+        pos, end = 12, 12 + struct.unpack("<I", head[4:8])[0]
+        while pos + 8 <= end:  # top level: LIST hdrl, then the strl lists inside it
+            f.seek(pos)
+            fourcc, size = struct.unpack("<4sI", f.read(8))
+            kind = f.read(4) if fourcc == b"LIST" else b""
+            if kind == b"hdrl":
+                pos += 12  # go inside
+                continue
+            if kind == b"strl":
+                index += 1
+                if index in packets:
+                    f.seek(pos + 12)
+                    inner, inner_size = struct.unpack("<4sI", f.read(8))
+                    if inner == b"strh" and inner_size >= 48:
+                        f.seek(pos + 12 + 8 + 32)  # dwLength
+                        f.write(struct.pack("<I", packets[index]))
+                        f.seek(pos + 12 + 8 + 44)  # dwSampleSize
+                        f.write(struct.pack("<I", 0))
+            elif kind == b"movi":
+                return
+            pos += 8 + size + (size & 1)
 
 
 def _copy_language(src: Any, dst: Any) -> None:

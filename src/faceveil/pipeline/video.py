@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .._files import atomic_path
+from .._files import atomic_path, sweep_parts
 from ..anonymization.planar import apply_i420
 from ..errors import CorruptMediaError, UnsupportedMediaError
 from ..media.video import DEFAULT_MAX_PIXELS, EncodeOptions, VideoInput, VideoOutput
@@ -118,6 +118,7 @@ def process_video(
                                     "for video use blur, image or color")
     encode = encode or EncodeOptions()
     report = VideoReport(src, Path(dst) if dst is not None else None)
+    sweep_parts(p for p in (dst, sidecar) if p is not None)  # leftovers of a killed run
     with contextlib.ExitStack() as stack:
         vin = stack.enter_context(VideoInput(src, copy_streams=encode.keep_audio,
                                              max_pixels=max_pixels))
