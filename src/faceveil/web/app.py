@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import errno
-import hmac
 import logging
 import os
 import shutil
@@ -25,7 +24,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from ..errors import (
     CorruptMediaError,
@@ -51,16 +50,19 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         f"the web app needs FastAPI and uvicorn ({exc.name or exc}): pip install 'faceveil[web]'"
     ) from exc
 
+from .. import http_guard
 from .._version import __version__
 from . import options as web_options
-from .config import WebConfig, is_loopback
+from .config import WebConfig
 from .errors import (
     BadRequest,
     BodyTooLarge,
     Forbidden,
     NotFound,
+    TooManyTries,
     Unauthorized,
     UnsafeArchiveError,
+    UploadTimeout,
     WebError,
     status_of,
 )
@@ -88,15 +90,7 @@ PUBLIC_PATHS = ("/", "/api/docs", "/favicon.ico")  # the page shell: no data, no
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
        "media-src 'self' blob:; connect-src 'self'; base-uri 'none'; form-action 'none'; "
        "frame-ancestors 'none'")
-SECURITY_HEADERS = {
-    "Content-Security-Policy": CSP,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-    "Cross-Origin-Opener-Policy": "same-origin",
-    "Cross-Origin-Resource-Policy": "same-origin",
-    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), interest-cohort=()",
-}
+SECURITY_HEADERS = http_guard.security_headers(CSP)
 MAX_FIELD = 64 * 1024  # one non-file form field
 _SUFFIX_MIME = {k.suffix: k.mime for k in IMAGE_KINDS.values()}
 _SUFFIX_FORMAT = {k.suffix: k.format for k in IMAGE_KINDS.values()}
@@ -411,7 +405,8 @@ class Guard:
 
     def __init__(self, app: Any, config: WebConfig) -> None:
         self.app, self.config = app, config
-        self.token = config.token.encode() if config.token else None
+        self.token = config.token or None
+        self.throttle = http_guard.Throttle()
         self.limit = config.max_upload_bytes + (1 << 20)  # plus multipart framing and fields
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
@@ -452,21 +447,16 @@ class Guard:
 
     def _check(self, scope: dict, headers: Headers, path: str) -> None:
         host = headers.get("host", "")
-        hostname = urlsplit(f"//{host}").hostname or ""
-        if not self.token and not (is_loopback(hostname) or hostname in self.config.hosts):
-            raise Forbidden(f"this server answers only to localhost addresses, not {host[:80]!r} "
-                            "(start it with --token to serve other names)")
+        refused = http_guard.host_refusal(host, token=self.token is not None,
+                                          extra_hosts=self.config.hosts)
+        if refused:
+            raise Forbidden(refused)
         public = path in PUBLIC_PATHS or path.startswith("/static/")
         if not public:
-            site = headers.get("sec-fetch-site")
-            origin = headers.get("origin")
-            if site in ("cross-site", "same-site") or (
-                    origin is not None and urlsplit(origin).netloc.lower() != host.lower()):
+            if http_guard.cross_site(headers.get, host):
                 raise Forbidden("requests from other sites are refused")
-            if self.token is not None and not self._token_ok(headers):
-                raise Unauthorized("this server needs its access token: send 'Authorization: Bearer "
-                                   "TOKEN' (the page takes it from #token=... in its address)",
-                                   headers={"WWW-Authenticate": "Bearer"})
+            if self.token is not None:
+                self._check_token(scope, headers)
         length = headers.get("content-length")
         if length is not None:
             if not length.isdigit():
@@ -475,26 +465,60 @@ class Guard:
                 raise BodyTooLarge(f"the request is {int(length) >> 20} MiB, over this server's "
                                    f"limit of {self.config.max_upload_bytes >> 20} MiB")
 
-    def _token_ok(self, headers: Headers) -> bool:
-        assert self.token is not None
+    def _check_token(self, scope: dict, headers: Headers) -> None:
+        client = (scope.get("client") or ("?", 0))[0]
+        wait = self.throttle.wait(client)
+        if wait > 0:  # the token is not even looked at: guessing gains nothing while refused
+            raise TooManyTries(f"too many wrong tokens from {client}; try again in {wait:.0f} s",
+                               headers={"Retry-After": str(max(1, round(wait + 0.5)))})
         given = headers.get("x-faceveil-token", "")
         auth = headers.get("authorization", "")
         if auth[:7].lower() == "bearer ":
             given = auth[7:].strip()
-        return hmac.compare_digest(given.encode(), self.token)
+        assert self.token is not None
+        if http_guard.token_matches(given, self.token):
+            self.throttle.succeeded(client)
+            return
+        if given:  # a request with no token at all (the page before its #token) is not a guess
+            delay = self.throttle.failed(client)
+            if delay:
+                log.warning("wrong tokens from %s: refused for %.0f s", client, delay)
+        raise Unauthorized("this server needs its access token: send 'Authorization: Bearer "
+                           "TOKEN' (the page takes it from #token=... in its address)",
+                           headers={"WWW-Authenticate": "Bearer"})
 
     def _limited(self, receive: Any) -> Any:
+        """`receive`, counting the body against the size limit and cutting off one that stalls
+        for `upload_timeout` s or arrives slower than `upload_min_rate` on average after that."""
         seen = 0
         limit = self.limit
+        idle, rate = self.config.upload_timeout, self.config.upload_min_rate
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        done = False
 
         async def counted() -> dict:
-            nonlocal seen
-            message = await receive()
+            nonlocal seen, done
+            if done:  # after the body: the app waits for a disconnect, not for data
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), idle)
+            except TimeoutError:
+                raise UploadTimeout(f"the upload stalled: nothing came for {idle:g} s",
+                                    headers={"Connection": "close"}) from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
                     raise BodyTooLarge(f"the request is over this server's limit of "
                                        f"{self.config.max_upload_bytes >> 20} MiB")
+                if not message.get("more_body", False):
+                    done = True
+                else:
+                    elapsed = loop.time() - began
+                    if elapsed > idle and seen < rate * elapsed:
+                        raise UploadTimeout(
+                            f"the upload is too slow ({seen / elapsed / 1024:.1f} KiB/s; this "
+                            f"server needs {rate / 1024:g} KiB/s)", headers={"Connection": "close"})
             return message
 
         return counted
@@ -590,7 +614,8 @@ def create_app(config: WebConfig | None = None) -> FastAPI:
               openapi_extra=_form_schema("file", many=False))
     async def anonymize(request: Request) -> Response:
         _require_multipart(request)
-        slot = pool().reserve()
+        pool().check()  # refused before its body is read when the queue is full already
+        slot = None
         try:
             async with request.form(max_files=2, max_fields=64, max_part_size=MAX_FIELD) as form:
                 uploads, fields = _split(form)
@@ -607,6 +632,7 @@ def create_app(config: WebConfig | None = None) -> FastAPI:
                                                 "picture (send videos and zips to /api/jobs)")
                 choice = web_options.parse(fields, rt.base)
                 name = display_name(upload.filename, "picture")
+                slot = pool().reserve()  # a place is only taken once the whole body is here
                 future: concurrent.futures.Future[OneResult] = concurrent.futures.Future()
 
                 def task(worker: Any) -> None:
@@ -620,7 +646,8 @@ def create_app(config: WebConfig | None = None) -> FastAPI:
                 slot.submit(task)
                 result = await asyncio.wrap_future(future)
         finally:
-            slot.release()
+            if slot is not None:
+                slot.release()
         return Response(result.data, media_type=result.mime, headers={
             "Content-Disposition": _attachment(output_name(name, result.suffix)),
             "X-Faceveil-Faces": str(result.faces), "X-Faceveil-Kept": str(result.kept),
@@ -635,7 +662,8 @@ def create_app(config: WebConfig | None = None) -> FastAPI:
         from ..media.video import EncodeOptions
 
         _require_multipart(request)
-        slot = pool().reserve()
+        pool().check()  # refused before its body is read when the queue is full already
+        slot = None
         try:
             async with request.form(max_files=config.max_files, max_fields=64,
                                     max_part_size=MAX_FIELD) as form:
@@ -643,11 +671,13 @@ def create_app(config: WebConfig | None = None) -> FastAPI:
                 if not uploads:
                     raise BadRequest("no files: send pictures, videos or zips in the 'files' field")
                 choice = web_options.parse(fields, rt.base)
+                slot = pool().reserve()  # a place is only taken once the whole body is here
                 job = await run_in_threadpool(rt.accept, uploads, choice)
             store().add(job)
             slot.submit(store().runner(job, EncodeOptions()))
         finally:
-            slot.release()
+            if slot is not None:
+                slot.release()
         log.info("job %s: %d file(s) queued, %d refused", job.id, len(job.items), len(job.rejected))
         return JSONResponse(job.public(config.job_ttl), status_code=202,
                             headers={"Location": f"/api/jobs/{job.id}"})

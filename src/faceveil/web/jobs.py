@@ -2,9 +2,11 @@
 
 A fixed number of worker threads take tasks from one bounded queue: multi-file jobs and
 one-picture requests alike. When the queue is full the next request is refused (429) before
-its body is read. Threads rather than processes: ONNX Runtime, OpenCV and FFmpeg release the
-GIL, so threads run in parallel, share nothing but the loaded code, and each worker keeps its
-own models (loaded once per worker, reused for every request with the same detector settings).
+its body is read; a request only takes a place once its whole body has arrived, so uploads
+that stall (cut off after `upload_timeout`) never hold a place. Threads rather than processes:
+ONNX Runtime, OpenCV and FFmpeg release the GIL, so threads run in parallel, share nothing but
+the loaded code, and each worker keeps its own models (loaded once per worker, reused for
+every request with the same detector settings).
 
 Every job has its own folder inside the server's private data folder. Inputs are deleted as
 soon as they are processed; outputs when the job is deleted: on DELETE, after its zip was
@@ -98,17 +100,26 @@ class WorkerPool:
         for t in self._threads:
             t.start()
 
+    def check(self) -> None:
+        """Busy (429) when there is no place now; reserves nothing (a request checks this
+        before reading its body, and reserves its place once the body has arrived)."""
+        with self._cond:
+            self._check_locked()
+
     def reserve(self) -> Slot:
         """A place in the queue, or Busy (429) when there is none."""
         with self._cond:
-            if self._closed:
-                raise Busy("the server is shutting down", headers={"Retry-After": "5"})
-            # at most `size` running and `queue_size` waiting (reserved places count as waiting)
-            if self._busy + len(self._tasks) + self._reserved >= self.size + self.queue_size:
-                raise Busy(f"the server is busy ({len(self._tasks)} waiting, {self._busy} running); "
-                           "try again in a few seconds", headers={"Retry-After": "2"})
+            self._check_locked()
             self._reserved += 1
             return Slot(self)
+
+    def _check_locked(self) -> None:
+        if self._closed:
+            raise Busy("the server is shutting down", headers={"Retry-After": "5"})
+        # at most `size` running and `queue_size` waiting (reserved places count as waiting)
+        if self._busy + len(self._tasks) + self._reserved >= self.size + self.queue_size:
+            raise Busy(f"the server is busy ({len(self._tasks)} waiting, {self._busy} running); "
+                       "try again in a few seconds", headers={"Retry-After": "2"})
 
     def _submit(self, task: Task) -> None:
         with self._cond:
