@@ -18,7 +18,6 @@ import errno
 import logging
 import os
 import shutil
-import tempfile
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -40,7 +39,6 @@ try:
     from fastapi.responses import FileResponse, JSONResponse, Response
     from fastapi.staticfiles import StaticFiles
     from pydantic import BaseModel
-    from starlette.background import BackgroundTask
     from starlette.concurrency import run_in_threadpool
     from starlette.datastructures import Headers, MutableHeaders, UploadFile
     from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -54,6 +52,7 @@ from .. import http_guard
 from .._version import __version__
 from . import options as web_options
 from .config import WebConfig
+from .datadir import DataDir
 from .errors import (
     BadRequest,
     BodyTooLarge,
@@ -66,7 +65,7 @@ from .errors import (
     WebError,
     status_of,
 )
-from .jobs import Item, Job, JobStore, WorkerPool
+from .jobs import Download, Item, Job, JobStore, WorkerPool
 from .media import (
     IMAGE_KINDS,
     ArchiveTooLargeError,
@@ -219,15 +218,15 @@ class Runtime:
             base = base.replace(threads=max(1, (os.cpu_count() or 1) // config.workers))
         self.base = base
         self.data: Path | None = None
+        self.folder: DataDir | None = None
         self.pool: WorkerPool | None = None
         self.store: JobStore | None = None
 
     def start(self) -> None:
-        parent = self.config.data_dir
-        if parent is not None:
-            parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.data = Path(tempfile.mkdtemp(prefix="faceveil-web-", dir=parent))  # mode 0700
-        os.chmod(self.data, 0o700)
+        # mode 0700; dead servers' folders beside it are removed, a watchdog removes this one
+        # if this process is killed (see datadir.py)
+        self.folder = DataDir(self.config.data_dir)
+        self.data = self.folder.open()
         self.store = JobStore(self.data, self.config.job_ttl, self.config.max_pixels)
         self.pool = WorkerPool(self.config.workers, self.config.queue_size,
                                warm=self.base if self.config.warm else None)
@@ -239,8 +238,8 @@ class Runtime:
             self.store.close()
         if self.pool is not None:
             self.pool.close()
-        if self.data is not None:
-            shutil.rmtree(self.data, ignore_errors=True)
+        if self.folder is not None:
+            self.folder.close()
 
     # ---- one picture
 
@@ -689,20 +688,15 @@ def create_app(config: WebConfig | None = None) -> FastAPI:
 
     @app.get("/api/jobs/{job_id}/files/{index}", response_class=FileResponse, responses=_JOB_ERRORS,
              summary="One anonymized file of a job")
-    async def job_file(job_id: str, index: int) -> FileResponse:
-        job = store().get(job_id)
-        item = store().output(job, index)
-        return FileResponse(item.output, media_type=item.mime,
-                            headers={"Content-Disposition": _attachment(item.out_name)})
+    async def job_file(job_id: str, index: int) -> Response:
+        download = await run_in_threadpool(store().open_download, job_id, index)
+        return DownloadResponse(download)
 
     @app.get("/api/jobs/{job_id}/result", response_class=FileResponse, responses=_JOB_ERRORS,
              summary="All anonymized files as a zip; the job is deleted once it was sent")
-    async def job_result(job_id: str) -> FileResponse:
-        job = store().get(job_id)
-        path = await run_in_threadpool(store().result_zip, job)
-        return FileResponse(path, media_type="application/zip",
-                            headers={"Content-Disposition": _attachment(f"faceveil-{job.id[:8]}.zip")},
-                            background=BackgroundTask(store().delete, job.id))
+    async def job_result(job_id: str) -> Response:
+        download = await run_in_threadpool(store().open_download, job_id, None)
+        return DownloadResponse(download)
 
     @app.delete("/api/jobs/{job_id}", status_code=204, responses=_JOB_ERRORS,
                 summary="Cancel a job and delete its files")
@@ -712,6 +706,38 @@ def create_app(config: WebConfig | None = None) -> FastAPI:
         return Response(status_code=204)
 
     return app
+
+
+class DownloadResponse(Response):
+    """Sends an open result file in chunks, then gives it back to the job store, which removes
+    the job's files only once no download is using them (two clients fetching one zip at once
+    both get all of it; neither sees a 500 or a cut-off body)."""
+
+    CHUNK = 1 << 20
+
+    def __init__(self, download: Download) -> None:
+        super().__init__(media_type=download.mime, headers={
+            "Content-Disposition": _attachment(download.name)})
+        self.headers["content-length"] = str(download.size)
+        self.download = download
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        sent = False
+        try:
+            await send({"type": "http.response.start", "status": self.status_code,
+                        "headers": self.raw_headers})
+            left = self.download.size
+            while left > 0:
+                chunk = await run_in_threadpool(self.download.handle.read, min(self.CHUNK, left))
+                if not chunk:  # cannot happen while we hold it open; never send a short body
+                    raise OSError(f"{self.download.name} ended {left} bytes early")
+                left -= len(chunk)
+                await send({"type": "http.response.body", "body": chunk, "more_body": left > 0})
+            if self.download.size == 0:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            sent = True
+        finally:
+            self.download.close(sent)  # synchronous: runs even when the send was cancelled
 
 
 def _require_multipart(request: Request) -> None:

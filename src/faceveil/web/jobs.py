@@ -18,6 +18,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
+import os
 import secrets
 import shutil
 import threading
@@ -231,6 +232,10 @@ class Job:
     last_used: float = field(default_factory=time.monotonic)
     cancel: threading.Event = field(default_factory=threading.Event)
     deleted: bool = False
+    readers: int = 0  # downloads being sent now; the folder is removed only once they are done
+    downloaded: bool = False  # its zip was sent whole: deleted when the last download ends
+    zip_path: Path | None = None  # made once, shared by downloads that overlap
+    zip_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def active(self) -> bool:
@@ -279,8 +284,7 @@ class JobStore:
         with self._lock:
             job = self._jobs.get(job_id)
             if job is None:
-                raise NotFound(f"no job {job_id[:40]!r} (finished jobs are deleted after their zip "
-                               f"was downloaded, or {self.ttl:.0f} s after they were last used)")
+                raise self._missing(job_id)
             job.last_used = time.monotonic()
             return job
 
@@ -297,8 +301,8 @@ class JobStore:
                 return False
             job.deleted = True
             job.cancel.set()
-            running = job.state == "running"
-        if not running:
+            busy = job.state == "running" or job.readers > 0  # whoever finishes last removes it
+        if not busy:
             shutil.rmtree(job.dir, ignore_errors=True)
         log.info("job %s deleted", job.id)
         return True
@@ -307,7 +311,7 @@ class JobStore:
         now = time.monotonic()
         with self._lock:
             stale = [j.id for j in self._jobs.values()
-                     if not j.active and now - j.last_used > self.ttl]
+                     if not j.active and not j.readers and now - j.last_used > self.ttl]
         for job_id in stale:
             log.info("job %s expired", job_id)
             self.delete(job_id)
@@ -369,7 +373,7 @@ class JobStore:
                 states = {i.state for i in job.items}
                 job.state = ("cancelled" if job.cancel.is_set() else
                              "done" if "done" in states else "failed")
-                deleted = job.deleted
+                deleted = job.deleted and not job.readers  # else the last download removes it
             if deleted:
                 shutil.rmtree(job.dir, ignore_errors=True)
             log.info("job %s %s: %d file(s), %d face(s) hidden", job.id, job.state, len(job.items),
@@ -439,7 +443,53 @@ class JobStore:
 
     # ---- results
 
-    def result_zip(self, job: Job) -> Path:
+    def open_download(self, job_id: str, index: int | None) -> Download:
+        """An open file to send: output `index` of a job, or (None) the zip of all its outputs.
+
+        Downloads are counted: while one is being sent, neither a second download, DELETE nor
+        expiry removes the files under it; the folder goes when the last one ends. A zip that
+        was sent whole deletes the job; one that is fetched twice at once is sent to both.
+        """
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                raise self._missing(job_id)
+            job.last_used = time.monotonic()
+            job.readers += 1
+        try:
+            if index is None:
+                with job.zip_lock:
+                    if job.zip_path is None:
+                        job.zip_path = self._result_zip(job)
+                    path, name, mime = job.zip_path, f"faceveil-{job.id[:8]}.zip", "application/zip"
+            else:
+                item = self.output(job, index)
+                path, name, mime = item.output, item.out_name, item.mime
+            handle = open(path, "rb")  # noqa: SIM115 - closed by Download.close
+        except BaseException:
+            self._release(job, whole_zip=False)
+            raise
+        size = os.fstat(handle.fileno()).st_size
+        return Download(handle, size, name, mime, lambda sent: self._release(job, index is None and sent))
+
+    def _release(self, job: Job, whole_zip: bool) -> None:
+        with self._lock:
+            job.readers -= 1
+            job.downloaded = job.downloaded or whole_zip
+            last = job.readers == 0
+            if last and job.downloaded and not job.deleted:
+                self._jobs.pop(job.id, None)
+                job.deleted = True
+                log.info("job %s deleted after its zip was downloaded", job.id)
+            remove = last and job.deleted and job.state != "running"
+        if remove:
+            shutil.rmtree(job.dir, ignore_errors=True)
+
+    def _missing(self, job_id: str) -> NotFound:
+        return NotFound(f"no job {job_id[:40]!r} (finished jobs are deleted after their zip "
+                        f"was downloaded, or {self.ttl:.0f} s after they were last used)")
+
+    def _result_zip(self, job: Job) -> Path:
         """All outputs of a finished job in one zip (stored, not compressed: media is already)."""
         if job.active:
             done = sum(i.state != "queued" and i.state != "working" for i in job.items)
@@ -467,6 +517,26 @@ class JobStore:
         if item.state != "done" or not item.output.exists():
             raise NotFound(f"file {index} has no result: {item.error or item.state}")
         return item
+
+
+@dataclass
+class Download:
+    """An open result file; `close(sent)` must be called once, whether it was sent whole or not."""
+
+    handle: Any
+    size: int
+    name: str
+    mime: str
+    _release: Callable[[bool], None]
+    _closed: bool = False
+
+    def close(self, sent: bool) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(OSError):
+            self.handle.close()
+        self._release(sent)
 
 
 def _discard_input(item: Item) -> None:
