@@ -545,6 +545,7 @@ def create_app(config: WebConfig | None = None) -> FastAPI:
                     "the server's token when it has one (`Authorization: Bearer TOKEN`). Errors are "
                     "JSON `{\"error\": code, \"message\": text}`.",
         docs_url=None, redoc_url=None, openapi_url="/api/openapi.json",
+        redirect_slashes=False,  # '/api/jobs/%2F' is a JSON 404, not a redirect elsewhere
     )
     app.state.runtime = rt
     app.add_middleware(Guard, config=config)
