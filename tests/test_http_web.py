@@ -176,8 +176,8 @@ def test_a_zip_fetched_by_several_clients_at_once_reaches_each_whole(tmp_path):
 # ------------------------------------------------------------------ item 8: stalled uploads
 
 
-def _stalled(port: int, length: int = 100_000, sent: bytes = b"") -> socket.socket:
-    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+def _stalled(port: int, length: int = 100_000, sent: bytes = b"", source: str = "127.0.0.1") -> socket.socket:
+    s = socket.create_connection(("127.0.0.1", port), timeout=30, source_address=(source, 0))
     s.sendall((f"POST /api/jobs HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: "
                f"multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {length}\r\n\r\n"
                ).encode() + sent)
@@ -194,11 +194,18 @@ def _answer(s: socket.socket) -> bytes:
 
 
 def test_stalled_and_slow_uploads_hold_no_place_and_are_cut_off(tmp_path):
-    with running(tmp_path, warm=False, queue_size=1, upload_timeout=1.0,
-                 upload_min_rate=4096) as srv:  # room for 2 requests: 1 running, 1 waiting
+    with running(tmp_path, warm=False, queue_size=1, upload_timeout=1.0, upload_min_rate=4096,
+                 max_uploads_per_client=8) as srv:  # room for 2 requests: 1 running, 1 waiting
         head = f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"files\"; ".encode()
-        stalled = [_stalled(srv.port, sent=head if i % 2 else b"") for i in range(12)]
+        # twelve uploads from two other addresses send their headers, maybe a little, then stall
+        stalled = [_stalled(srv.port, sent=head if i % 2 else b"", source=f"127.0.0.{2 + i % 2}")
+                   for i in range(12)]
         time.sleep(0.3)
+        # one address has at most 8 uploads on their way (max_uploads_per_client)
+        stalled += [_stalled(srv.port, sent=head, source="127.0.0.2") for _ in range(2)]
+        time.sleep(0.1)
+        ninth = _answer(_stalled(srv.port, sent=head, source="127.0.0.2"))
+        assert ninth.startswith(b"HTTP/1.1 429 ") and b"already on their way" in ninth, ninth
         # every request whose body has arrived still gets its turn (here: refused for being
         # empty, which happens after it took its place), never 429
         empty = multipart([("files", "a.png", b"")])

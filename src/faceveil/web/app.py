@@ -65,7 +65,7 @@ from .errors import (
     WebError,
     status_of,
 )
-from .jobs import Download, Item, Job, JobStore, WorkerPool
+from .jobs import Download, Item, Job, JobStore, UploadGate, WorkerPool
 from .media import (
     IMAGE_KINDS,
     ArchiveTooLargeError,
@@ -219,6 +219,7 @@ class Runtime:
         self.base = base
         self.data: Path | None = None
         self.folder: DataDir | None = None
+        self.uploads = UploadGate(config.max_uploads, config.max_uploads_per_client)
         self.pool: WorkerPool | None = None
         self.store: JobStore | None = None
 
@@ -617,7 +618,7 @@ def create_app(config: WebConfig | None = None) -> FastAPI:
         pool().check()  # refused before its body is read when the queue is full already
         slot = None
         try:
-            async with request.form(max_files=2, max_fields=64, max_part_size=MAX_FIELD) as form:
+            async with _form(request, max_files=2) as form:
                 uploads, fields = _split(form)
                 if len(uploads) != 1:
                     raise BadRequest("send exactly one picture in the 'file' field "
@@ -665,8 +666,7 @@ def create_app(config: WebConfig | None = None) -> FastAPI:
         pool().check()  # refused before its body is read when the queue is full already
         slot = None
         try:
-            async with request.form(max_files=config.max_files, max_fields=64,
-                                    max_part_size=MAX_FIELD) as form:
+            async with _form(request, max_files=config.max_files) as form:
                 uploads, fields = _split(form)
                 if not uploads:
                     raise BadRequest("no files: send pictures, videos or zips in the 'files' field")
@@ -739,6 +739,20 @@ class DownloadResponse(Response):
             sent = True
         finally:
             self.download.close(sent)  # synchronous: runs even when the send was cancelled
+
+
+@asynccontextmanager
+async def _form(request: Request, max_files: int):
+    """The request's form, read while it holds a place among the uploads being received."""
+    rt: Runtime = request.app.state.runtime
+    assert rt.uploads is not None
+    client = request.client.host if request.client else "?"
+    with rt.uploads.enter(client):
+        form = await request.form(max_files=max_files, max_fields=64, max_part_size=MAX_FIELD)
+    try:
+        yield form
+    finally:
+        await form.close()
 
 
 def _require_multipart(request: Request) -> None:

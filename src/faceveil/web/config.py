@@ -44,6 +44,8 @@ class WebConfig:
     # client that sends headers and then nothing holds no resources for long.
     upload_timeout: float = 30.0
     upload_min_rate: float = 8 * 1024
+    max_uploads: int = 64  # request bodies being received at once; more answer 429
+    max_uploads_per_client: int = 24  # of those, from one client address
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "token", check_token(self.token))  # refuses guessable ones
@@ -60,6 +62,8 @@ class WebConfig:
             (self.zip_max_ratio >= 1, "zip ratio limit must be at least 1"),
             (self.upload_timeout > 0, "upload timeout must be positive"),
             (self.upload_min_rate >= 0, "upload minimum rate must be 0 or more"),
+            (1 <= self.max_uploads_per_client <= self.max_uploads,
+             "uploads per client must be 1..max_uploads"),
         ]
         for ok, message in checks:
             if not ok:

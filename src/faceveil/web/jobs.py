@@ -172,6 +172,43 @@ class WorkerPool:
                     self._busy -= 1
 
 
+class UploadGate:
+    """Bounds the request bodies being received at once: `total` in all, `per_client` from one
+    client address. A body takes no place in the worker queue until it has arrived, so this is
+    what bounds the memory and connections uploads hold (Starlette keeps up to 1 MiB of each
+    file part in memory, the rest on disk); with `upload_timeout` a stalled one ends soon."""
+
+    def __init__(self, total: int, per_client: int) -> None:
+        self.total, self.per_client = total, per_client
+        self._lock = threading.Lock()
+        self._count = 0
+        self._clients: collections.Counter[str] = collections.Counter()
+
+    @contextlib.contextmanager
+    def enter(self, client: str):
+        with self._lock:
+            if self._clients[client] >= self.per_client:
+                raise Busy(f"{self.per_client} uploads from this address are already on their way; "
+                           "wait for one to finish", headers={"Retry-After": "2"})
+            if self._count >= self.total:
+                raise Busy(f"the server is receiving {self.total} uploads already; try again in a "
+                           "few seconds", headers={"Retry-After": "2"})
+            self._count += 1
+            self._clients[client] += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._count -= 1
+                self._clients[client] -= 1
+                if not self._clients[client]:
+                    del self._clients[client]
+
+    def __len__(self) -> int:
+        with self._lock:
+            return self._count
+
+
 # -------------------------------------------------------------------------------------- jobs
 
 
