@@ -345,3 +345,30 @@ def test_a_killed_server_leaves_no_upload_behind(tmp_path):
         assert time.monotonic() < deadline, list(folders[0].rglob("*"))
         time.sleep(0.1)
     assert list(data.iterdir()) == []
+
+
+def test_a_file_is_sent_in_byte_ranges_as_video_players_ask(tmp_path):
+    with running(tmp_path) as srv:
+        job_id = finished_job(srv.port, [png(5, 320, 240)])
+        path = f"/api/jobs/{job_id}/files/0"
+        status, headers, whole = call(srv.port, "GET", path)
+        assert status == 200 and headers["accept-ranges"] == "bytes" and len(whole) > 1000
+        size = len(whole)
+        for asked, (start, end) in [("bytes=0-99", (0, 100)), ("bytes=100-", (100, size)),
+                                    ("bytes=-50", (size - 50, size)), (f"bytes=10-{size + 5}", (10, size))]:
+            status, headers, part = call(srv.port, "GET", path, headers={"Range": asked})
+            assert status == 206 and part == whole[start:end], asked
+            assert headers["content-range"] == f"bytes {start}-{end - 1}/{size}"
+        status, headers, _ = call(srv.port, "GET", path, headers={"Range": f"bytes={size}-"})
+        assert status == 416 and headers["content-range"] == f"bytes */{size}"
+        for ignored in ("bytes=5-1", "bytes=0-1,5-9", "items=0-5", "bytes=x-"):  # the whole file
+            status, _, body = call(srv.port, "GET", path, headers={"Range": ignored})
+            assert status == 200 and body == whole, ignored
+        # ranges never delete the job; the whole zip does
+        assert call(srv.port, "GET", f"/api/jobs/{job_id}/result", headers={"Range": "bytes=0-9"})[0] == 206
+        assert call(srv.port, "GET", f"/api/jobs/{job_id}")[0] == 200
+        assert call(srv.port, "GET", f"/api/jobs/{job_id}/result")[0] == 200
+        deadline = time.monotonic() + 5
+        while call(srv.port, "GET", f"/api/jobs/{job_id}")[0] != 404:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)

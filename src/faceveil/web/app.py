@@ -712,33 +712,68 @@ def create_app(config: WebConfig | None = None) -> FastAPI:
 class DownloadResponse(Response):
     """Sends an open result file in chunks, then gives it back to the job store, which removes
     the job's files only once no download is using them (two clients fetching one zip at once
-    both get all of it; neither sees a 500 or a cut-off body)."""
+    both get all of it; neither sees a 500 or a cut-off body). One byte range (`Range:
+    bytes=A-B`, as a video player asks) is answered with 206."""
 
     CHUNK = 1 << 20
 
     def __init__(self, download: Download) -> None:
         super().__init__(media_type=download.mime, headers={
-            "Content-Disposition": _attachment(download.name)})
-        self.headers["content-length"] = str(download.size)
+            "Content-Disposition": _attachment(download.name), "Accept-Ranges": "bytes"})
         self.download = download
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         sent = False
+        size = self.download.size
         try:
-            await send({"type": "http.response.start", "status": self.status_code,
-                        "headers": self.raw_headers})
-            left = self.download.size
+            wanted = _byte_range(Headers(scope=scope).get("range"), size)
+            if wanted is None:
+                start, end, status = 0, size, 200
+            elif wanted[0] >= size:
+                self.status_code = 416
+                self.headers["content-range"] = f"bytes */{size}"
+                self.headers["content-length"] = "0"
+                await send({"type": "http.response.start", "status": 416, "headers": self.raw_headers})
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                return
+            else:
+                start, end, status = wanted[0], wanted[1], 206
+                self.headers["content-range"] = f"bytes {start}-{end - 1}/{size}"
+            self.headers["content-length"] = str(end - start)
+            await send({"type": "http.response.start", "status": status, "headers": self.raw_headers})
+            if start:
+                await run_in_threadpool(self.download.handle.seek, start)
+            left = end - start
             while left > 0:
                 chunk = await run_in_threadpool(self.download.handle.read, min(self.CHUNK, left))
                 if not chunk:  # cannot happen while we hold it open; never send a short body
                     raise OSError(f"{self.download.name} ended {left} bytes early")
                 left -= len(chunk)
                 await send({"type": "http.response.body", "body": chunk, "more_body": left > 0})
-            if self.download.size == 0:
+            if end == start:
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
-            sent = True
+            sent = status == 200
         finally:
             self.download.close(sent)  # synchronous: runs even when the send was cancelled
+
+
+def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """(start, end) of one `bytes=A-B`, `bytes=A-` or `bytes=-N` range, end exclusive; None to
+    send the whole file (no header, several ranges, or one that cannot be read)."""
+    if not header or not header.startswith("bytes=") or "," in header:
+        return None
+    first, sep, last = header[6:].strip().partition("-")
+    if not sep or not (first.isdigit() or last.isdigit()) or (first and not first.isdigit()) \
+            or (last and not last.isdigit()):
+        return None
+    if not first:  # the last N bytes
+        n = int(last)
+        return (max(0, size - n), size) if n else None
+    start = int(first)
+    end = min(size, int(last) + 1) if last else size
+    if last and int(last) < start:
+        return None
+    return start, max(start, end)
 
 
 @asynccontextmanager
