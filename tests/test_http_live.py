@@ -155,3 +155,38 @@ def test_a_remote_address_needs_a_token_or_allow_remote():
             pass
     finally:
         server.close()
+
+
+@pytest.fixture(scope="module")
+def tiny_clip(tmp_path_factory):
+    import av
+
+    path = tmp_path_factory.mktemp("live") / "tiny.mp4"
+    with av.open(str(path), "w") as out:
+        s = out.add_stream("libx264", rate=30, options={"preset": "ultrafast"})
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        for i in range(6):
+            out.mux(s.encode(av.VideoFrame.from_ndarray(np.full((48, 64, 3), 40 * i, np.uint8),
+                                                        format="rgb24")))
+        out.mux(s.encode(None))
+    return path
+
+
+def test_cli_makes_and_prints_a_token_off_loopback_and_refuses_weak_ones(tiny_clip, capsys, monkeypatch):
+    from faceveil.cli import ExitCode, main
+
+    monkeypatch.delenv("FACEVEIL_TOKEN", raising=False)
+    assert main(["live", str(tiny_clip), "--no-preview", "--serve", "0.0.0.0:0", "--allow-remote",
+                 "--quality", "fast"]) == ExitCode.OK
+    err = capsys.readouterr().err
+    line = next(x for x in err.splitlines() if "serving http://" in x)
+    token = line.split("?token=", 1)[1].split()[0]
+    assert token_weakness(token) is None and f"stream.mjpg?token={token}" in line
+    assert main(["live", str(tiny_clip), "--no-preview", "--serve", "0.0.0.0:0",
+                 "--token", "password12345678"]) == ExitCode.USAGE
+    err = capsys.readouterr().err
+    assert "too easy to guess" in err and "Traceback" not in err
+    monkeypatch.setenv("FACEVEIL_TOKEN", TOKEN)
+    assert main(["live", str(tiny_clip), "--no-preview", "--serve", "0.0.0.0:0", "--quality", "fast"]) \
+        == ExitCode.OK
+    assert f"?token={TOKEN}" in capsys.readouterr().err
