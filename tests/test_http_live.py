@@ -190,3 +190,14 @@ def test_cli_makes_and_prints_a_token_off_loopback_and_refuses_weak_ones(tiny_cl
     assert main(["live", str(tiny_clip), "--no-preview", "--serve", "0.0.0.0:0", "--quality", "fast"]) \
         == ExitCode.OK
     assert f"?token={TOKEN}" in capsys.readouterr().err
+
+
+def test_a_client_that_sends_nothing_is_dropped(local, monkeypatch):
+    handler = local._httpd.RequestHandlerClass
+    monkeypatch.setattr(handler, "timeout", 0.5)
+    with socket.create_connection(("127.0.0.1", local.port), timeout=10) as s:
+        s.sendall(b"GET /snapshot.jpg HTTP/1.1\r\n")  # and nothing more
+        started = time.monotonic()
+        assert s.recv(100) == b""  # closed by the server, not after our own 10 s
+        assert time.monotonic() - started < 5
+    assert get(local, "/snapshot.jpg")[0] == 200

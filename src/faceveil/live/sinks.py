@@ -300,6 +300,7 @@ def _handler(server: MjpegServer) -> type[http.server.BaseHTTPRequestHandler]:
     class Handler(http.server.BaseHTTPRequestHandler):
         server_version = "faceveil"
         sys_version = ""
+        timeout = 30  # a client that sends no request (or takes no frame) for this long is dropped
 
         def log_message(self, format: str, *args: Any) -> None:
             log.debug("serve: %s - %s", self.address_string(), format % args)
