@@ -37,6 +37,7 @@ import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -192,6 +193,8 @@ class ModeRun:
     rss_before: int = 0
     rss_after: int = 0
     others_cpu: float | None = None
+    stalled: dict[str, int] = field(default_factory=dict)  # how the stalled uploads ended
+    stalled_seconds: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def count(self, status: int) -> None:
@@ -275,10 +278,43 @@ def client_jobs(server: Server, run: ModeRun, pictures: list[tuple[str, bytes]],
     run.outcomes.extend(outcomes)
 
 
+class Stalled:
+    """`count` uploads that send their headers and a few bytes, then nothing (slow-loris), from
+    four loopback addresses, held open while a mode runs. They must take no place in the queue
+    (the real clients get no 429 from them) and the server cuts each off (408) after its
+    --upload-timeout."""
+
+    def __init__(self, server: Server, count: int) -> None:
+        self.sockets = []
+        self.opened = time.monotonic()
+        for i in range(count):
+            s = socket.create_connection((server.host, server.port), timeout=120,
+                                         source_address=(f"127.0.0.{10 + i % 4}", 0))
+            s.sendall((f"POST /api/jobs HTTP/1.1\r\nHost: {server.host}:{server.port}\r\n"
+                       "Content-Type: multipart/form-data; boundary=stall\r\nContent-Length: 1000000"
+                       "\r\n\r\n--stall\r\n").encode())
+            self.sockets.append(s)
+
+    def answers(self) -> dict[str, int]:
+        """How each stalled upload ended, e.g. {'408': 34}."""
+        ends: dict[str, int] = {}
+        for s in self.sockets:
+            try:
+                first = s.recv(64).split(b"\r\n", 1)[0].decode(errors="replace")
+                key = first.split(" ")[1] if first.startswith("HTTP/") else "closed"
+            except OSError as exc:
+                key = type(exc).__name__
+            finally:
+                s.close()
+            ends[key] = ends.get(key, 0) + 1
+        return ends
+
+
 def run_mode(mode: str, server: Server, pictures: list[tuple[str, bytes]], clients: int, per_client: int,
-             deadline: float, round_no: int) -> ModeRun:
+             deadline: float, round_no: int, stalled: int = 0) -> ModeRun:
     images = images_module()
     run = ModeRun(mode, round_no)
+    stall = Stalled(server, stalled) if stalled else None
     target = client_anonymize if mode == "anonymize" else client_jobs
     barrier = threading.Barrier(clients + 1)
     threads = []
@@ -305,6 +341,9 @@ def run_mode(mode: str, server: Server, pictures: list[tuple[str, bytes]], clien
     run.peak_rss = server.peak_between(t0, time.perf_counter())
     run.rss_after = server.status("VmRSS")
     run.outcomes.sort(key=lambda o: o.picture)
+    if stall is not None:
+        run.stalled = stall.answers()
+        run.stalled_seconds = time.monotonic() - stall.opened
     return run
 
 
@@ -391,6 +430,7 @@ def rows_of(runs: list[ModeRun], checks: list[Check], per_client: int) -> list[d
             "rss_before_mb": round(r.rss_before / 2**20), "peak_rss_mb": round(r.peak_rss / 2**20),
             "rss_after_mb": round(r.rss_after / 2**20),
             "others_cpu": None if r.others_cpu is None else round(r.others_cpu, 3),
+            "stalled_uploads": r.stalled, "stalled_seconds": round(r.stalled_seconds, 1),
         })
     return rows
 
@@ -437,6 +477,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="seconds for each mode at most (default %(default)g)")
     p.add_argument("--max-rss-mb", type=float, default=2048.0,
                    help="fail when the server's peak memory is over this (default %(default)g)")
+    p.add_argument("--stalled", type=int, default=0, metavar="N",
+                   help="also hold N uploads that send headers and then stall, during each mode "
+                        "(default %(default)s); see --server-args '--upload-timeout S'")
     p.add_argument("--server-args", default="", help="extra `faceveil serve` flags, e.g. '--workers 1'")
     p.add_argument("--data", help="the shared data folder (default: $FACEVEIL_DATA or ../shared/data)")
     p.add_argument("--markdown", action="store_true", help="tables in markdown")
@@ -467,9 +510,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for round_no, mode in [(k + 1, m) for k in range(args.repeat) for m in args.modes]:
             log(f"[{mode}, round {round_no}] {args.clients} clients x {args.per_client} pictures")
             run = run_mode(mode, server, pictures, args.clients, args.per_client,
-                           time.monotonic() + args.deadline, round_no)
+                           time.monotonic() + args.deadline, round_no, args.stalled)
             log(f"  {run.seconds:.1f} s, {run.requests} requests, {len(run.latencies)} timed, "
-                f"{run.retries_429} x 429, {run.server_errors} x 5xx, peak {run.peak_rss / 2**20:.0f} MiB")
+                f"{run.retries_429} x 429, {run.server_errors} x 5xx, peak {run.peak_rss / 2**20:.0f} MiB"
+                + (f", stalled uploads ended: {run.stalled}" if args.stalled else ""))
             runs.append(run)
         hwm = server.status("VmHWM")
         facts["loadavg_after_timing"] = [round(v, 2) for v in os.getloadavg()]
@@ -494,7 +538,13 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"library's output; {len(r['wrong'])} wrong or missing")
         for line in r["wrong"][:10]:
             print(f"    {line}")
-    failed = [f"{r['mode']} round {r['round']}" for r in rows if r["wrong"] or r["http_5xx"]]
+    for r in rows:
+        if r["stalled_uploads"]:
+            print(f"{bullet}{r['mode']}, round {r['round']}: {sum(r['stalled_uploads'].values())} stalled "
+                  f"uploads held during the run ended {r['stalled_uploads']} (HTTP status: count) within "
+                  f"{r['stalled_seconds']:.0f} s; the clients' 429s: {r['retried_429']}")
+    failed = [f"{r['mode']} round {r['round']}" for r in rows if r["wrong"] or r["http_5xx"]
+              or set(r["stalled_uploads"]) - {"408"}]
     over = hwm > args.max_rss_mb * 2**20
     verdict = "PASS" if not failed and not over else "FAIL"
     print(f"{bullet}verdict: {verdict} (no 5xx, every answer correct, peak memory under "

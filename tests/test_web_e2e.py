@@ -36,7 +36,7 @@ FLAGS = ["--disable-gpu", "--disable-quic", "--no-first-run", "--disable-backgro
 PHOTO = "wider_face_val_subset/12--Group/12_Group_Group_12_Group_Group_12_80.jpg"  # 21 faces >= 32 px
 ZIPPED = ("wider_face_val_subset/10--People_Marching/10_People_Marching_People_Marching_2_395.jpg",
           "wider_face_val_subset/13--Interview/13_Interview_Interview_On_Location_13_736.jpg")
-TOKEN = "e2e-token-0123456789abcdef"
+TOKEN = "e2e-Tq7vKx2mW9pLr4Zd"
 
 pytestmark = [
     pytest.mark.slow,

@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -23,7 +24,7 @@ examples:
   faceveil live clip.mp4 --serve 8080 --no-preview   # a file, played at its real rate
   faceveil live tcp://127.0.0.1:5000 --record out.mkv --reconnect 10
   faceveil live 0 --background blur --method none    # face visible, room blurred
-  faceveil live 0 --serve 0.0.0.0:8765 --allow-remote   # on the network: no password!
+  faceveil live 0 --serve 0.0.0.0:8765 --allow-remote   # on the network: a token is made and printed
 """
 
 
@@ -52,8 +53,11 @@ def add_parser(sub, common, choices, hiding) -> None:
                    help="serve an MJPEG stream and a page showing it (default 127.0.0.1:8765; "
                         "port 0 picks a free one); open it in a browser, VLC or OBS")
     g.add_argument("--allow-remote", action="store_true",
-                   help="let --serve use an address other than loopback (anyone who can reach it "
-                        "can watch: there is no password)")
+                   help="let --serve use an address other than loopback; without --token one is "
+                        "made and printed (in the address to open)")
+    g.add_argument("--token", metavar="T",
+                   help="--serve: access token every viewer needs (default: $FACEVEIL_TOKEN; "
+                        "needed off loopback); also the password a browser or VLC asks for")
     g.add_argument("--image-quality", type=int, default=80, metavar="1..100",
                    help="JPEG quality of the served frames (default 80)")
     g.add_argument("--record", metavar="FILE",
@@ -154,10 +158,12 @@ def run(args: argparse.Namespace) -> int:
                 sinks.append(PreviewWindow())
                 outputs.callback(sinks[-1].close)
         if address is not None:
-            server = MjpegServer(*address, quality=args.image_quality, allow_remote=args.allow_remote)
+            token = args.token or os.environ.get("FACEVEIL_TOKEN") or None
+            server = MjpegServer(*address, quality=args.image_quality, allow_remote=args.allow_remote,
+                                 token=token)
             outputs.callback(server.close)
             sinks.append(server)
-            print(f"faceveil: serving {server.url} (MJPEG: {server.url}stream.mjpg)", file=sys.stderr,
+            print(f"faceveil: serving {server.url} (MJPEG: {server.stream_url})", file=sys.stderr,
                   flush=True)
         recorder = None
         if args.record:

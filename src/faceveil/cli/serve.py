@@ -39,7 +39,8 @@ def add_parser(sub, common, choices) -> None:
     p.add_argument("--port", type=int, default=8000, help="port (default %(default)s; 0: any free one)")
     p.add_argument("--token", metavar="T",
                    help="access token every request must carry (default: $FACEVEIL_TOKEN); the page "
-                        "takes it from #token=T in its address")
+                        "takes it from #token=T in its address. Guessable ones are refused; wrong "
+                        "ones are throttled per client")
     p.add_argument("--workers", type=int, metavar="N",
                    help="jobs processed at once, each with its own models (default: 2, or 1 on one core)")
     p.add_argument("--queue", type=int, default=d["queue_size"].default, metavar="N",
@@ -54,6 +55,9 @@ def add_parser(sub, common, choices) -> None:
                    help="largest picture or video frame in pixels (default %(default).0f)")
     p.add_argument("--max-video-minutes", type=float, default=d["max_video_seconds"].default / 60,
                    metavar="M", help="longest video (default %(default)g)")
+    p.add_argument("--upload-timeout", type=float, default=d["upload_timeout"].default, metavar="SECONDS",
+                   help="cut off an upload that sends nothing for this long, or that comes slower "
+                        "than 8 KiB/s on average after that (default %(default)g)")
     p.add_argument("--data-dir", metavar="DIR",
                    help="where the private upload folder is made (default: the system temp folder)")
     p.add_argument("--gallery", metavar="FILE",
@@ -78,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         token=token, queue_size=args.queue, job_ttl=args.ttl,
         max_upload_bytes=int(args.max_upload_mb * (1 << 20)), max_files=args.max_files,
         max_pixels=int(args.max_pixels), max_video_seconds=args.max_video_minutes * 60,
-        data_dir=args.data_dir, pipeline=pipeline, **kwargs)
+        data_dir=args.data_dir, pipeline=pipeline, upload_timeout=args.upload_timeout, **kwargs)
     try:
         import uvicorn
 

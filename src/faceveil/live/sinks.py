@@ -8,7 +8,11 @@ thread.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
+import hashlib
+import html
 import http.server
 import ipaddress
 import logging
@@ -20,9 +24,11 @@ import threading
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import parse_qs, quote, urlsplit
 
 import numpy as np
 
+from .. import http_guard
 from .._files import atomic_path
 from ..errors import ConfigError, FaceveilError, UnsupportedMediaError
 from .sources import Captured
@@ -108,19 +114,26 @@ class PreviewWindow:
 
 # ------------------------------------------------------------------------------------- server
 
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>faceveil live</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>
+_STYLE = """
 body{margin:0;background:#111;color:#bbb;font:14px system-ui,sans-serif;text-align:center}
 img{display:block;margin:0 auto;max-width:100vw;max-height:calc(100vh - 2.5em)}
 a{color:#8cf}
-</style></head>
-<body><img src="stream.mjpg" alt="the anonymized live stream">
+"""
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>faceveil live</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>{style}</style></head>
+<body><img src="stream.mjpg{query}" alt="the anonymized live stream">
 <p>faceveil live &middot; faces are hidden before a frame is served &middot;
-<a href="stream.mjpg">stream.mjpg</a> (VLC, OBS) &middot; <a href="snapshot.jpg">snapshot.jpg</a></p>
+<a href="stream.mjpg{query}">stream.mjpg</a> (VLC, OBS) &middot;
+<a href="snapshot.jpg{query}">snapshot.jpg</a></p>
 </body></html>
 """
+# The page's own style and the server's pictures; nothing else, from nowhere else.
+_STYLE_HASH = base64.b64encode(hashlib.sha256(_STYLE.encode()).digest()).decode()
+_CSP = (f"default-src 'none'; img-src 'self'; style-src 'sha256-{_STYLE_HASH}'; base-uri 'none'; "
+        "form-action 'none'; frame-ancestors 'none'")
+_HEADERS = http_guard.security_headers(_CSP)
 BOUNDARY = "faceveilframe"
 
 
@@ -165,23 +178,35 @@ class MjpegServer:
 
     Each client gets the newest frame when it is ready for one: a slow client skips frames
     rather than falling behind. Each frame is JPEG-encoded once, by the first client that
-    wants it. Serving on anything but loopback needs `allow_remote`: the stream is then open to
-    anyone who can reach the address (there is no password).
+    wants it.
+
+    The web app's rules (`faceveil.http_guard`): without a token only loopback Host names are
+    answered (no DNS rebinding) and requests from other sites' pages are refused; every answer
+    carries the security headers. Serving on anything but loopback needs a token; with
+    `allow_remote` and none given one is made (`token`, and in `url`). A token goes as
+    `Authorization: Bearer T`, as the password of HTTP Basic auth (browsers and VLC ask for it;
+    any user name), or as `?token=T`; wrong ones are throttled per client address.
     """
 
     name = "server"
 
     def __init__(self, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, quality: int = 80,
-                 allow_remote: bool = False) -> None:
+                 allow_remote: bool = False, token: str | None = None) -> None:
         if not 1 <= quality <= 100:
             raise ConfigError(f"JPEG quality must be 1..100, got {quality}")
+        token = http_guard.check_token(token)
         if not is_loopback(host):
-            if not allow_remote:
+            if not (allow_remote or token):
                 raise ConfigError(
-                    f"--serve {host}: not a loopback address, so anyone who can reach it could "
-                    "watch; add --allow-remote to serve there anyway")
-            log.warning("serving on %s: anyone who can reach this address can watch the stream "
-                        "(no password)", host)
+                    f"--serve {host}: not a loopback address, so others could watch; give an "
+                    "access token with --token (or FACEVEIL_TOKEN), or add --allow-remote to "
+                    "have one made")
+            if token is None:
+                token = http_guard.new_token()
+            log.warning("serving on %s: anyone who can reach this address and has the token "
+                        "can watch the stream", host)
+        self.token = token
+        self.throttle = http_guard.Throttle()
         self.quality = quality
         self.wants_stop = False
         self._cond = threading.Condition()
@@ -205,8 +230,21 @@ class MjpegServer:
 
     @property
     def url(self) -> str:
+        """The page's address, with the token when there is one."""
+        return self._base + self._query
+
+    @property
+    def stream_url(self) -> str:
+        return f"{self._base}stream.mjpg{self._query}"
+
+    @property
+    def _base(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}/"
+
+    @property
+    def _query(self) -> str:
+        return f"?token={quote(self.token, safe='')}" if self.token else ""
 
     def send(self, image: np.ndarray, frame: Captured) -> None:
         with self._cond:
@@ -262,38 +300,101 @@ def _handler(server: MjpegServer) -> type[http.server.BaseHTTPRequestHandler]:
     class Handler(http.server.BaseHTTPRequestHandler):
         server_version = "faceveil"
         sys_version = ""
+        timeout = 30  # a client that sends no request (or takes no frame) for this long is dropped
 
         def log_message(self, format: str, *args: Any) -> None:
             log.debug("serve: %s - %s", self.address_string(), format % args)
+
+        def send_response(self, code: int, message: str | None = None) -> None:
+            super().send_response(code, message)
+            for key, value in _HEADERS.items():  # on every answer, errors included
+                self.send_header(key, value)
 
         def _headers(self, status: int, ctype: str, length: int | None = None) -> None:
             self.send_response(status)
             self.send_header("Content-Type", ctype)
             self.send_header("Cache-Control", "no-store, no-cache, must-revalidate, private")
             self.send_header("Pragma", "no-cache")
-            self.send_header("X-Content-Type-Options", "nosniff")
             if length is not None:
                 self.send_header("Content-Length", str(length))
             self.end_headers()
 
+        def _refuse(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+            body = (message + "\n").encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _refusal(self, path: str, query: dict[str, list[str]]) -> tuple[int, str, dict] | None:
+            host = self.headers.get("Host", "")
+            why = http_guard.host_refusal(host, token=server.token is not None)
+            if why:
+                return 403, why, {}
+            if path != "/" and http_guard.cross_site(self.headers.get, host):
+                return 403, "requests from other sites are refused", {}
+            if server.token is None:
+                return None
+            client = self.client_address[0]
+            wait = server.throttle.wait(client)
+            if wait > 0:
+                return 429, f"too many wrong tokens; try again in {wait:.0f} s", {
+                    "Retry-After": str(max(1, round(wait + 0.5)))}
+            given = self._given_token(query)
+            if http_guard.token_matches(given, server.token):
+                server.throttle.succeeded(client)
+                return None
+            if given:
+                server.throttle.failed(client)
+            return 401, ("this stream needs its access token: open the address faceveil printed "
+                         "(...?token=...), or give the token as the password"), {
+                "WWW-Authenticate": 'Basic realm="faceveil live", charset="UTF-8"'}
+
+        def _given_token(self, query: dict[str, list[str]]) -> str:
+            auth = self.headers.get("Authorization", "")
+            kind, _, value = auth.partition(" ")
+            if kind.lower() == "bearer":
+                return value.strip()
+            if kind.lower() == "basic":
+                try:
+                    return base64.b64decode(value.strip(), validate=True).decode().partition(":")[2]
+                except (binascii.Error, UnicodeDecodeError):
+                    return ""
+            return self.headers.get("X-Faceveil-Token") or (query.get("token") or [""])[0]
+
         def do_GET(self) -> None:
-            path = self.path.split("?", 1)[0]
             try:
+                parts = urlsplit(self.path)
+                path, query = parts.path, parse_qs(parts.query)
+            except ValueError:
+                self._refuse(400, "bad address")
+                return
+            try:
+                refused = self._refusal(path, query)
+                if refused:
+                    self._refuse(*refused)
+                    return
                 if path in ("/", "/index.html"):
-                    body = _PAGE.encode()
+                    token = (query.get("token") or [""])[0]
+                    q = f"?token={quote(token, safe='')}" if token else ""
+                    body = _PAGE.format(style=_STYLE, query=html.escape(q)).encode()
                     self._headers(200, "text/html; charset=utf-8", len(body))
                     self.wfile.write(body)
                 elif path == "/snapshot.jpg":
                     data = server.latest()
                     if data is None:
-                        self.send_error(503, "no frame yet")
+                        self._refuse(503, "no frame yet")
                         return
                     self._headers(200, "image/jpeg", len(data))
                     self.wfile.write(data)
                 elif path == "/stream.mjpg":
                     self._stream()
                 else:
-                    self.send_error(404)
+                    self._refuse(404, "not found")
             except (BrokenPipeError, ConnectionResetError, TimeoutError):
                 pass  # the client left
 

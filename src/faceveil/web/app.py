@@ -15,17 +15,15 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import errno
-import hmac
 import logging
 import os
 import shutil
-import tempfile
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from ..errors import (
     CorruptMediaError,
@@ -41,7 +39,6 @@ try:
     from fastapi.responses import FileResponse, JSONResponse, Response
     from fastapi.staticfiles import StaticFiles
     from pydantic import BaseModel
-    from starlette.background import BackgroundTask
     from starlette.concurrency import run_in_threadpool
     from starlette.datastructures import Headers, MutableHeaders, UploadFile
     from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -51,20 +48,24 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         f"the web app needs FastAPI and uvicorn ({exc.name or exc}): pip install 'faceveil[web]'"
     ) from exc
 
+from .. import http_guard
 from .._version import __version__
 from . import options as web_options
-from .config import WebConfig, is_loopback
+from .config import WebConfig
+from .datadir import DataDir
 from .errors import (
     BadRequest,
     BodyTooLarge,
     Forbidden,
     NotFound,
+    TooManyTries,
     Unauthorized,
     UnsafeArchiveError,
+    UploadTimeout,
     WebError,
     status_of,
 )
-from .jobs import Item, Job, JobStore, WorkerPool
+from .jobs import Download, Item, Job, JobStore, UploadGate, WorkerPool
 from .media import (
     IMAGE_KINDS,
     ArchiveTooLargeError,
@@ -88,15 +89,7 @@ PUBLIC_PATHS = ("/", "/api/docs", "/favicon.ico")  # the page shell: no data, no
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
        "media-src 'self' blob:; connect-src 'self'; base-uri 'none'; form-action 'none'; "
        "frame-ancestors 'none'")
-SECURITY_HEADERS = {
-    "Content-Security-Policy": CSP,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-    "Cross-Origin-Opener-Policy": "same-origin",
-    "Cross-Origin-Resource-Policy": "same-origin",
-    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), interest-cohort=()",
-}
+SECURITY_HEADERS = http_guard.security_headers(CSP)
 MAX_FIELD = 64 * 1024  # one non-file form field
 _SUFFIX_MIME = {k.suffix: k.mime for k in IMAGE_KINDS.values()}
 _SUFFIX_FORMAT = {k.suffix: k.format for k in IMAGE_KINDS.values()}
@@ -225,15 +218,16 @@ class Runtime:
             base = base.replace(threads=max(1, (os.cpu_count() or 1) // config.workers))
         self.base = base
         self.data: Path | None = None
+        self.folder: DataDir | None = None
+        self.uploads = UploadGate(config.max_uploads, config.max_uploads_per_client)
         self.pool: WorkerPool | None = None
         self.store: JobStore | None = None
 
     def start(self) -> None:
-        parent = self.config.data_dir
-        if parent is not None:
-            parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.data = Path(tempfile.mkdtemp(prefix="faceveil-web-", dir=parent))  # mode 0700
-        os.chmod(self.data, 0o700)
+        # mode 0700; dead servers' folders beside it are removed, a watchdog removes this one
+        # if this process is killed (see datadir.py)
+        self.folder = DataDir(self.config.data_dir)
+        self.data = self.folder.open()
         self.store = JobStore(self.data, self.config.job_ttl, self.config.max_pixels)
         self.pool = WorkerPool(self.config.workers, self.config.queue_size,
                                warm=self.base if self.config.warm else None)
@@ -245,8 +239,8 @@ class Runtime:
             self.store.close()
         if self.pool is not None:
             self.pool.close()
-        if self.data is not None:
-            shutil.rmtree(self.data, ignore_errors=True)
+        if self.folder is not None:
+            self.folder.close()
 
     # ---- one picture
 
@@ -411,7 +405,8 @@ class Guard:
 
     def __init__(self, app: Any, config: WebConfig) -> None:
         self.app, self.config = app, config
-        self.token = config.token.encode() if config.token else None
+        self.token = config.token or None
+        self.throttle = http_guard.Throttle()
         self.limit = config.max_upload_bytes + (1 << 20)  # plus multipart framing and fields
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
@@ -452,21 +447,16 @@ class Guard:
 
     def _check(self, scope: dict, headers: Headers, path: str) -> None:
         host = headers.get("host", "")
-        hostname = urlsplit(f"//{host}").hostname or ""
-        if not self.token and not (is_loopback(hostname) or hostname in self.config.hosts):
-            raise Forbidden(f"this server answers only to localhost addresses, not {host[:80]!r} "
-                            "(start it with --token to serve other names)")
+        refused = http_guard.host_refusal(host, token=self.token is not None,
+                                          extra_hosts=self.config.hosts)
+        if refused:
+            raise Forbidden(refused)
         public = path in PUBLIC_PATHS or path.startswith("/static/")
         if not public:
-            site = headers.get("sec-fetch-site")
-            origin = headers.get("origin")
-            if site in ("cross-site", "same-site") or (
-                    origin is not None and urlsplit(origin).netloc.lower() != host.lower()):
+            if http_guard.cross_site(headers.get, host):
                 raise Forbidden("requests from other sites are refused")
-            if self.token is not None and not self._token_ok(headers):
-                raise Unauthorized("this server needs its access token: send 'Authorization: Bearer "
-                                   "TOKEN' (the page takes it from #token=... in its address)",
-                                   headers={"WWW-Authenticate": "Bearer"})
+            if self.token is not None:
+                self._check_token(scope, headers)
         length = headers.get("content-length")
         if length is not None:
             if not length.isdigit():
@@ -475,26 +465,60 @@ class Guard:
                 raise BodyTooLarge(f"the request is {int(length) >> 20} MiB, over this server's "
                                    f"limit of {self.config.max_upload_bytes >> 20} MiB")
 
-    def _token_ok(self, headers: Headers) -> bool:
-        assert self.token is not None
+    def _check_token(self, scope: dict, headers: Headers) -> None:
+        client = (scope.get("client") or ("?", 0))[0]
+        wait = self.throttle.wait(client)
+        if wait > 0:  # the token is not even looked at: guessing gains nothing while refused
+            raise TooManyTries(f"too many wrong tokens from {client}; try again in {wait:.0f} s",
+                               headers={"Retry-After": str(max(1, round(wait + 0.5)))})
         given = headers.get("x-faceveil-token", "")
         auth = headers.get("authorization", "")
         if auth[:7].lower() == "bearer ":
             given = auth[7:].strip()
-        return hmac.compare_digest(given.encode(), self.token)
+        assert self.token is not None
+        if http_guard.token_matches(given, self.token):
+            self.throttle.succeeded(client)
+            return
+        if given:  # a request with no token at all (the page before its #token) is not a guess
+            delay = self.throttle.failed(client)
+            if delay:
+                log.warning("wrong tokens from %s: refused for %.0f s", client, delay)
+        raise Unauthorized("this server needs its access token: send 'Authorization: Bearer "
+                           "TOKEN' (the page takes it from #token=... in its address)",
+                           headers={"WWW-Authenticate": "Bearer"})
 
     def _limited(self, receive: Any) -> Any:
+        """`receive`, counting the body against the size limit and cutting off one that stalls
+        for `upload_timeout` s or arrives slower than `upload_min_rate` on average after that."""
         seen = 0
         limit = self.limit
+        idle, rate = self.config.upload_timeout, self.config.upload_min_rate
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        done = False
 
         async def counted() -> dict:
-            nonlocal seen
-            message = await receive()
+            nonlocal seen, done
+            if done:  # after the body: the app waits for a disconnect, not for data
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), idle)
+            except TimeoutError:
+                raise UploadTimeout(f"the upload stalled: nothing came for {idle:g} s",
+                                    headers={"Connection": "close"}) from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
                     raise BodyTooLarge(f"the request is over this server's limit of "
                                        f"{self.config.max_upload_bytes >> 20} MiB")
+                if not message.get("more_body", False):
+                    done = True
+                else:
+                    elapsed = loop.time() - began
+                    if elapsed > idle and seen < rate * elapsed:
+                        raise UploadTimeout(
+                            f"the upload is too slow ({seen / elapsed / 1024:.1f} KiB/s; this "
+                            f"server needs {rate / 1024:g} KiB/s)", headers={"Connection": "close"})
             return message
 
         return counted
@@ -522,6 +546,7 @@ def create_app(config: WebConfig | None = None) -> FastAPI:
                     "the server's token when it has one (`Authorization: Bearer TOKEN`). Errors are "
                     "JSON `{\"error\": code, \"message\": text}`.",
         docs_url=None, redoc_url=None, openapi_url="/api/openapi.json",
+        redirect_slashes=False,  # '/api/jobs/%2F' is a JSON 404, not a redirect elsewhere
     )
     app.state.runtime = rt
     app.add_middleware(Guard, config=config)
@@ -590,9 +615,10 @@ def create_app(config: WebConfig | None = None) -> FastAPI:
               openapi_extra=_form_schema("file", many=False))
     async def anonymize(request: Request) -> Response:
         _require_multipart(request)
-        slot = pool().reserve()
+        pool().check()  # refused before its body is read when the queue is full already
+        slot = None
         try:
-            async with request.form(max_files=2, max_fields=64, max_part_size=MAX_FIELD) as form:
+            async with _form(request, max_files=2) as form:
                 uploads, fields = _split(form)
                 if len(uploads) != 1:
                     raise BadRequest("send exactly one picture in the 'file' field "
@@ -607,6 +633,7 @@ def create_app(config: WebConfig | None = None) -> FastAPI:
                                                 "picture (send videos and zips to /api/jobs)")
                 choice = web_options.parse(fields, rt.base)
                 name = display_name(upload.filename, "picture")
+                slot = pool().reserve()  # a place is only taken once the whole body is here
                 future: concurrent.futures.Future[OneResult] = concurrent.futures.Future()
 
                 def task(worker: Any) -> None:
@@ -620,7 +647,8 @@ def create_app(config: WebConfig | None = None) -> FastAPI:
                 slot.submit(task)
                 result = await asyncio.wrap_future(future)
         finally:
-            slot.release()
+            if slot is not None:
+                slot.release()
         return Response(result.data, media_type=result.mime, headers={
             "Content-Disposition": _attachment(output_name(name, result.suffix)),
             "X-Faceveil-Faces": str(result.faces), "X-Faceveil-Kept": str(result.kept),
@@ -635,19 +663,21 @@ def create_app(config: WebConfig | None = None) -> FastAPI:
         from ..media.video import EncodeOptions
 
         _require_multipart(request)
-        slot = pool().reserve()
+        pool().check()  # refused before its body is read when the queue is full already
+        slot = None
         try:
-            async with request.form(max_files=config.max_files, max_fields=64,
-                                    max_part_size=MAX_FIELD) as form:
+            async with _form(request, max_files=config.max_files) as form:
                 uploads, fields = _split(form)
                 if not uploads:
                     raise BadRequest("no files: send pictures, videos or zips in the 'files' field")
                 choice = web_options.parse(fields, rt.base)
+                slot = pool().reserve()  # a place is only taken once the whole body is here
                 job = await run_in_threadpool(rt.accept, uploads, choice)
             store().add(job)
             slot.submit(store().runner(job, EncodeOptions()))
         finally:
-            slot.release()
+            if slot is not None:
+                slot.release()
         log.info("job %s: %d file(s) queued, %d refused", job.id, len(job.items), len(job.rejected))
         return JSONResponse(job.public(config.job_ttl), status_code=202,
                             headers={"Location": f"/api/jobs/{job.id}"})
@@ -659,20 +689,15 @@ def create_app(config: WebConfig | None = None) -> FastAPI:
 
     @app.get("/api/jobs/{job_id}/files/{index}", response_class=FileResponse, responses=_JOB_ERRORS,
              summary="One anonymized file of a job")
-    async def job_file(job_id: str, index: int) -> FileResponse:
-        job = store().get(job_id)
-        item = store().output(job, index)
-        return FileResponse(item.output, media_type=item.mime,
-                            headers={"Content-Disposition": _attachment(item.out_name)})
+    async def job_file(job_id: str, index: int) -> Response:
+        download = await run_in_threadpool(store().open_download, job_id, index)
+        return DownloadResponse(download)
 
     @app.get("/api/jobs/{job_id}/result", response_class=FileResponse, responses=_JOB_ERRORS,
              summary="All anonymized files as a zip; the job is deleted once it was sent")
-    async def job_result(job_id: str) -> FileResponse:
-        job = store().get(job_id)
-        path = await run_in_threadpool(store().result_zip, job)
-        return FileResponse(path, media_type="application/zip",
-                            headers={"Content-Disposition": _attachment(f"faceveil-{job.id[:8]}.zip")},
-                            background=BackgroundTask(store().delete, job.id))
+    async def job_result(job_id: str) -> Response:
+        download = await run_in_threadpool(store().open_download, job_id, None)
+        return DownloadResponse(download)
 
     @app.delete("/api/jobs/{job_id}", status_code=204, responses=_JOB_ERRORS,
                 summary="Cancel a job and delete its files")
@@ -682,6 +707,87 @@ def create_app(config: WebConfig | None = None) -> FastAPI:
         return Response(status_code=204)
 
     return app
+
+
+class DownloadResponse(Response):
+    """Sends an open result file in chunks, then gives it back to the job store, which removes
+    the job's files only once no download is using them (two clients fetching one zip at once
+    both get all of it; neither sees a 500 or a cut-off body). One byte range (`Range:
+    bytes=A-B`, as a video player asks) is answered with 206."""
+
+    CHUNK = 1 << 20
+
+    def __init__(self, download: Download) -> None:
+        super().__init__(media_type=download.mime, headers={
+            "Content-Disposition": _attachment(download.name), "Accept-Ranges": "bytes"})
+        self.download = download
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        sent = False
+        size = self.download.size
+        try:
+            wanted = _byte_range(Headers(scope=scope).get("range"), size)
+            if wanted is None:
+                start, end, status = 0, size, 200
+            elif wanted[0] >= size:
+                self.status_code = 416
+                self.headers["content-range"] = f"bytes */{size}"
+                self.headers["content-length"] = "0"
+                await send({"type": "http.response.start", "status": 416, "headers": self.raw_headers})
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                return
+            else:
+                start, end, status = wanted[0], wanted[1], 206
+                self.headers["content-range"] = f"bytes {start}-{end - 1}/{size}"
+            self.headers["content-length"] = str(end - start)
+            await send({"type": "http.response.start", "status": status, "headers": self.raw_headers})
+            if start:
+                await run_in_threadpool(self.download.handle.seek, start)
+            left = end - start
+            while left > 0:
+                chunk = await run_in_threadpool(self.download.handle.read, min(self.CHUNK, left))
+                if not chunk:  # cannot happen while we hold it open; never send a short body
+                    raise OSError(f"{self.download.name} ended {left} bytes early")
+                left -= len(chunk)
+                await send({"type": "http.response.body", "body": chunk, "more_body": left > 0})
+            if end == start:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            sent = status == 200
+        finally:
+            self.download.close(sent)  # synchronous: runs even when the send was cancelled
+
+
+def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """(start, end) of one `bytes=A-B`, `bytes=A-` or `bytes=-N` range, end exclusive; None to
+    send the whole file (no header, several ranges, or one that cannot be read)."""
+    if not header or not header.startswith("bytes=") or "," in header:
+        return None
+    first, sep, last = header[6:].strip().partition("-")
+    if not sep or not (first.isdigit() or last.isdigit()) or (first and not first.isdigit()) \
+            or (last and not last.isdigit()):
+        return None
+    if not first:  # the last N bytes
+        n = int(last)
+        return (max(0, size - n), size) if n else None
+    start = int(first)
+    end = min(size, int(last) + 1) if last else size
+    if last and int(last) < start:
+        return None
+    return start, max(start, end)
+
+
+@asynccontextmanager
+async def _form(request: Request, max_files: int):
+    """The request's form, read while it holds a place among the uploads being received."""
+    rt: Runtime = request.app.state.runtime
+    assert rt.uploads is not None
+    client = request.client.host if request.client else "?"
+    with rt.uploads.enter(client):
+        form = await request.form(max_files=max_files, max_fields=64, max_part_size=MAX_FIELD)
+    try:
+        yield form
+    finally:
+        await form.close()
 
 
 def _require_multipart(request: Request) -> None:

@@ -5,16 +5,15 @@ Plain data with no FastAPI import, so `faceveil serve --help` and validation sta
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import PipelineConfig
 from ..errors import ConfigError
+from ..http_guard import LOOPBACK_NAMES, MIN_TOKEN_LENGTH, check_binding, check_token, is_loopback
 
-MIN_TOKEN_LENGTH = 16
-LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+__all__ = ["LOOPBACK_NAMES", "MIN_TOKEN_LENGTH", "WebConfig", "check_binding", "is_loopback"]
 
 
 def _default_workers() -> int:
@@ -40,15 +39,16 @@ class WebConfig:
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)  # the form's defaults
     warm: bool = True  # load the default detector in every worker at start-up
     hosts: tuple[str, ...] = ()  # further Host names accepted without a token (e.g. a LAN name)
+    # A request body that stalls this long between two chunks is cut off (408), and so is one
+    # arriving slower than `upload_min_rate` bytes/s on average once that long has passed: a
+    # client that sends headers and then nothing holds no resources for long.
+    upload_timeout: float = 30.0
+    upload_min_rate: float = 8 * 1024
+    max_uploads: int = 64  # request bodies being received at once; more answer 429
+    max_uploads_per_client: int = 24  # of those, from one client address
 
     def __post_init__(self) -> None:
-        if self.token is not None:
-            token = self.token.strip()
-            if len(token) < MIN_TOKEN_LENGTH or any(c.isspace() for c in token):
-                raise ConfigError(
-                    f"the access token must be at least {MIN_TOKEN_LENGTH} characters without spaces "
-                    "(make one with: python -c \"import secrets; print(secrets.token_urlsafe())\")")
-            object.__setattr__(self, "token", token)
+        object.__setattr__(self, "token", check_token(self.token))  # refuses guessable ones
         checks = [
             (1 <= self.workers <= 64, f"workers must be 1..64, got {self.workers}"),
             (0 <= self.queue_size <= 10_000, f"queue size must be 0..10000, got {self.queue_size}"),
@@ -60,6 +60,10 @@ class WebConfig:
             (self.zip_max_entries >= 1, "zip entry limit must be at least 1"),
             (self.zip_max_total >= 1024, "zip size limit must be at least 1 KiB"),
             (self.zip_max_ratio >= 1, "zip ratio limit must be at least 1"),
+            (self.upload_timeout > 0, "upload timeout must be positive"),
+            (self.upload_min_rate >= 0, "upload minimum rate must be 0 or more"),
+            (1 <= self.max_uploads_per_client <= self.max_uploads,
+             "uploads per client must be 1..max_uploads"),
         ]
         for ok, message in checks:
             if not ok:
@@ -67,22 +71,3 @@ class WebConfig:
         if self.data_dir is not None:
             object.__setattr__(self, "data_dir", Path(self.data_dir))
 
-
-def is_loopback(host: str) -> bool:
-    """True for addresses and names that only this machine can reach."""
-    name = host.strip("[]").lower()
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
-
-
-def check_binding(host: str, token: str | None) -> None:
-    """Binding to anything but loopback reaches other machines, so it needs a token."""
-    if not is_loopback(host) and not token:
-        raise ConfigError(
-            f"--host {host} lets other machines reach the server: give an access token with "
-            f"--token (or FACEVEIL_TOKEN), at least {MIN_TOKEN_LENGTH} characters; "
-            "every request must then carry it")

@@ -59,6 +59,18 @@ class BodyTooLarge(WebError):
     status, code = 413, "too_large"
 
 
+class UploadTimeout(WebError):
+    """The request's body stalled or came in too slowly."""
+
+    status, code = 408, "upload_timeout"
+
+
+class TooManyTries(WebError):
+    """Too many wrong tokens from this client: it waits before it may try again."""
+
+    status, code = 429, "too_many_tries"
+
+
 def status_of(exc: BaseException) -> tuple[int, str]:
     """(HTTP status, code) for an exception faceveil raised on purpose; (500, ...) otherwise."""
     if isinstance(exc, WebError):

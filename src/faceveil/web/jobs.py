@@ -2,9 +2,11 @@
 
 A fixed number of worker threads take tasks from one bounded queue: multi-file jobs and
 one-picture requests alike. When the queue is full the next request is refused (429) before
-its body is read. Threads rather than processes: ONNX Runtime, OpenCV and FFmpeg release the
-GIL, so threads run in parallel, share nothing but the loaded code, and each worker keeps its
-own models (loaded once per worker, reused for every request with the same detector settings).
+its body is read; a request only takes a place once its whole body has arrived, so uploads
+that stall (cut off after `upload_timeout`) never hold a place. Threads rather than processes:
+ONNX Runtime, OpenCV and FFmpeg release the GIL, so threads run in parallel, share nothing but
+the loaded code, and each worker keeps its own models (loaded once per worker, reused for
+every request with the same detector settings).
 
 Every job has its own folder inside the server's private data folder. Inputs are deleted as
 soon as they are processed; outputs when the job is deleted: on DELETE, after its zip was
@@ -16,6 +18,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
+import os
 import secrets
 import shutil
 import threading
@@ -98,17 +101,26 @@ class WorkerPool:
         for t in self._threads:
             t.start()
 
+    def check(self) -> None:
+        """Busy (429) when there is no place now; reserves nothing (a request checks this
+        before reading its body, and reserves its place once the body has arrived)."""
+        with self._cond:
+            self._check_locked()
+
     def reserve(self) -> Slot:
         """A place in the queue, or Busy (429) when there is none."""
         with self._cond:
-            if self._closed:
-                raise Busy("the server is shutting down", headers={"Retry-After": "5"})
-            # at most `size` running and `queue_size` waiting (reserved places count as waiting)
-            if self._busy + len(self._tasks) + self._reserved >= self.size + self.queue_size:
-                raise Busy(f"the server is busy ({len(self._tasks)} waiting, {self._busy} running); "
-                           "try again in a few seconds", headers={"Retry-After": "2"})
+            self._check_locked()
             self._reserved += 1
             return Slot(self)
+
+    def _check_locked(self) -> None:
+        if self._closed:
+            raise Busy("the server is shutting down", headers={"Retry-After": "5"})
+        # at most `size` running and `queue_size` waiting (reserved places count as waiting)
+        if self._busy + len(self._tasks) + self._reserved >= self.size + self.queue_size:
+            raise Busy(f"the server is busy ({len(self._tasks)} waiting, {self._busy} running); "
+                       "try again in a few seconds", headers={"Retry-After": "2"})
 
     def _submit(self, task: Task) -> None:
         with self._cond:
@@ -158,6 +170,43 @@ class WorkerPool:
             finally:
                 with self._cond:
                     self._busy -= 1
+
+
+class UploadGate:
+    """Bounds the request bodies being received at once: `total` in all, `per_client` from one
+    client address. A body takes no place in the worker queue until it has arrived, so this is
+    what bounds the memory and connections uploads hold (Starlette keeps up to 1 MiB of each
+    file part in memory, the rest on disk); with `upload_timeout` a stalled one ends soon."""
+
+    def __init__(self, total: int, per_client: int) -> None:
+        self.total, self.per_client = total, per_client
+        self._lock = threading.Lock()
+        self._count = 0
+        self._clients: collections.Counter[str] = collections.Counter()
+
+    @contextlib.contextmanager
+    def enter(self, client: str):
+        with self._lock:
+            if self._clients[client] >= self.per_client:
+                raise Busy(f"{self.per_client} uploads from this address are already on their way; "
+                           "wait for one to finish", headers={"Retry-After": "2"})
+            if self._count >= self.total:
+                raise Busy(f"the server is receiving {self.total} uploads already; try again in a "
+                           "few seconds", headers={"Retry-After": "2"})
+            self._count += 1
+            self._clients[client] += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._count -= 1
+                self._clients[client] -= 1
+                if not self._clients[client]:
+                    del self._clients[client]
+
+    def __len__(self) -> int:
+        with self._lock:
+            return self._count
 
 
 # -------------------------------------------------------------------------------------- jobs
@@ -220,6 +269,10 @@ class Job:
     last_used: float = field(default_factory=time.monotonic)
     cancel: threading.Event = field(default_factory=threading.Event)
     deleted: bool = False
+    readers: int = 0  # downloads being sent now; the folder is removed only once they are done
+    downloaded: bool = False  # its zip was sent whole: deleted when the last download ends
+    zip_path: Path | None = None  # made once, shared by downloads that overlap
+    zip_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def active(self) -> bool:
@@ -268,8 +321,7 @@ class JobStore:
         with self._lock:
             job = self._jobs.get(job_id)
             if job is None:
-                raise NotFound(f"no job {job_id[:40]!r} (finished jobs are deleted after their zip "
-                               f"was downloaded, or {self.ttl:.0f} s after they were last used)")
+                raise self._missing(job_id)
             job.last_used = time.monotonic()
             return job
 
@@ -286,8 +338,8 @@ class JobStore:
                 return False
             job.deleted = True
             job.cancel.set()
-            running = job.state == "running"
-        if not running:
+            busy = job.state == "running" or job.readers > 0  # whoever finishes last removes it
+        if not busy:
             shutil.rmtree(job.dir, ignore_errors=True)
         log.info("job %s deleted", job.id)
         return True
@@ -296,7 +348,7 @@ class JobStore:
         now = time.monotonic()
         with self._lock:
             stale = [j.id for j in self._jobs.values()
-                     if not j.active and now - j.last_used > self.ttl]
+                     if not j.active and not j.readers and now - j.last_used > self.ttl]
         for job_id in stale:
             log.info("job %s expired", job_id)
             self.delete(job_id)
@@ -358,7 +410,7 @@ class JobStore:
                 states = {i.state for i in job.items}
                 job.state = ("cancelled" if job.cancel.is_set() else
                              "done" if "done" in states else "failed")
-                deleted = job.deleted
+                deleted = job.deleted and not job.readers  # else the last download removes it
             if deleted:
                 shutil.rmtree(job.dir, ignore_errors=True)
             log.info("job %s %s: %d file(s), %d face(s) hidden", job.id, job.state, len(job.items),
@@ -428,7 +480,53 @@ class JobStore:
 
     # ---- results
 
-    def result_zip(self, job: Job) -> Path:
+    def open_download(self, job_id: str, index: int | None) -> Download:
+        """An open file to send: output `index` of a job, or (None) the zip of all its outputs.
+
+        Downloads are counted: while one is being sent, neither a second download, DELETE nor
+        expiry removes the files under it; the folder goes when the last one ends. A zip that
+        was sent whole deletes the job; one that is fetched twice at once is sent to both.
+        """
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                raise self._missing(job_id)
+            job.last_used = time.monotonic()
+            job.readers += 1
+        try:
+            if index is None:
+                with job.zip_lock:
+                    if job.zip_path is None:
+                        job.zip_path = self._result_zip(job)
+                    path, name, mime = job.zip_path, f"faceveil-{job.id[:8]}.zip", "application/zip"
+            else:
+                item = self.output(job, index)
+                path, name, mime = item.output, item.out_name, item.mime
+            handle = open(path, "rb")  # noqa: SIM115 - closed by Download.close
+        except BaseException:
+            self._release(job, whole_zip=False)
+            raise
+        size = os.fstat(handle.fileno()).st_size
+        return Download(handle, size, name, mime, lambda sent: self._release(job, index is None and sent))
+
+    def _release(self, job: Job, whole_zip: bool) -> None:
+        with self._lock:
+            job.readers -= 1
+            job.downloaded = job.downloaded or whole_zip
+            last = job.readers == 0
+            if last and job.downloaded and not job.deleted:
+                self._jobs.pop(job.id, None)
+                job.deleted = True
+                log.info("job %s deleted after its zip was downloaded", job.id)
+            remove = last and job.deleted and job.state != "running"
+        if remove:
+            shutil.rmtree(job.dir, ignore_errors=True)
+
+    def _missing(self, job_id: str) -> NotFound:
+        return NotFound(f"no job {job_id[:40]!r} (finished jobs are deleted after their zip "
+                        f"was downloaded, or {self.ttl:.0f} s after they were last used)")
+
+    def _result_zip(self, job: Job) -> Path:
         """All outputs of a finished job in one zip (stored, not compressed: media is already)."""
         if job.active:
             done = sum(i.state != "queued" and i.state != "working" for i in job.items)
@@ -456,6 +554,26 @@ class JobStore:
         if item.state != "done" or not item.output.exists():
             raise NotFound(f"file {index} has no result: {item.error or item.state}")
         return item
+
+
+@dataclass
+class Download:
+    """An open result file; `close(sent)` must be called once, whether it was sent whole or not."""
+
+    handle: Any
+    size: int
+    name: str
+    mime: str
+    _release: Callable[[bool], None]
+    _closed: bool = False
+
+    def close(self, sent: bool) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(OSError):
+            self.handle.close()
+        self._release(sent)
 
 
 def _discard_input(item: Item) -> None:
