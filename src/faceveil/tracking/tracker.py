@@ -149,6 +149,15 @@ class Tracker(Generic[T]):
         boxes = [t.box for t in self._tracks.values() if self._number - t.seen <= self.hold]
         return np.stack(boxes) if boxes else np.zeros((0, 4), np.float32)
 
+    def release(self, upto: int) -> list[tuple[T, Detections]]:
+        """The frames held back up to number `upto`, now, before the window has passed them
+        (a live stream, once a detection at or after them is in: what the tracker knows about
+        them then is final but for the `lead` of faces first found later)."""
+        out = []
+        while self._entries and self._entries[0].number <= upto:
+            out.append(self._finish(self._entries.popleft()))
+        return out
+
     def flush(self) -> list[tuple[T, Detections]]:
         """The frames still held back, after the last one was pushed."""
         out = [self._finish(e) for e in self._entries]
