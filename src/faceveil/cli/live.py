@@ -30,10 +30,11 @@ examples:
 def add_parser(sub, common, choices, hiding) -> None:
     from ..config import QUALITIES, LiveConfig
     from ..detection import detectors
-    from ..live.runner import LIVE_PRESETS
+    from ..pipeline.step import PRESETS
 
     d = LiveConfig()
-    presets = ", ".join(f"{q} {s} px every {k}" for q, (s, k) in LIVE_PRESETS.items())
+    presets = ", ".join(f"{q} {p.detect_size or 'full'} px every {p.detect_every}"
+                        for q, p in PRESETS.items())
     live = sub.add_parser(
         "live", help="anonymize a webcam or network stream in real time",
         description="Hide every face of a camera, a network stream (RTSP, HTTP, TCP, UDP, ...) or\n"
