@@ -62,6 +62,8 @@ def add_parser(sub, common, choices, hiding) -> None:
                         "it was seen; written under a temporary name and renamed at the end")
     g.add_argument("--crf", type=int, default=23, metavar="N",
                    help="--record: constant quality, lower is better and bigger (default 23)")
+    g.add_argument("--no-audio", action="store_true",
+                   help="--record: leave the source's sound out (default: copied when it has one)")
     g.add_argument("--preset", default="ultrafast", metavar="NAME",
                    help="--record: x264 speed preset (default ultrafast: the least CPU, taken from "
                         "detection; veryfast makes ~2x smaller files for ~2x the CPU)")
@@ -163,6 +165,8 @@ def run(args: argparse.Namespace) -> int:
         recorder = None
         if args.record:
             recorder = Recorder(args.record, crf=args.crf, preset=args.preset)
+            if not args.no_audio:
+                recorder.keep_audio_of(source)
             sinks.append(recorder)
         if no_preview is not None:
             if not sinks:
@@ -192,6 +196,7 @@ def run(args: argparse.Namespace) -> int:
         doc = report.to_dict()
         doc["recording"] = None if recorder is None else {
             "path": str(recorder.path), "frames": recorder.frames, "dropped": recorder.dropped,
+            "audio": recorder.audio,
             "ok": record_error is None and recorder.frames > 0}
         print(json.dumps(doc), flush=True)
     if not args.quiet:

@@ -19,9 +19,10 @@ keep only their threads, queues, pacing and I/O. Hiding is the pipeline's mask a
 
 The one difference in what a file and a live stream hide is how far the tracker may look ahead:
 a file `window` frames, a live stream only as far as the frames that wait for a detection. So
-that a face missed by a quick pass is not shown before the next full scan finds it (a file hides
+that a new face a quick pass misses is not shown until the next full scan finds it (a file hides
 it there with `lead`; a live stream has already shown those frames), a live stream's quick pass
-never looks at fewer pixels than a full scan does (`Schedule(live=True)`).
+also looks for new faces of LIVE_MIN_FACE px and more: it sees the frame at no less than the
+size where they are DETECTABLE px (half the frame; at most the full scan's size).
 """
 
 from __future__ import annotations
@@ -62,6 +63,10 @@ PRESETS: dict[str, Preset] = {
 FOLLOW_FACE = 16  # a quick pass shows every known face at this many pixels or more
 FOLLOW_MIN = 320  # ... and never looks at a frame smaller than this (long side)
 COARSE_MIN = 320  # a full scan leaves out passes where the whole frame is smaller than this
+# Live: every detection also looks for new faces of LIVE_MIN_FACE px (in the frame) and more, at
+# DETECTABLE px or more at the size the detector sees (as a 640 px scan of 1280x720 does).
+LIVE_MIN_FACE = 20
+DETECTABLE = 10
 
 
 def video_settings(pipeline_config) -> VideoConfig:
@@ -109,9 +114,10 @@ class Schedule:
         if scan:
             self.last_scan = index
             return Pass(True, scan_side)
-        if self.live:
-            return Pass(False, scan_side)
-        return Pass(False, follow_side(known, full, scan_side))
+        side = follow_side(known, full, scan_side)
+        if self.live:  # no lead to hide what a quick pass misses until the next scan finds it
+            side = max(side, min(scan_side, -(-full * DETECTABLE // LIVE_MIN_FACE)))
+        return Pass(False, side)
 
     def reset(self) -> None:
         self.last_scan = None
