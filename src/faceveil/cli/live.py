@@ -39,9 +39,11 @@ def add_parser(sub, common, choices, hiding) -> None:
         "live", help="anonymize a webcam or network stream in real time",
         description="Hide every face of a camera, a network stream (RTSP, HTTP, TCP, UDP, ...) or\n"
                     "a video file played at its real rate, live: in a preview window, as an MJPEG\n"
-                    "stream (--serve) and/or into a file (--record). A frame is only ever shown\n"
-                    "anonymized; when processing falls behind, frames are dropped (and counted)\n"
-                    "rather than delayed. Stop with q in the preview, Ctrl-C or SIGTERM.",
+                    "stream (--serve) and/or into a file (--record), with its sound. Faces are\n"
+                    "found and followed as in a file (the same presets and tracker); a frame is\n"
+                    "only shown once a detection on it or on a later frame is done, so it waits\n"
+                    "about one detection; frames that would wait over 0.15 s are dropped (and\n"
+                    "counted), never shown unchecked. Stop with q in the preview, Ctrl-C or SIGTERM.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     live.add_argument("source", metavar="SOURCE",
                       help="a camera number (0), a device (/dev/video0), a stream URL (rtsp://, "
@@ -86,7 +88,8 @@ def add_parser(sub, common, choices, hiding) -> None:
     g.add_argument("--threads", type=int, metavar="N", help="inference threads (default: all cores)")
     g.add_argument("--detect-every", type=int, metavar="K",
                    help="the detector runs beside the stream on the newest frame whenever it is "
-                        "free, but at most every K-th frame; faces are followed in between "
+                        "free, but at most every K-th frame (a full scan or a quick pass, as for "
+                        "files); the frames in between wait for it and are interpolated "
                         f"(default by --quality: {presets})")
     g.add_argument("--detect-size", type=int, metavar="PX",
                    help="long side of the picture the detector sees (default by --quality)")
