@@ -392,7 +392,7 @@ def row(run: Run) -> dict[str, Any]:
 
 def table(rows: list[dict], markdown: bool) -> str:
     header = ["scene", "size", "config", "detect", "frames in", "out", "dropped", "fps out",
-              "latency mean", "p95", "max", "detection", "frames behind", "client frames",
+              "latency mean", "p95", "max", "detection", "waited for", "client frames",
               "recorded", "CPU s", "others' CPU"]
     body = []
     for r in rows:

@@ -217,8 +217,8 @@ def _summary(r, recorder) -> str:
     parts.append(f"{r.faces} face boxes hidden")
     parts.append(f"{r.fps:.1f} fps")
     parts.append(f"latency {r.latency_mean * 1000:.0f} ms mean, {r.latency_p95 * 1000:.0f} ms p95")
-    parts.append(f"{r.detections} detections ({r.detect_mean * 1000:.0f} ms each, "
-                 f"{r.detect_lag:.1f} frames behind on average)")
+    parts.append(f"{r.detections} detections ({r.detect_mean * 1000:.0f} ms each; a frame waited "
+                 f"for the one {r.detect_lag:.1f} frames later on average)")
     if r.reconnects:
         parts.append(f"{r.reconnects} reconnect(s)")
     line = f"faceveil: live {r.source}: " + ", ".join(parts) + f"; {r.ended}"

@@ -65,8 +65,9 @@ class LiveReport:
     detections: int = 0  # frames the detector ran on
     found: int = 0  # faces those detections found, summed
     detect_mean: float = 0.0  # seconds per detection
-    detect_lag: float = 0.0  # frames between a frame out and the detection its faces came from, mean
-    detect_lag_max: int = 0  # ... and at most (never more than `stale`, 16 by default)
+    # frames between a frame out and the later frame whose detection let it out (0: its own), mean
+    detect_lag: float = 0.0
+    detect_lag_max: int = 0  # ... and at most
     reconnects: int = 0
     seconds: float = 0.0  # from the first frame in to the end
     fps: float = 0.0  # frames out per second
