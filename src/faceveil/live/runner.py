@@ -37,7 +37,6 @@ from ..config import LiveConfig
 from ..errors import ConfigError, FaceveilError
 from ..pipeline.pipeline import Pipeline
 from ..pipeline.step import PRESETS, FrameStep, Pass
-from ..tracking import SceneCuts
 from ..types import Detections, Frame
 from .sinks import Sink
 from .sources import Captured, Source, SourceError, open_source
@@ -394,7 +393,6 @@ class _Live:
         self.step: FrameStep[_Waiting] = FrameStep(pipeline, live=True)
         self.video = self.step.video
         self.every = self.video.detect_every or 1
-        self.cuts = SceneCuts(self.video.scene_cut)
         self.report = LiveReport(source.name, detect_every=self.every, detect_size=self.video.detect_size)
         self.masker = pipeline.person_masker(video=True) if pipeline.backdrop is not None else None
         self.size: tuple[int, int] | None = None
@@ -485,7 +483,7 @@ class _Live:
             self.report.width, self.report.height = w, h
         # A hard cut (an edited stream) brings new faces all at once: the next detection is a
         # full scan, and the tracks end there.
-        cut = self.cuts.update(_thumbnail(image))
+        cut = self.step.cut(_thumbnail(image))
         while self.next_number < cap.number:  # frames the grabber dropped: numbers go on
             self.waiting.append(_Waiting(self.next_number, None, False))
             self.next_number += 1

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 import numpy as np
 
 from ..config import VideoConfig
-from ..tracking import Tracker
+from ..tracking import SceneCuts, Tracker
 from ..types import Detections, Frame
 
 if TYPE_CHECKING:
@@ -157,8 +157,9 @@ def detect(detector, picture: np.ndarray, plan: Pass, size: tuple[int, int], *, 
 class FrameStep(Generic[T]):
     """One stream's detection schedule, tracker and keep/hide decisions.
 
-    Per frame, in order: `plan` (None: the detector does not run on it), then `detect` with the
-    picture at the planned size, then `push` with what was found (None when nothing ran). A
+    Per frame, in order: `cut` with its thumbnail; for a frame the detector runs on, `plan`, then
+    `detect` with the picture at the planned size; then `push` with what was found (None when
+    nothing ran). A
     file takes the frames `push` and `flush` hand back; a live stream also takes those `release`
     hands back once a detection has been pushed. Each frame comes back as (item, Detections in
     frame pixels, with track ids, `filled` for the tracker's boxes and `keep` for who stays
@@ -171,6 +172,7 @@ class FrameStep(Generic[T]):
         self.video = video or video_settings(pipeline.config)
         self.live = live
         self.schedule = Schedule(self.video, live=live)
+        self.cuts = SceneCuts(self.video.scene_cut)
         self.tracker: Tracker[T] = Tracker(self.video)
         self.votes = None
         if use_identity and pipeline.identifier is not None:
@@ -184,6 +186,11 @@ class FrameStep(Generic[T]):
     def number(self) -> int:
         """The number of the last frame pushed (-1 before the first)."""
         return self.tracker._number
+
+    def cut(self, thumbnail: np.ndarray) -> bool:
+        """Whether the frame is a hard cut, from its small grey thumbnail (e.g. 64 x 36): the
+        next detection is then a full scan, and the tracks end there."""
+        return self.cuts.update(thumbnail)
 
     def plan(self, index: int, *, cut: bool, full: int) -> Pass:
         return self.schedule.plan(index, cut=cut, full=full, known=self.tracker.recent_boxes(),

@@ -29,7 +29,6 @@ from ..anonymization.planar import apply_i420
 from ..errors import CorruptMediaError, UnsupportedMediaError
 from ..media.video import DEFAULT_MAX_PIXELS, EncodeOptions, VideoInput, VideoOutput
 from ..sidecar import SidecarStream, faces_document
-from ..tracking import SceneCuts
 from ..types import Detections
 from .events import Progress, ProgressCallback
 from .pipeline import Pipeline, draw_boxes
@@ -258,7 +257,6 @@ class _Run:
         step: FrameStep[tuple[Any, int, float]] | None = None
         if self.faces is None:
             step = FrameStep(self.pipeline)
-        cuts = SceneCuts(self.pipeline.config.video.scene_cut)
         g = self.geometry
         full = max(g.width, g.height)
         total = self.vin.stream.frames or None
@@ -271,7 +269,7 @@ class _Run:
                     raise CorruptMediaError(f"the faces file has {len(self.faces)} frames, the video more")
                 done = [((frame, index, pts), self.faces[index])]
             else:
-                cut = cuts.update(frame.reformat(*_THUMB, format="gray", interpolation="AREA").to_ndarray())
+                cut = step.cut(frame.reformat(*_THUMB, format="gray", interpolation="AREA").to_ndarray())
                 found = None
                 if step.schedule.due(index, cut):
                     plan = step.plan(index, cut=cut, full=full)
