@@ -58,8 +58,10 @@ class LiveReport:
     height: int = 0
     frames_in: int = 0  # frames the source gave
     frames_out: int = 0  # anonymized frames handed to the outputs
-    dropped: int = 0  # frames never processed: processing was behind (or the run ended)
-    withheld: int = 0  # frames processed but not shown: detection failed on them (fail closed)
+    # frames not shown: they waited longer than max_delay for detection, processing was behind,
+    # or the run ended
+    dropped: int = 0
+    withheld: int = 0  # frames not shown: the detection that was to cover them failed (fail closed)
     faces: int = 0  # face boxes hidden, summed over the frames out
     detections: int = 0  # frames the detector ran on
     found: int = 0  # faces those detections found, summed
@@ -514,7 +516,12 @@ class _Live:
             newest = next((i for i in reversed(self.waiting) if i.cap is not None), None)
             if newest is not None and (self.last_sent is None or newest.number > self.last_sent):
                 far = self.last_sent is None or newest.number - self.last_sent >= self.every
-                if far or self.cut_waiting or final:
+                # The detector is free and a frame would wait too long for the next one (a slow
+                # source): detect now rather than every `every` frames.
+                oldest = next(i for i in self.waiting if i.cap is not None)
+                assert oldest.cap is not None
+                urgent = now - oldest.cap.captured >= self.config.max_delay / 2
+                if far or urgent or self.cut_waiting or final:
                     full = max(self.size or (1, 1))
                     plan = self.step.plan(newest.number - self.since, cut=self.cut_waiting, full=full)
                     worker.submit(_Job(newest.cap, plan))
