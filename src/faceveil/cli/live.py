@@ -31,17 +31,20 @@ examples:
 def add_parser(sub, common, choices, hiding) -> None:
     from ..config import QUALITIES, LiveConfig
     from ..detection import detectors
-    from ..live.runner import LIVE_PRESETS
+    from ..pipeline.step import PRESETS
 
     d = LiveConfig()
-    presets = ", ".join(f"{q} {s} px every {k}" for q, (s, k) in LIVE_PRESETS.items())
+    presets = ", ".join(f"{q} {p.detect_size or 'full'} px every {p.detect_every}"
+                        for q, p in PRESETS.items())
     live = sub.add_parser(
         "live", help="anonymize a webcam or network stream in real time",
         description="Hide every face of a camera, a network stream (RTSP, HTTP, TCP, UDP, ...) or\n"
                     "a video file played at its real rate, live: in a preview window, as an MJPEG\n"
-                    "stream (--serve) and/or into a file (--record). A frame is only ever shown\n"
-                    "anonymized; when processing falls behind, frames are dropped (and counted)\n"
-                    "rather than delayed. Stop with q in the preview, Ctrl-C or SIGTERM.",
+                    "stream (--serve) and/or into a file (--record), with its sound. Faces are\n"
+                    "found and followed as in a file (the same presets and tracker); a frame is\n"
+                    "only shown once a detection on it or on a later frame is done, so it waits\n"
+                    "about one detection; frames that would wait over 0.15 s are dropped (and\n"
+                    "counted), never shown unchecked. Stop with q in the preview, Ctrl-C or SIGTERM.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     live.add_argument("source", metavar="SOURCE",
                       help="a camera number (0), a device (/dev/video0), a stream URL (rtsp://, "
@@ -65,6 +68,8 @@ def add_parser(sub, common, choices, hiding) -> None:
                         "it was seen; written under a temporary name and renamed at the end")
     g.add_argument("--crf", type=int, default=23, metavar="N",
                    help="--record: constant quality, lower is better and bigger (default 23)")
+    g.add_argument("--no-audio", action="store_true",
+                   help="--record: leave the source's sound out (default: copied when it has one)")
     g.add_argument("--preset", default="ultrafast", metavar="NAME",
                    help="--record: x264 speed preset (default ultrafast: the least CPU, taken from "
                         "detection; veryfast makes ~2x smaller files for ~2x the CPU)")
@@ -87,7 +92,8 @@ def add_parser(sub, common, choices, hiding) -> None:
     g.add_argument("--threads", type=int, metavar="N", help="inference threads (default: all cores)")
     g.add_argument("--detect-every", type=int, metavar="K",
                    help="the detector runs beside the stream on the newest frame whenever it is "
-                        "free, but at most every K-th frame; faces are followed in between "
+                        "free, but at most every K-th frame (a full scan or a quick pass, as for "
+                        "files); the frames in between wait for it and are interpolated "
                         f"(default by --quality: {presets})")
     g.add_argument("--detect-size", type=int, metavar="PX",
                    help="long side of the picture the detector sees (default by --quality)")
@@ -168,6 +174,8 @@ def run(args: argparse.Namespace) -> int:
         recorder = None
         if args.record:
             recorder = Recorder(args.record, crf=args.crf, preset=args.preset)
+            if not args.no_audio:
+                recorder.keep_audio_of(source)
             sinks.append(recorder)
         if no_preview is not None:
             if not sinks:
@@ -197,6 +205,7 @@ def run(args: argparse.Namespace) -> int:
         doc = report.to_dict()
         doc["recording"] = None if recorder is None else {
             "path": str(recorder.path), "frames": recorder.frames, "dropped": recorder.dropped,
+            "audio": recorder.audio,
             "ok": record_error is None and recorder.frames > 0}
         print(json.dumps(doc), flush=True)
     if not args.quiet:
@@ -214,8 +223,8 @@ def _summary(r, recorder) -> str:
     parts.append(f"{r.faces} face boxes hidden")
     parts.append(f"{r.fps:.1f} fps")
     parts.append(f"latency {r.latency_mean * 1000:.0f} ms mean, {r.latency_p95 * 1000:.0f} ms p95")
-    parts.append(f"{r.detections} detections ({r.detect_mean * 1000:.0f} ms each, "
-                 f"{r.detect_lag:.1f} frames behind on average)")
+    parts.append(f"{r.detections} detections ({r.detect_mean * 1000:.0f} ms each; a frame waited "
+                 f"for the one {r.detect_lag:.1f} frames later on average)")
     if r.reconnects:
         parts.append(f"{r.reconnects} reconnect(s)")
     line = f"faceveil: live {r.source}: " + ", ".join(parts) + f"; {r.ended}"

@@ -1,23 +1,22 @@
-"""The real-time loop: newest frame in -> faces (detected beside the stream) -> hide -> out.
+"""The real-time loop: frames in -> the frame step (detect, track, decide) -> hide -> out.
 
 Three threads. The grabber reads the source (pacing files to their timestamps, reconnecting to
-network streams and cameras with backoff) and holds the frames until the loop takes them, but
-none longer than `LiveConfig.max_delay` (0.1 s): when processing falls behind, the frames it had
-no time for are dropped and counted, so latency never piles up; a short hiccup is caught up on.
-The detector thread runs on the newest frame whenever it is free (at most every `detect_every`
-frames). The caller's thread shows every frame it takes with the faces of the latest detection,
-followed to that frame by the causal tracker (moved along, grown with the frames since), and
-hands the result to the sinks. So the output keeps the source's rate whatever detection costs,
-and the latency added is that of hiding, not of detecting; slower detection only means the
-boxes come from a few frames further back.
+network streams and cameras with backoff) and holds the frames until the loop takes them. The
+detector thread runs the frame step's planned detection (`pipeline.step`: the same presets,
+schedule and passes as for files) on the newest waiting frame whenever it is free, at most
+every `detect_every` frames. The caller's thread keeps the frames waiting, in order, until a
+detection on them or on a later frame is done; then they go through the same look-ahead
+tracker as a file's frames, so a face is interpolated between two detections and hidden
+`lead` frames before it was first found, within the frames that waited, and are hidden and
+handed to the sinks. What a live stream cannot do is look further ahead than that: a face that
+only a later detection finds may show on frames already handed on. The latency added is about
+one to two detections (a frame waits for the next detection to finish).
 
-Fail closed: a frame reaches the sinks only as the output of `Pipeline.render`. A frame waits
-for a detection made on itself when it is the first, when it follows a hard cut (new faces all
-at once), and when the latest detection is more than twice `hold` frames old (slow or failing
-detection). If that detection fails the frame is withheld (not shown); after
-`LiveConfig.max_failures` failures in a row the run stops with an error. A face that walks in
-between two detections can show for the frames until the next one (about `detect_lag` in the
-report: 1-3 frames on 2 cores).
+Fail closed: no frame reaches the sinks without a detection at or after it, and only as the
+output of `Pipeline.render`. A frame that has waited longer than `LiveConfig.max_delay` is
+dropped (counted), so latency never piles up when detection cannot keep up; the frames a failed
+detection was to cover are withheld (counted); after `LiveConfig.max_failures` failures in a
+row the run stops with an error.
 """
 
 from __future__ import annotations
@@ -34,23 +33,17 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..config import LiveConfig, VideoConfig
+from ..config import LiveConfig
 from ..errors import ConfigError, FaceveilError
 from ..pipeline.pipeline import Pipeline
-from ..tracking import CausalTracker, SceneCuts
+from ..pipeline.step import PRESETS, FrameStep, Pass
 from ..types import Detections, Frame
 from .sinks import Sink
 from .sources import Captured, Source, SourceError, open_source
 
 log = logging.getLogger(__name__)
 
-# By quality preset: (long side of the picture the detector sees, detect at most every K-th
-# frame). Measured with bench/live.py on a 2-core machine shared with other work: seeing 480 px
-# (two passes, 480 and 320) takes 75-115 ms there, so boxes come from 4-6 frames back and frames
-# are dropped; 320 px (one pass) takes 20-25 ms, 1.5 frames back, no drops, and finds the same
-# faces of 16 px and more in the shared clips. See bench/README.md ("Live").
-LIVE_PRESETS: dict[str, tuple[int, int]] = {"fast": (256, 3), "balanced": (320, 2), "thorough": (640, 1)}
-COARSE_MIN = 320  # passes where the whole picture is smaller than this are left out (as for files)
+LIVE_PRESETS = PRESETS  # the one table of quality presets (faceveil.pipeline.step), as for files
 _LATENCY_BINS = 5000  # latency histogram: 1 ms bins up to 5 s
 
 
@@ -65,14 +58,17 @@ class LiveReport:
     height: int = 0
     frames_in: int = 0  # frames the source gave
     frames_out: int = 0  # anonymized frames handed to the outputs
-    dropped: int = 0  # frames never processed: processing was behind (or the run ended)
-    withheld: int = 0  # frames processed but not shown: detection failed on them (fail closed)
+    # frames not shown: they waited longer than max_delay for detection, processing was behind,
+    # or the run ended
+    dropped: int = 0
+    withheld: int = 0  # frames not shown: the detection that was to cover them failed (fail closed)
     faces: int = 0  # face boxes hidden, summed over the frames out
     detections: int = 0  # frames the detector ran on
     found: int = 0  # faces those detections found, summed
     detect_mean: float = 0.0  # seconds per detection
-    detect_lag: float = 0.0  # frames between a frame out and the detection its faces came from, mean
-    detect_lag_max: int = 0  # ... and at most (never more than `stale`, 16 by default)
+    # frames between a frame out and the later frame whose detection let it out (0: its own), mean
+    detect_lag: float = 0.0
+    detect_lag_max: int = 0  # ... and at most
     reconnects: int = 0
     seconds: float = 0.0  # from the first frame in to the end
     fps: float = 0.0  # frames out per second
@@ -287,14 +283,6 @@ def _without_name(message: str, name: str) -> str:
 # ---------------------------------------------------------------------------------- the loop
 
 
-def live_video_config(pipeline: Pipeline) -> VideoConfig:
-    """The pipeline's tracking settings with what is left open filled in by `LIVE_PRESETS`."""
-    c = pipeline.config.video
-    size, every = LIVE_PRESETS[pipeline.config.detector.quality]
-    return dataclasses.replace(c, detect_size=c.detect_size or size,
-                               detect_every=c.detect_every or every)
-
-
 def run_live(
     source: Source | str,
     pipeline: Pipeline,
@@ -313,9 +301,6 @@ def run_live(
     config = config or LiveConfig()
     if isinstance(source, str):
         source = open_source(source, config)
-    if pipeline.config.identity.active:
-        raise ConfigError("keeping or picking people (--keep/--only) is not available for live "
-                          "streams")
     if pipeline.backdrop is not None and pipeline.backdrop.transparent:
         raise ConfigError("a transparent background is for pictures; for live streams use blur, "
                           "image or color")
@@ -324,13 +309,19 @@ def run_live(
     return _Live(source, pipeline, list(sinks), config, stop or threading.Event(), on_status).run()
 
 
+@dataclass
+class _Job:
+    cap: Captured
+    plan: Pass
+
+
 class _DetectWorker:
     """Detection on its own thread, one frame at a time; results collected in frame order."""
 
-    def __init__(self, detect: Callable[[Captured], Detections]) -> None:
+    def __init__(self, detect: Callable[[_Job], Detections]) -> None:
         self._detect = detect
         self._cond = threading.Condition()
-        self._job: Captured | None = None
+        self._job: _Job | None = None
         self._busy = False
         self._closed = False
         self._results: list[tuple[int, Detections | Exception, float]] = []
@@ -341,11 +332,11 @@ class _DetectWorker:
         with self._cond:
             return not self._busy
 
-    def submit(self, cap: Captured) -> None:
+    def submit(self, job: _Job) -> None:
         with self._cond:
             if self._busy:
                 raise RuntimeError("the detector is busy")
-            self._job, self._busy = cap, True
+            self._job, self._busy = job, True
             self._cond.notify_all()
 
     def results(self) -> list[tuple[int, Detections | Exception, float]]:
@@ -374,64 +365,78 @@ class _DetectWorker:
             except Exception as exc:  # handed to the loop, which fails closed
                 result = exc
             with self._cond:
-                self._results.append((job.number, result, time.monotonic() - started))
+                self._results.append((job.cap.number, result, time.monotonic() - started))
                 self._busy = False
                 self._cond.notify_all()
 
 
+@dataclass
+class _Waiting:
+    """A frame waiting for a detection on itself or on a later frame."""
+
+    number: int
+    cap: Captured | None  # None: never shown (dropped, or its detection failed)
+    cut: bool
+
+
 class _Live:
-    """The loop. Detection runs on its own thread on the newest frame whenever it is free (and
-    at least `detect_every` frames after the last one it took), while every frame is shown with
-    the faces of the latest detection, followed by the causal tracker. A frame is detected on
-    the loop's own thread, and waits for it, when it is the first, when it follows a hard cut,
-    and when the latest detection is more than `stale` frames old: fail closed when detection
-    is slow or failing."""
+    """The loop: frames wait, in order, for the frame step. The detector runs on its own thread
+    on the newest waiting frame whenever it is free (at most every `detect_every` frames, a full
+    scan or a quick pass by the step's schedule); when it is done, the frames up to that one go
+    through the tracker (interpolated between two detections, new faces hidden `lead` frames
+    before they were found) and are hidden and handed to the sinks. A frame that waited longer
+    than `max_delay` is dropped, and the frames a failed detection was to cover are withheld:
+    no frame is shown without a detection at or after it."""
 
     def __init__(self, source: Source, pipeline: Pipeline, sinks: list[Sink], config: LiveConfig,
                  stop: threading.Event, on_status: Callable[[LiveStatus], None] | None) -> None:
         self.source, self.pipeline, self.sinks, self.config = source, pipeline, sinks, config
         self.stop, self.on_status = stop, on_status
-        self.video = live_video_config(pipeline)
+        self.step: FrameStep[_Waiting] = FrameStep(pipeline, live=True)
+        self.video = self.step.video
         self.every = self.video.detect_every or 1
-        self.tracker = CausalTracker(self.video, detect_every=self.every)
-        # Frames a detection stays good for: then a frame waits for its own.
-        self.stale = max(2 * self.tracker.hold, 4 * self.every)
-        self.cuts = SceneCuts(self.video.scene_cut)
         self.report = LiveReport(source.name, detect_every=self.every, detect_size=self.video.detect_size)
         self.masker = pipeline.person_masker(video=True) if pipeline.backdrop is not None else None
         self.size: tuple[int, int] | None = None
         self.since = 0  # the first frame number of the current picture size
+        self.waiting: deque[_Waiting] = deque()
+        self.next_number = 0  # the next frame number the step expects
         self.last_sent: int | None = None  # the last frame given to the detector
-        self.last_ok: int | None = None  # the last frame detection succeeded on
+        self.cut_waiting = False  # a cut among the frames after the last one given to the detector
         self.failures = 0
         self.detect_time = 0.0
-        self.lag_sum = 0  # frames between each frame out and the detection it was hidden with
+        self.lag_sum = 0  # frames between each frame out and the detection that let it out
         self.hist = np.zeros(_LATENCY_BINS + 1, np.int64)
         self.latency_sum = 0.0
         self.recent: deque[tuple[float, float]] = deque()  # (emitted, latency) over the last second
         self.first_in: float | None = None
         self.first_out = self.last_out = 0.0
+        self.late = 0  # frames dropped here: they waited longer than max_delay
         self.grabber: Grabber | None = None
         self.worker: _DetectWorker | None = None
 
     def run(self) -> LiveReport:
         grabber = self.grabber = Grabber(self.source, self.config, self.stop)
         side = self.video.detect_size or 640  # load and warm the model up before the clock starts
-        self._detect(np.zeros((side * 9 // 16, side, 3), np.uint8))
+        warm = np.zeros((side * 9 // 16, side, 3), np.uint8)
+        self.step.detect(warm, Pass(True, side), (side, side * 9 // 16), source=self.source.name)
         grabber.start()
-        self.worker = _DetectWorker(lambda cap: self._detect(cap.image))
+        self.worker = _DetectWorker(self._detect)
         ended, failed = "", False
         next_status = time.monotonic() + 1.0
         try:
             while not self.stop.is_set():
-                cap = grabber.take(timeout=0.2)
-                if cap is None:
-                    if grabber.done:
+                busy = bool(self.waiting) or not self.worker.idle()
+                cap = grabber.take(timeout=0.005 if busy else 0.2)
+                if cap is not None:
+                    if self.first_in is None:
+                        self.first_in = cap.captured
+                    self._arrive(cap)
+                self._advance(final=cap is None and grabber.done)
+                if cap is None and grabber.done and not self.waiting and self.worker.idle():
+                    self._advance(final=True)
+                    if not self.waiting:
                         break
-                    continue
-                if self.first_in is None:
-                    self.first_in = cap.captured
-                self._one(cap)
                 if wants := [s.name for s in self.sinks if s.wants_stop]:
                     ended = f"stopped from the {wants[0]}"
                     break
@@ -463,106 +468,134 @@ class _Live:
             r.detect_mean = self.detect_time / r.detections
         return r
 
-    # ---- one frame
+    # ---- frames in
 
-    def _one(self, cap: Captured) -> None:
+    def _arrive(self, cap: Captured) -> None:
         image = cap.image
         h, w = image.shape[:2]
         if self.size != (w, h):
             if self.size is not None:
                 log.info("%s: the picture is now %dx%d (was %dx%d)", self.source.name, w, h, *self.size)
-            self.tracker = CausalTracker(self.video, detect_every=self.every)
-            self.size, self.since, self.last_ok = (w, h), cap.number, None
+            for item in self.waiting:  # of the old size, never detected: not shown
+                item.cap = None
+            self.waiting.clear()
+            self.step = FrameStep(self.pipeline, live=True)
+            self.size, self.since, self.next_number = (w, h), cap.number, cap.number
+            self.last_sent, self.cut_waiting = None, False
             self.report.width, self.report.height = w, h
-        # A hard cut (an edited stream) brings new faces all at once: detect on the cut frame
-        # itself. The tracks go on: where the old faces were stays hidden for `hold` frames.
-        cut = self.cuts.update(_thumbnail(image))
-        self._collect()
-        n = cap.number
+        # A hard cut (an edited stream) brings new faces all at once: the next detection is a
+        # full scan, and the tracks end there.
+        cut = self.step.cut(_thumbnail(image))
+        while self.next_number < cap.number:  # frames the grabber dropped: numbers go on
+            self.waiting.append(_Waiting(self.next_number, None, False))
+            self.next_number += 1
+        self.waiting.append(_Waiting(cap.number, cap, cut))
+        self.next_number = cap.number + 1
+        self.cut_waiting = self.cut_waiting or cut
+
+    # ---- detection and frames out
+
+    def _advance(self, *, final: bool = False) -> None:
         worker = self.worker
         assert worker is not None
-        if self.last_ok is None or cut or n - self.last_ok > self.stale:
-            # This frame waits for its own detection, made here (the detector thread may be busy
-            # with an older frame; its result will be left out).
-            started = time.monotonic()
-            try:
-                found = self._detect(image)
-            except Exception as exc:  # fail closed: not shown
-                self._failed(exc)
-                self.report.withheld += 1
-                return
-            self._found(n, found, time.monotonic() - started)
-            self.last_sent = n
-        elif worker.idle() and (self.last_sent is None or n - self.last_sent >= self.every):
-            worker.submit(cap)
-            self.last_sent = n
-        faces = self.tracker.faces(cap.number).clipped(w, h)
-        try:
-            out = self.pipeline.render(Frame(image, cap.number, cap.pts, self.source.name), faces,
-                                       masker=self.masker)
-        except Exception as exc:  # fail closed again
-            self.report.withheld += 1
-            log.warning("hiding failed on a frame (%s: %s); it is withheld", type(exc).__name__, exc)
-            return
-        self.report.faces += int((~faces.keep).sum())
-        lag = cap.number - (self.last_ok if self.last_ok is not None else cap.number)
-        self.lag_sum += lag
-        self.report.detect_lag_max = max(self.report.detect_lag_max, lag)
-        if self.config.overlay:
-            self._overlay(out, time.monotonic() - cap.captured)
-        self._emit(out, cap)
-
-    def _collect(self) -> None:
-        """Take the detector thread's finished detections into the tracker, in frame order."""
-        assert self.worker is not None
-        for number, result, seconds in self.worker.results():
-            if number < self.since or (self.last_ok is not None and number <= self.last_ok):
-                continue  # made before the picture changed size, or overtaken by a newer one
+        for number, result, seconds in worker.results():
+            if number < self.since:
+                continue  # made before the picture changed size
             if isinstance(result, Exception):
-                self._failed(result)
+                self._failed(number, result)
             else:
                 self._found(number, result, seconds)
+        now = time.monotonic()
+        for item in self.waiting:  # too late to show: dropped (never shown undetected)
+            if item.cap is not None and now - item.cap.captured > self.config.max_delay:
+                if item.number == self.last_sent and not worker.idle():
+                    continue  # being detected: wait for it
+                item.cap = None
+                self.late += 1
+        if worker.idle():
+            newest = next((i for i in reversed(self.waiting) if i.cap is not None), None)
+            if newest is not None and (self.last_sent is None or newest.number > self.last_sent):
+                far = self.last_sent is None or newest.number - self.last_sent >= self.every
+                # The detector is free and a frame would wait too long for the next one (a slow
+                # source): detect now rather than every `every` frames.
+                oldest = next(i for i in self.waiting if i.cap is not None)
+                assert oldest.cap is not None
+                urgent = now - oldest.cap.captured >= self.config.max_delay / 2
+                if far or urgent or self.cut_waiting or final:
+                    full = max(self.size or (1, 1))
+                    plan = self.step.plan(newest.number - self.since, cut=self.cut_waiting, full=full)
+                    worker.submit(_Job(newest.cap, plan))
+                    self.last_sent, self.cut_waiting = newest.number, False
+            elif final and self.waiting and all(i.cap is None for i in self.waiting):
+                self._push_upto(self.waiting[-1].number, None)  # nothing left worth showing
+
+    def _detect(self, job: _Job) -> Detections:
+        """On the detector's thread: the planned detection on the job's frame."""
+        image = job.cap.image
+        h, w = image.shape[:2]
+        side = max(w, h)
+        small = image
+        if job.plan.side < side:
+            s = job.plan.side / side
+            small = cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))),
+                               interpolation=cv2.INTER_AREA)
+        return self.step.detect(small, job.plan, (w, h), index=job.cap.number, pts=job.cap.pts,
+                                source=self.source.name)
 
     def _found(self, number: int, found: Detections, seconds: float) -> None:
         if self.failures:
             log.warning("detection works again after %d failure(s)", self.failures)
         self.failures = 0
-        self.tracker.observe(found, number)
-        self.last_ok = number
         self.report.detections += 1
         self.report.found += len(found)
         self.detect_time += seconds
+        self._push_upto(number, found)
 
-    def _failed(self, exc: Exception) -> None:
+    def _failed(self, number: int, exc: Exception) -> None:
         self.failures += 1
         if self.failures == 1:
-            log.warning("detection failed (%s: %s); frames are withheld once the last good "
-                        "detection is too old", type(exc).__name__, exc)
+            log.warning("detection failed (%s: %s); the frames waiting for it are withheld",
+                        type(exc).__name__, exc)
+        for item in self.waiting:  # fail closed: nothing looked at them
+            if item.number <= number and item.cap is not None:
+                item.cap = None
+                self.report.withheld += 1
+        self._push_upto(number, None)
         if self.failures >= self.config.max_failures:
             raise LiveError(f"the detector failed {self.failures} times in a row: "
                             f"{type(exc).__name__}: {exc}") from exc
 
-    def _detect(self, image: np.ndarray) -> Detections:
-        """The faces in the frame, seen at `detect_size` on its long side (full size if smaller)."""
-        h, w = image.shape[:2]
-        side = max(w, h)
-        target = min(side, self.video.detect_size or side)
-        small = image
-        if target < side:
-            sw, sh = max(1, round(w * target / side)), max(1, round(h * target / side))
-            small = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA)
-        frame = Frame(small, source=self.source.name)
-        detector = self.pipeline.detector
-        scales = getattr(detector, "scales", None)
-        if scales is not None and hasattr(detector, "detect_at"):
-            top = max(small.shape[:2])
-            passes = [s for s in scales(*small.shape[:2]) if s * top >= COARSE_MIN] or [1.0]
-            found = detector.detect_at(frame, passes)
-        else:
-            found = detector.detect(frame)
-        if small is not image:
-            found = found.scaled(w / small.shape[1], h / small.shape[0])
-        return found
+    def _push_upto(self, number: int, found: Detections | None) -> None:
+        """The waiting frames up to `number` through the step (`found`: the detection made on
+        frame `number`), then hidden and handed on."""
+        step = self.step
+        while self.waiting and self.waiting[0].number <= number:
+            item = self.waiting.popleft()
+            here = found if item.number == number else None
+            cap = item.cap
+            step.push(item, here, cut=item.cut,
+                      image=(lambda cap=cap: cap.image) if cap is not None else None)
+        for item, faces in step.release(number - self.since):
+            if item.cap is not None:
+                self._show(item.cap, faces, number)
+
+    def _show(self, cap: Captured, faces: Detections, detected: int) -> None:
+        h, w = cap.image.shape[:2]
+        faces = faces.clipped(w, h)
+        try:
+            out = self.pipeline.render(Frame(cap.image, cap.number, cap.pts, self.source.name),
+                                       faces, masker=self.masker)
+        except Exception as exc:  # fail closed again
+            self.report.withheld += 1
+            log.warning("hiding failed on a frame (%s: %s); it is withheld", type(exc).__name__, exc)
+            return
+        self.report.faces += int((~faces.keep).sum())
+        lag = detected - cap.number
+        self.lag_sum += lag
+        self.report.detect_lag_max = max(self.report.detect_lag_max, lag)
+        if self.config.overlay:
+            self._overlay(out, time.monotonic() - cap.captured)
+        self._emit(out, cap)
 
     def _emit(self, out: np.ndarray, cap: Captured) -> None:
         for sink in list(self.sinks):

@@ -432,6 +432,10 @@ class Recorder:
     and renamed when closed: an interrupted or failed recording never leaves a half-written
     file under the final name. When encoding cannot keep up, frames are left out (counted in
     `dropped`) rather than delaying the stream.
+
+    `keep_audio_of(source)`: the source's first audio stream is copied in, packet by packet,
+    from the first recorded frame on (timed by the source's timestamps); when it cannot be,
+    one warning says why (`audio` tells what happened).
     """
 
     name = "recording"
@@ -457,15 +461,27 @@ class Recorder:
         self._atomic = atomic_path(self.path)
         self._tmp = self._atomic.__enter__()  # fails early when the folder cannot be written
         self._queue: queue.Queue = queue.Queue(queue_size)
+        self._audio_source: Any = None
+        self._audio: queue.SimpleQueue = queue.SimpleQueue()
+        self.audio = "none"  # "copied", or why the recording has no sound
         self._thread = threading.Thread(target=self._run, name="faceveil-record", daemon=True)
         self._thread.start()
         self._closed = False
+
+    def keep_audio_of(self, source: Any) -> None:
+        """Copy the audio of `source` (a live Source, not started yet) into the recording."""
+        if not hasattr(source, "on_audio"):
+            self.audio = f"{source.name} gives pictures only (a camera's sound is not recorded)"
+            log.warning("recording: no sound: %s", self.audio)
+            return
+        self._audio_source = source
+        source.on_audio = self._audio.put
 
     def send(self, image: np.ndarray, frame: Captured) -> None:
         if self.error is not None:
             raise OutputError(f"recording {self.path} failed: {self.error}")
         try:
-            self._queue.put_nowait((image, frame.captured))
+            self._queue.put_nowait((image, frame.captured, frame.pts))
         except queue.Full:
             if not self.dropped:
                 log.warning("recording: the encoder cannot keep up; frames are left out of %s "
@@ -509,13 +525,16 @@ class Recorder:
                     break
                 if self.error is not None:
                     continue  # drain until told to stop
-                image, captured = item
+                image, captured, pts = item
                 if av_out is None:
                     av_out = _Encoder(self._tmp, self.format, self.codec, self.crf, self.preset,
                                       self.fps, image.shape[1], image.shape[0], captured)
+                    self._add_audio(av_out, pts)
                 av_out.write(image, captured)
                 self.frames += 1
+                av_out.copy_audio(self._audio, until=None)
             if av_out is not None:
+                av_out.copy_audio(self._audio, until=av_out.last / 1000 + 0.1)
                 av_out.close()
                 av_out = None
         except Exception as exc:  # reported by send/close on the runner's thread
@@ -525,8 +544,29 @@ class Recorder:
                 av_out.abort()
 
 
+    def _add_audio(self, av_out: _Encoder, pts: float | None) -> None:
+        source = self._audio_source
+        if source is None:
+            return
+        stream = source.audio_stream
+        if stream is None:
+            self.audio = f"{source.name} has no audio stream"
+            log.info("recording: no sound: %s", self.audio)
+        elif pts is None:
+            self.audio = f"{source.name} gives no timestamps to put its sound in time with"
+            log.warning("recording: no sound: %s", self.audio)
+        else:
+            why = av_out.add_audio(stream, pts)
+            self.audio = why or "copied"
+            if why:
+                log.warning("recording: no sound: %s", why)
+        if self.audio != "copied":
+            source.on_audio = None
+
+
 class _Encoder:
-    """One PyAV output file with one video stream, timestamps in milliseconds."""
+    """One PyAV output file with one video stream, timestamps in milliseconds; and the source's
+    audio, copied."""
 
     def __init__(self, path: Path, fmt: str, codec: str, crf: int, preset: str, fps: float,
                  width: int, height: int, start: float) -> None:
@@ -551,6 +591,44 @@ class _Encoder:
             raise
         self.start = start
         self.last = -1
+        self.audio: Any = None  # the output audio stream
+        self.audio_start = 0.0  # source time (s) of the first frame
+        self._audio_dts: int | None = None
+
+    def add_audio(self, template: Any, start: float) -> str | None:
+        """Add a copy of the source's audio stream (before anything is written); why not, if not."""
+        import av
+
+        try:
+            self.audio = self.container.add_stream_from_template(template)
+        except (ValueError, av.error.FFmpegError) as exc:
+            return (f"its audio ({template.codec_context.name}) cannot go into a "
+                    f"{self.container.format.name} file: {exc}")
+        self.audio_start = start
+        return None
+
+    def copy_audio(self, packets: queue.SimpleQueue, until: float | None) -> None:
+        """Mux the audio packets that came, shifted so that the first frame's time is 0; those
+        before it are left out (and, at the end, those after `until` seconds)."""
+        while True:
+            try:
+                packet = packets.get_nowait()
+            except queue.Empty:
+                return
+            if self.audio is None or packet.pts is None or packet.dts is None:
+                continue
+            tb = packet.time_base
+            shift = round(self.audio_start / tb)
+            t = float((packet.pts - shift) * tb)
+            if t < 0 or (until is not None and t > until):
+                continue
+            dts = packet.dts - shift
+            if self._audio_dts is not None and dts <= self._audio_dts:
+                continue  # timestamps went back (a reconnect): left out
+            packet.pts, packet.dts = packet.pts - shift, dts
+            self._audio_dts = dts
+            packet.stream = self.audio
+            self.container.mux(packet)
 
     def write(self, image: np.ndarray, captured: float) -> None:
         import av

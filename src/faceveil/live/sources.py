@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -142,6 +142,15 @@ class StreamSource:
         self.container: Any = None
         self.stream: Any = None
         self.damaged = 0  # packets that did not decode
+        # Given the packets of the first audio stream, when set (a recording keeps the sound);
+        # called on the reading thread.
+        self.on_audio: Callable[[Any], None] | None = None
+
+    @property
+    def audio_stream(self) -> Any:
+        """The first audio stream (open sources only), or None."""
+        audio = self.container.streams.audio if self.container is not None else ()
+        return audio[0] if audio else None
 
     def open(self) -> None:
         av = _av()
@@ -172,7 +181,8 @@ class StreamSource:
         av = _av()
         if self.container is None:
             self.open()
-        demux = self.container.demux(self.stream)
+        audio = self.audio_stream if self.on_audio is not None else None
+        demux = self.container.demux(self.stream, *([audio] if audio is not None else []))
         while True:
             try:
                 packet = next(demux)
@@ -183,6 +193,10 @@ class StreamSource:
             except (av.error.FFmpegError, OSError) as exc:
                 raise SourceError(f"{self.name}: stopped: "
                                   f"{describe_av_error(exc, self.config.read_timeout)}") from None
+            if packet.stream is not self.stream:  # audio, for a recording
+                if self.on_audio is not None and packet.dts is not None and packet.size:
+                    self.on_audio(packet)
+                continue
             arrived = time.monotonic()
             try:
                 decoded = self.stream.decode(packet)

@@ -13,7 +13,6 @@ Boxes in the faces sidecar are in pixels of the upright (displayed) frame, like 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import queue
 import threading
@@ -30,22 +29,17 @@ from ..anonymization.planar import apply_i420
 from ..errors import CorruptMediaError, UnsupportedMediaError
 from ..media.video import DEFAULT_MAX_PIXELS, EncodeOptions, VideoInput, VideoOutput
 from ..sidecar import SidecarStream, faces_document
-from ..tracking import SceneCuts, Tracker
-from ..types import Detections, Frame
+from ..types import Detections
 from .events import Progress, ProgressCallback
 from .pipeline import Pipeline, draw_boxes
+from .step import PRESETS as STEP_PRESETS
+from .step import FrameStep
 
 log = logging.getLogger(__name__)
 
-# By quality preset: (long side of the frame a full scan sees, None = as decoded; frames between
-# full scans; frames between detections). CenterFace finds faces from about 10 px at the size it
-# sees, so a 640 px scan keeps faces of ~20 px and up in 1280x720. Between scans a quick pass
-# follows the known faces at the smallest size that still shows each of them at FOLLOW_FACE px
-# or more. On frames with no detection at all the tracker interpolates (it looks ahead).
-PRESETS: dict[str, tuple[int | None, int, int]] = {
-    "fast": (480, 12, 3), "balanced": (640, 8, 2), "thorough": (None, 1, 1)}
-FOLLOW_FACE = 16
-FOLLOW_MIN = 320
+# The quality presets, the detection schedule, tracking and keep/hide decisions are the frame
+# step's (.step), shared with live streams.
+PRESETS = STEP_PRESETS
 _QUEUE = 8  # frames between two threads
 _THUMB = (64, 36)  # scene-cut thumbnails
 _END = object()
@@ -259,67 +253,40 @@ class _Run:
         self.notify(Progress("done", self.report.frames, total, str(self.vin.path)))
 
     def _detect_loop(self, first: Any, side: SidecarStream | None) -> None:
-        config = self.pipeline.config.video
-        size, scan_every, every = PRESETS[self.pipeline.config.detector.quality]
-        config = dataclasses.replace(config, detect_size=config.detect_size or size,
-                                     scan_every=config.scan_every or scan_every,
-                                     detect_every=config.detect_every or every)
-        tracker: Tracker[tuple[Any, int, float]] = Tracker(config)
-        votes = None
-        if self.faces is None and self.pipeline.identifier is not None:
-            from ..identity.decide import TrackVotes
-
-            votes = TrackVotes(self.pipeline.identifier, config.detect_every)
-        cuts = SceneCuts(config.scene_cut)
+        """Decoded frames through the frame step (schedule -> detect -> track -> decide), in
+        order; the writer hides and encodes what the step hands on."""
+        step: FrameStep[tuple[Any, int, float]] | None = None
+        if self.faces is None:
+            step = FrameStep(self.pipeline)
         g = self.geometry
         full = max(g.width, g.height)
-        scan_side = min(full, config.detect_size or full)
-        follow = getattr(self.pipeline.detector, "detect_at", None)
-        last_scan = -(1 << 30)
         total = self.vin.stream.frames or None
         frame, index = first, 0
         while frame is not _END:
             pts = float(frame.pts * frame.time_base)
-            if self.faces is not None:
+            if step is None:
+                assert self.faces is not None
                 if index >= len(self.faces):
                     raise CorruptMediaError(f"the faces file has {len(self.faces)} frames, the video more")
                 done = [((frame, index, pts), self.faces[index])]
             else:
-                cut = cuts.update(frame.reformat(*_THUMB, format="gray", interpolation="AREA").to_ndarray())
-                dets = None
-                if index % config.detect_every == 0 or cut:
-                    scan = cut or follow is None or index - last_scan >= config.scan_every
-                    side_px = scan_side if scan else _follow_side(tracker.recent_boxes(), full,
-                                                                  scan_side)
-                    last_scan = index if scan else last_scan
-                    small = self._downscaled(frame, side_px / full)
-                    small_frame = Frame(small, index, pts, str(self.vin.path))
-                    found = self._scan(small_frame) if scan else follow(small_frame, [1.0])
-                    w, h = g.display
-                    dets = found.scaled(w / small.shape[1], h / small.shape[0])
-                done = tracker.push((frame, index, pts), dets, cut=cut)
-                if votes is not None and tracker.latest is not None:
-                    votes.observe(index, tracker.latest,
-                                  lambda frame=frame: self._downscaled(frame, 1.0))
+                cut = step.cut(frame.reformat(*_THUMB, format="gray", interpolation="AREA").to_ndarray())
+                found = None
+                if step.schedule.due(index, cut):
+                    plan = step.plan(index, cut=cut, full=full)
+                    found = step.detect(self._downscaled(frame, plan.side / full), plan, g.display,
+                                        index=index, pts=pts, source=str(self.vin.path))
+                done = step.push((frame, index, pts), found, cut=cut,
+                                 image=lambda frame=frame: self._downscaled(frame, 1.0))
             for (f, i, p), d in done:
-                self._emit(f, i, p, d if votes is None else votes.decide(d), side, total)
+                self._emit(f, i, p, d, side, total)
             frame, index = self._get(self.decoded), index + 1
-        if self.faces is None:
-            for (f, i, p), d in tracker.flush():
-                self._emit(f, i, p, d if votes is None else votes.decide(d), side, total)
-        elif index != len(self.faces):
+        if step is not None:
+            for (f, i, p), d in step.flush():
+                self._emit(f, i, p, d, side, total)
+        elif index != len(self.faces or ()):
             log.warning("%s: the faces file has %d frames, the video %d", self.vin.path,
-                        len(self.faces), index)
-
-    def _scan(self, frame: Frame) -> Detections:
-        """The detector's full set of passes, less those coarser than a quick pass."""
-        detector = self.pipeline.detector
-        scales = getattr(detector, "scales", None)
-        if scales is None or not hasattr(detector, "detect_at"):
-            return detector.detect(frame)
-        side = max(frame.width, frame.height)
-        return detector.detect_at(frame, [s for s in scales(frame.height, frame.width)
-                                          if s * side >= FOLLOW_MIN] or [1.0])
+                        len(self.faces or ()), index)
 
     def _downscaled(self, frame: Any, scale: float) -> np.ndarray:
         """The frame as RGB, `scale` times its size, upright."""
@@ -387,15 +354,6 @@ class _Run:
                          g.turns)
         alpha = masker.alpha(small, (dh, dw))
         return np.ascontiguousarray(np.rot90(alpha, -g.turns)) if g.turns else alpha
-
-
-def _follow_side(boxes: np.ndarray, full: int, scan_side: int) -> int:
-    """Long side of the quick pass: every known face at FOLLOW_FACE px or more, within limits."""
-    if not len(boxes):
-        return min(FOLLOW_MIN, scan_side)
-    smallest = float(np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]).min())
-    side = full * FOLLOW_FACE / max(smallest, 1.0)
-    return int(min(scan_side, max(FOLLOW_MIN, -(-side // 32) * 32)))
 
 
 def _fps(vin: VideoInput) -> float | None:

@@ -30,6 +30,7 @@ from ..types import Detections
 
 T = TypeVar("T")
 
+_MAX_STEP = 0.5  # a held box moves at most this share of its size per frame
 _GROWTH = 0.03  # a held box grows by this share of its size per frame, up to _MAX_GROWTH
 _MAX_GROWTH = 0.3
 
@@ -70,6 +71,14 @@ class _Track:
     seen: int  # frame number of the last detection
     landmarks: np.ndarray | None = None  # (5, 2) of the last detection
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(4, np.float32))  # box change per frame
+
+    def held(self, gap: int) -> np.ndarray:
+        """Where a face not found for `gap` frames may be: its last box and where its velocity
+        takes it, as one box (a held face never covers less than its last box), grown."""
+        size = np.array([self.box[2] - self.box[0], self.box[3] - self.box[1]] * 2, np.float32)
+        moved = self.box + np.clip(self.velocity, -_MAX_STEP * size, _MAX_STEP * size) * gap
+        both = np.concatenate([np.minimum(self.box[:2], moved[:2]), np.maximum(self.box[2:], moved[2:])])
+        return _grown(both.astype(np.float32), gap)
 
     def predicted(self, n: int) -> np.ndarray:
         """Where the face should be at frame n if it kept moving as it did (grown a little)."""
@@ -138,7 +147,7 @@ class Tracker(Generic[T]):
             if gap > self.max_gap:
                 del self._tracks[t.id]
             elif gap <= self.hold:
-                entry.filled[t.id] = t.fill(_grown(t.box, gap))
+                entry.filled[t.id] = t.fill(t.held(gap))
         out = []
         while self._entries and self._entries[0].number < n - self.window:
             out.append(self._finish(self._entries.popleft()))
@@ -148,6 +157,15 @@ class Tracker(Generic[T]):
         """(N, 4) last boxes of the tracks seen within `hold` frames."""
         boxes = [t.box for t in self._tracks.values() if self._number - t.seen <= self.hold]
         return np.stack(boxes) if boxes else np.zeros((0, 4), np.float32)
+
+    def release(self, upto: int) -> list[tuple[T, Detections]]:
+        """The frames held back up to number `upto`, now, before the window has passed them
+        (a live stream, once a detection at or after them is in: what the tracker knows about
+        them then is final but for the `lead` of faces first found later)."""
+        out = []
+        while self._entries and self._entries[0].number <= upto:
+            out.append(self._finish(self._entries.popleft()))
+        return out
 
     def flush(self) -> list[tuple[T, Detections]]:
         """The frames still held back, after the last one was pushed."""
