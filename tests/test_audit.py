@@ -122,11 +122,12 @@ def test_video_report_lists_risky_moments_and_verifies(tmp_path, capsys):
     (video,) = report_of(tmp_path / "v.json")["files"]
     assert video["kind"] == "video" and video["frames"] == 275
     assert video["verified_frames"] >= 20
-    assert video["risky"]["gap_filled"]["count"] == video["filled"] > 0
+    # frames the tracker filled are counted, not listed as risky: they are the design working
+    assert video["filled"] > 0 and set(video["risky"]) == {"low_confidence", "short_track"}
     assert video["risky"]["low_confidence"]["count"] > 0
     assert video["tracks"] > 0 and video["thumbnails"] > 0
-    moment = video["risky"]["gap_filled"]["moments"][0]
-    assert moment["time"] is not None and len(moment["box"]) == 4
+    moment = video["risky"]["low_confidence"]["moments"][0]
+    assert moment["time"] is not None and len(moment["box"]) == 4 and moment["score"] < 0.5
 
 
 @pytest.mark.slow

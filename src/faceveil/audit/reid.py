@@ -4,9 +4,11 @@ The attack measured: someone holds other photos of the people (a gallery) and a 
 they know where each hidden face is. For each reference photo of the shared identities, the
 photo's face is hidden at a given face size, embedded at its box, and compared 1-nearest-
 neighbour with the untouched faces of every other photo of every person. It is *re-identified*
-when the nearest gallery face is the same person and nearer than the recogniser's own
-same-person distance (`MATCH`, dlib's 0.6). The distance matters: with a dozen people a random
-vector finds its own person first once in a dozen tries, which says nothing about the effect.
+when the nearest gallery face is the same person, nearer than the recogniser's own same-person
+distance (`MATCH`, dlib's 0.6), and nearer than the hidden faces of every other person come to
+that person (a lineup). The distance and the lineup matter: with a dozen people a random vector
+finds its own person first once in a dozen tries, and a method that makes every face look the
+same (an emoji) lands them all next to one person, neither of which says who was hidden.
 
     probes = load_probes(identities_root, detector)
     gallery = Gallery(embedder, probes)
@@ -91,20 +93,50 @@ class Gallery:
         return str(self.persons[j]), float(d[j])
 
     def reidentified(self, hide: Hide, size: int | None = None) -> list[bool | None]:
-        """Per probe: whether its face, hidden by `hide` at face height `size`, is matched to
-        its person (None where it cannot be judged: one photo only, or face smaller than size)."""
-        out: list[bool | None] = []
+        """Per probe: whether its face, hidden by `hide` at face height `size`, is re-identified
+        (None where it cannot be judged: one photo only, or face smaller than `size`)."""
+        return [None if r is None else r[0] and r[1] < min(MATCH, r[2])
+                for r in self.nearest_after(hide, size)]
+
+    def nearest_after(self, hide: Hide, size: int | None = None
+                      ) -> list[tuple[bool, float, float] | None]:
+        """Per probe, for its face hidden by `hide` at face height `size`: (is the nearest other
+        gallery face its own person, at what distance, and the lineup distance: how near the
+        hidden faces of all other people come to that person's gallery photos). None where it
+        cannot be judged.
+
+        The lineup keeps a method's constant look from counting as recognition: an emoji over
+        every face lands every hidden face near the same gallery face, so that person's own
+        photos "match" at 0.59 although the picture says nothing about who is under it. A hidden
+        face is re-identified only when it is also nearer to its person than any other person's
+        hidden face is (it would be picked out of a lineup of hidden faces)."""
+        vectors: list[np.ndarray | None] = []
         for i, p in enumerate(self.probes):
             scaled = at_size(p.image, p.box, size) if self.judged[i] else None
             if scaled is None:
-                out.append(None)
+                vectors.append(None)
                 continue
             image, box = scaled
-            hidden = hide(image, box[None])
-            vector = self.embedder.embed(hidden, box[None]).vectors[0]
-            person, dist = self.nearest(i, vector)
-            out.append(bool(person == p.person and dist < MATCH))
+            vectors.append(self.embedder.embed(hide(image, box[None]), box[None]).vectors[0])
+        out: list[tuple[bool, float, float] | None] = []
+        for i, (p, v) in enumerate(zip(self.probes, vectors, strict=True)):
+            if v is None:
+                out.append(None)
+                continue
+            person, dist = self.nearest(i, v)
+            own = self.vectors[(self.persons == p.person) & (np.arange(len(self.probes)) != i)]
+            others = [w for j, w in enumerate(vectors) if w is not None and self.persons[j] != p.person]
+            lineup = min((float(np.linalg.norm(own - w, axis=1).min()) for w in others),
+                         default=np.inf)
+            out.append((person == p.person, dist, lineup))
         return out
+
+    def chance(self) -> float:
+        """The rank-1 share a recogniser that guesses would reach: per judged probe, the share of
+        the other gallery photos that show its person."""
+        n = len(self.probes)
+        same = [(self.persons == p.person).sum() - 1 for p in self.probes]
+        return float(np.mean([s / (n - 1) for s, j in zip(same, self.judged, strict=True) if j]))
 
 
 def pipeline_hide(config) -> Hide:
