@@ -74,9 +74,12 @@ class FileAudit:
 
 
 def audit_frames(audit: FileAudit, frames: Sequence[tuple[int, float | None, Detections]]) -> None:
-    """Counts and risky moments from the per-frame faces of a picture (one frame) or video."""
-    risky: dict[str, list[dict[str, Any]]] = {"gap_filled": [], "low_confidence": [],
-                                               "short_track": []}
+    """Counts and risky moments from the per-frame faces of a picture (one frame) or video.
+
+    A risky moment is one where a face may have been missed: a detection the detector was
+    unsure of, or a face seen on only a few frames. Boxes the tracker filled (held, interpolated,
+    lead) are the design working, not a risk: they are counted in `filled`, not listed."""
+    risky: dict[str, list[dict[str, Any]]] = {"low_confidence": [], "short_track": []}
     seen: dict[int, list[tuple[int, float | None]]] = {}
     for index, pts, dets in frames:
         hidden = ~dets.keep
@@ -86,8 +89,8 @@ def audit_frames(audit: FileAudit, frames: Sequence[tuple[int, float | None, Det
         for j in range(len(dets)):
             box = [round(float(v), 1) for v in dets.xyxy[j]]
             if dets.filled[j]:
-                risky["gap_filled"].append({"frame": index, "time": pts, "box": box})
-            elif dets.scores[j] < LOW_SCORE:
+                continue
+            if dets.scores[j] < LOW_SCORE:
                 risky["low_confidence"].append({"frame": index, "time": pts, "box": box,
                                                 "score": round(float(dets.scores[j]), 3)})
             if dets.track_ids is not None and not dets.filled[j]:
@@ -231,8 +234,6 @@ def _when(frame: int | None, time: float | None) -> str:
 
 
 def _moment(kind: str, m: dict[str, Any]) -> str:
-    if kind == "gap_filled":
-        return f"face hidden by tracking where the detector saw none, at {m['box']}"
     if kind == "low_confidence":
         return f"low-confidence detection ({m['score']}) at {m['box']}, hidden"
     return f"track {m['track']} seen on only {m['frames_seen']} frame(s)"

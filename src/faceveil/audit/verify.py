@@ -1,15 +1,20 @@
-"""Verification: look again at what was written, with other eyes.
+"""Verification: look again at what was written, with other eyes, and accuse only faces.
 
-After a file is written, a second, different detector looks at the output (at its thorough
-scales); a face it finds with confidence is listed, with where and when. A face found over a
-hidden face means the effect left it looking like a face; one found elsewhere may be a face the
-first detector missed (a face left visible on purpose is not counted). Where the `people`
-extra is installed, each hidden face is also embedded before and after: an anonymized face
-whose vector stays as close to the original as two photos of the same person usually are is
-still recognisable, so the effect is too weak for that face's size. A face the second
-detector alone sees where nothing was hidden is shown to the main detector again, close up; if
-it does not agree either, it is listed as unconfirmed (most are patterns that look like faces)
-rather than counted as a finding.
+After a file is written, a second face detector (`VERIFY_DETECTOR`, a registry name: a real
+face detector that every install has, never Haar, which calls well-blurred faces faces) looks
+at the output twice: once over the whole picture, and once close up at each hidden face (the
+place scaled so the face is `CLOSE_UP` px tall, where a detector is most sure). A finding
+accuses a hidden face only when that face is a face: the same close-up look on the original
+must find one there. So a false detection that was hidden (a patch of a shirt, a poster) is
+never called "still a face" or "still recognisable".
+
+- *face_found*: a hidden face still looks like a face to the second look, or a face that
+  nothing hid is found (confirmed close up; a face left visible on purpose is not counted).
+- *recognisable* (where the `people` extra is installed): a confirmed face whose embedding
+  after hiding stays within `RECOGNISABLE` of its own embedding before, nearer than two photos
+  of one person usually are, so the effect is too weak for that face's size.
+- *unconfirmed* (listed, never failing): the second detector alone saw a face where nothing was
+  hidden and its close-up look did not agree (most are patterns that look like faces).
 """
 
 from __future__ import annotations
@@ -22,13 +27,18 @@ from typing import Any
 import numpy as np
 
 from ..config import DetectorConfig, PipelineConfig
-from ..errors import MissingDependencyError
 from ..tracking import iou_matrix
 from ..types import Detections, Frame
 
 log = logging.getLogger(__name__)
 
+VERIFY_DETECTOR = "centerface"  # the second look: a detectors registry name, switchable
+VERIFY_QUALITY = "balanced"  # its preset (thorough costs ~7x on the whole picture; close-ups are small)
 FOUND_SCORE = 0.8  # second detector's confidence that counts as "a face is still there"
+FACE_SCORE = 0.5  # close up on the original: the hidden place is a face
+CLOSE_UP = 96  # px: face height the close-up looks scale each place to
+MIN_CLOSE_UP = 12  # px: hidden faces smaller than this get only the whole-picture look
+MAX_CLOSE_UP = 40  # hidden faces looked at close up per picture (largest first)
 RECOGNISABLE = 0.3  # embedding distance original -> anonymized below which a face is recognisable
 MIN_JUDGED = 40  # faces smaller than this (px, box height) are not embedded
 MAX_EMBEDDED = 12  # faces measured per picture (embedding costs ~85 ms a face, twice)
@@ -57,32 +67,29 @@ class Finding:
 class Verifier:
     """Checks anonymized pictures against their originals. Models load on first use."""
 
-    def __init__(self, config: PipelineConfig) -> None:
+    def __init__(self, config: PipelineConfig, detector: str | None = None) -> None:
         self.config = config
-        primary = config.detector.name
-        self.detector_name = "mediapipe" if primary != "mediapipe" else "centerface"
-        self._detector = self._primary = None
+        self.detector_name = detector or VERIFY_DETECTOR
+        self._detector = None
         self._embedder: Any = None
         self.embedder_note = ""
 
     @property
     def detector(self):
+        """The second detector. A missing one is an error, never a weaker stand-in."""
         if self._detector is None:
             from ..detection import create_detector
 
-            try:
-                self._detector = create_detector(
-                    DetectorConfig(name=self.detector_name, quality="thorough"))
-            except MissingDependencyError:
-                log.info("verification: %s is not installed, using haar", self.detector_name)
-                self.detector_name = "haar"
-                self._detector = create_detector(DetectorConfig(name="haar", quality="thorough"))
+            self._detector = create_detector(
+                DetectorConfig(name=self.detector_name, quality=VERIFY_QUALITY,
+                               threads=self.config.detector.threads))
         return self._detector
 
     @property
     def embedder(self):
         """The face embedder, or None (and a note why) when the people extra is missing."""
         if self._embedder is None:
+            from ..errors import MissingDependencyError
             from ..identity import embedders
 
             try:
@@ -96,73 +103,99 @@ class Verifier:
               frame: int | None = None, time: float | None = None,
               embed_limit: int = MAX_EMBEDDED) -> list[Finding]:
         """Findings for one picture: `dets` are the faces as hidden/kept in `output`; the
-        `embed_limit` largest hidden faces are measured for recognisability."""
-        findings = []
+        `embed_limit` largest confirmed hidden faces are measured for recognisability."""
+        findings: list[Finding] = []
         hidden, kept = dets[~dets.keep], dets[dets.keep]
         found = self.detector.detect(Frame(np.ascontiguousarray(output)))
         found = found[found.scores >= FOUND_SCORE]
         if len(found) and len(kept):
             found = found[iou_matrix(found.xyxy, kept.xyxy).max(axis=1) < 0.3]
-        over = (iou_matrix(found.xyxy, hidden.xyxy).max(axis=1) >= 0.3 if len(hidden) and len(found)
-                else np.zeros(len(found), bool))
-        for box, score, on_hidden in zip(found.xyxy, found.scores, over, strict=True):
-            if on_hidden:
-                what = "a hidden face still looks like a face"
-            elif self._confirmed(output, box):
-                what = "a face was found that was not hidden"
-            else:  # the second detector alone: most likely a pattern, listed but not failing
+        if len(found) and len(hidden):
+            overlap = iou_matrix(found.xyxy, hidden.xyxy)
+            over, which = overlap.max(axis=1) >= 0.3, overlap.argmax(axis=1)
+        else:
+            over, which = np.zeros(len(found), bool), np.zeros(len(found), int)
+        # the second look seen over each hidden face: whole picture, then close up
+        seen = np.zeros(len(hidden), np.float32)
+        for score, i in zip(found.scores[over], which[over], strict=True):
+            seen[i] = max(seen[i], score)
+        order = [i for i in np.argsort(-hidden.heights) if hidden.heights[i] >= MIN_CLOSE_UP]
+        for i in order[:MAX_CLOSE_UP]:
+            if seen[i] < FOUND_SCORE:
+                seen[i] = max(seen[i], self.close_up(output, hidden.xyxy[i]))
+        looked: dict[int, bool] = {}  # hidden index -> is a face in the original
+
+        def is_face(i: int) -> bool:
+            if i not in looked:
+                looked[i] = self.close_up(original, hidden.xyxy[i]) >= FACE_SCORE
+            return looked[i]
+
+        for i in np.nonzero(seen >= FOUND_SCORE)[0]:
+            if is_face(int(i)):
                 findings.append(Finding(
-                    "unconfirmed", f"{self.detector_name} alone saw a face ({score:.2f}); the main "
-                    "detector, close up, did not", _box(box), frame, time, score=round(float(score), 3)))
-                continue
-            findings.append(Finding("face_found", f"{what} ({self.detector_name} {score:.2f})",
-                                    _box(box), frame, time, score=round(float(score), 3)))
-        tall = hidden[hidden.heights >= MIN_JUDGED]
-        if len(tall) and self.embedder is not None:
-            tall = tall[np.argsort(-tall.heights)[:embed_limit]]
-            # only faces that could be recognised in the original (sharp enough) are measured
-            before = self.embedder.embed(original, tall.xyxy,
-                                         min_sharpness=self.config.identity.min_sharpness).vectors
-            judged = np.isfinite(before).all(axis=1)
-            tall, before = tall[judged], before[judged]
-            after = self.embedder.embed(output, tall.xyxy).vectors if len(tall) else before
-            dist = np.linalg.norm(before - after, axis=1)
-            for box, d in zip(tall.xyxy, dist, strict=True):
-                if np.isfinite(d) and d < RECOGNISABLE:
-                    h = int(box[3] - box[1])
-                    findings.append(Finding(
-                        "recognisable", f"a {h} px face is still recognisable (distance {d:.2f} "
-                        f"< {RECOGNISABLE}): the effect is too weak for its size",
-                        _box(box), frame, time, distance=round(float(d), 3)))
+                    "face_found", f"a hidden face still looks like a face ({self.detector_name} "
+                    f"{seen[i]:.2f})", _box(hidden.xyxy[i]), frame, time, score=round(float(seen[i]), 3)))
+        for box, score in zip(found.xyxy[~over], found.scores[~over], strict=True):
+            if self.close_up(output, box) >= FACE_SCORE:
+                findings.append(Finding(
+                    "face_found", f"a face was found that was not hidden ({self.detector_name} "
+                    f"{score:.2f})", _box(box), frame, time, score=round(float(score), 3)))
+            else:  # seen once, not again close up: most likely a pattern, listed but not failing
+                findings.append(Finding(
+                    "unconfirmed", f"{self.detector_name} saw a face ({score:.2f}) that a close-up "
+                    "look did not", _box(box), frame, time, score=round(float(score), 3)))
+        findings += self._recognisable(original, output, hidden, is_face, embed_limit, frame, time)
         return findings
 
-    def _confirmed(self, image: np.ndarray, box: np.ndarray) -> bool:
-        """Does the main detector agree, on a close-up of the place (face scaled to ~96 px)?"""
+    def _recognisable(self, original, output, hidden: Detections, is_face, limit: int,
+                      frame, time) -> list[Finding]:
+        if self.embedder is None:
+            return []
+        tall = [int(i) for i in np.argsort(-hidden.heights) if hidden.heights[i] >= MIN_JUDGED]
+        tall = [i for i in tall if is_face(i)][:limit]  # only faces are judged, never a patch
+        if not tall:
+            return []
+        boxes = hidden.xyxy[tall]
+        # only faces that could be recognised in the original (sharp enough) are measured
+        sharp = self.config.identity.min_sharpness
+        before = self.embedder.embed(original, boxes, min_sharpness=sharp).vectors
+        judged = np.isfinite(before).all(axis=1)
+        boxes, before = boxes[judged], before[judged]
+        if not len(boxes):
+            return []
+        after = self.embedder.embed(output, boxes).vectors
+        out = []
+        for box, d in zip(boxes, np.linalg.norm(before - after, axis=1), strict=True):
+            if np.isfinite(d) and d < RECOGNISABLE:
+                h = int(box[3] - box[1])
+                out.append(Finding(
+                    "recognisable", f"a {h} px face is still recognisable (distance {d:.2f} "
+                    f"< {RECOGNISABLE}): the effect is too weak for its size",
+                    _box(box), frame, time, distance=round(float(d), 3)))
+        return out
+
+    def close_up(self, image: np.ndarray, box: np.ndarray) -> float:
+        """The second detector's best score for a face at `box`, looking at the place alone,
+        scaled so that the face is `CLOSE_UP` px tall (0 when it finds none there)."""
         import cv2
 
         x1, y1, x2, y2 = (float(v) for v in box)
-        side = max(x2 - x1, y2 - y1)
+        side = max(x2 - x1, y2 - y1, 1.0)
         h, w = image.shape[:2]
         cx0, cy0 = int(max(0, x1 - side)), int(max(0, y1 - side))
         crop = image[cy0:int(min(h, y2 + side)), cx0:int(min(w, x2 + side))]
-        scale = 96 / max(side, 1.0)
+        if crop.size == 0:
+            return 0.0
+        scale = CLOSE_UP / side
         interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
         crop = np.ascontiguousarray(cv2.resize(crop, None, fx=scale, fy=scale, interpolation=interp))
-        seen = self.primary.detect(Frame(crop))
-        seen = seen[seen.scores >= 0.5]
+        seen = self.detector.detect(Frame(crop))
         if not len(seen):
-            return False
+            return 0.0
         here = np.array([[(x1 - cx0) * scale, (y1 - cy0) * scale, (x2 - cx0) * scale,
                           (y2 - cy0) * scale]], np.float32)
-        return bool(iou_matrix(seen.xyxy, here).max() >= 0.3)
-
-    @property
-    def primary(self):
-        if self._primary is None:
-            from ..detection import create_detector
-
-            self._primary = create_detector(self.config.detector)
-        return self._primary
+        hit = iou_matrix(seen.xyxy, here)[:, 0] >= 0.3
+        return float(seen.scores[hit].max()) if hit.any() else 0.0
 
     @staticmethod
     def video_samples(frames: Sequence[tuple[int, float | None, Detections]],

@@ -164,8 +164,8 @@ def _detection_options(p: argparse.ArgumentParser) -> None:
 def _audit_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("proof")
     g.add_argument("--report", metavar="FILE.html|.json",
-                   help="write an audit report: per file what was hidden, risky moments (gaps "
-                        "filled by tracking, unsure detections, short tracks), thumbnails of the "
+                   help="write an audit report: per file what was hidden, risky moments "
+                        "(unsure detections, short tracks), thumbnails of the "
                         "hidden regions, settings, versions and model hashes")
     g.add_argument("--verify", nargs="?", const="warn", choices=("warn", "strict"),
                    help="look again at every output with a second detector and, with the people "
