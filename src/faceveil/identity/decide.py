@@ -137,6 +137,7 @@ def enrol(paths: Iterable[str | os.PathLike], detector, embedder: Embedder,
             result.skipped.append((path, describe_error(exc)))
             continue
         dets = dets[dets.scores >= config.min_score]  # false alarms do not make a photo ambiguous
+        dets = dets[np.array([g[0] for g in same_face_groups(dets)], int)] if len(dets) else dets
         area = dets.widths * dets.heights
         order = np.argsort(-area)
         if not len(dets):
@@ -262,13 +263,35 @@ class Identifier:
         group's best box, and share its decision, so a face is kept whole or hidden whole."""
         if not len(dets):
             return dets
-        groups = same_face_groups(dets)
+        groups = same_face_groups(dets, min_score=self.config.min_score)
         main = np.array([g[0] for g in groups], int)
-        visible = self.visible(self.judge(frame.image, dets[main]))
+        judged = self.judge(frame.image, dets[main])
+        visible = self.visible(judged)
         keep = np.zeros(len(dets), bool)
-        for g, v in zip(groups, visible, strict=True):
+        why = np.full(len(dets), "", object)
+        for k, (g, v) in enumerate(zip(groups, visible, strict=True)):
             keep[g] = v
-        return dataclasses.replace(dets, keep=keep)
+            why[g] = self.explain(k, judged[k])
+            if len(g) > 1:
+                why[g[1:]] = why[g[0]] + " (another box on the same face)"
+        return dataclasses.replace(dets, keep=keep, why=why)
+
+    def explain(self, i: int, judged: float) -> str:
+        """Why face `i` of the last `judge` call is kept or hidden, in words for users."""
+        last, cfg = self.last, self.config
+        if last.why[i]:
+            return f"hidden: {last.why[i]}"
+        who, dw, rival, do = last.who[i], float(last.wanted[i]), last.rival[i], float(last.other[i])
+        next_ = f"; nearest other: {rival} at {do:.2f}" if rival is not None and np.isfinite(do) else ""
+        if not self.keep_mode:
+            if self.visible(np.float32(judged)):
+                return f"shown: not {who} ({dw:.2f} >= {cfg.only_distance:.2f})"
+            return f"hidden: may be {who} ({dw:.2f} < {cfg.only_distance:.2f})"
+        if self.visible(np.float32(judged)):
+            return f"kept: {who} at {dw:.2f}{next_}"
+        if dw >= cfg.keep_distance:
+            return f"hidden: not {who} ({dw:.2f} >= {cfg.keep_distance:.2f}){next_}"
+        return f"hidden: {who} at {dw:.2f} but {rival} at {do:.2f} is within {cfg.keep_margin:.2f}"
 
 
 @dataclass
@@ -348,6 +371,7 @@ class _Track:
     interval: int = 0
     visible: bool = False
     near: bool = False  # close to another face at its last detection
+    why: str = ""  # the last sample's explanation
 
 
 class TrackVotes:
@@ -410,6 +434,7 @@ class TrackVotes:
             t = self._tracks[int(dets.track_ids[i])]
             t.last_sample = number
             d = float(distances[i])
+            t.why = self.identifier.explain(i, d)
             if np.isnan(d) and not risky:
                 t.interval = self.SAMPLE_EVERY  # cannot judge it now: look again soon
                 continue
@@ -449,7 +474,17 @@ class TrackVotes:
             ts = [tracks[i] for i in g]
             seen = [t for t in ts if t is not None and any(np.isfinite(t.distances))]
             keep[g] = bool(seen) and all(t.visible for t in seen)
-        return dataclasses.replace(dets, keep=keep)
+        why = np.array([self._why(t, k) for t, k in zip(tracks, keep, strict=True)], object)
+        return dataclasses.replace(dets, keep=keep, why=why)
+
+    @staticmethod
+    def _why(t: _Track | None, kept: bool) -> str:
+        if t is None or not t.why:
+            return ("kept: another box on the same face is kept" if kept
+                    else "hidden: not judged yet (too small, unsure or waiting its turn)")
+        looks = int(np.isfinite(t.distances).sum())
+        state = "kept" if kept else "hidden"
+        return f"{state} ({looks} look(s) at this track); last look: {t.why}"
 
 
 def _near_others(xyxy: np.ndarray) -> np.ndarray:
