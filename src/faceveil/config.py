@@ -255,6 +255,7 @@ class PipelineConfig:
         "scene_cut": ("video", "scene_cut"),
         "keep": ("identity", "keep"), "only": ("identity", "only"),
         "keep_distance": ("identity", "keep_distance"), "only_distance": ("identity", "only_distance"),
+        "keep_margin": ("identity", "keep_margin"),
         "min_face": ("identity", "min_face"), "gallery": ("identity", "gallery"),
         "background": ("background", "mode"), "background_strength": ("background", "strength"),
         "background_image": ("background", "image"), "background_color": ("background", "color"),

@@ -406,7 +406,7 @@ class TrackVotes:
     def observe(self, number: int, dets: Detections, image: Callable[[], np.ndarray]) -> None:
         if not len(dets) or dets.track_ids is None:
             return
-        near = _near_others(dets.xyxy)
+        near = _near_others(dets)
         worth = judgeable(dets, self.identifier.config)  # costs nothing to know
         due: list[tuple[int, int, bool]] = []
         for i, tid in enumerate(dets.track_ids.tolist()):
@@ -487,8 +487,9 @@ class TrackVotes:
         return f"{state} ({looks} look(s) at this track); last look: {t.why}"
 
 
-def _near_others(xyxy: np.ndarray) -> np.ndarray:
-    """(N,) whether each box, grown by half, overlaps another box of the frame."""
+def _near_others(dets: Detections) -> np.ndarray:
+    """(N,) whether each box, grown by half, overlaps another face's box (not its own second box)."""
+    xyxy = dets.xyxy
     if len(xyxy) < 2:
         return np.zeros(len(xyxy), bool)
     c = (xyxy[:, :2] + xyxy[:, 2:]) / 2
@@ -497,5 +498,6 @@ def _near_others(xyxy: np.ndarray) -> np.ndarray:
     from ..tracking.tracker import iou_matrix
 
     overlap = iou_matrix(grown, grown) > 0
-    np.fill_diagonal(overlap, False)
+    for g in same_face_groups(dets):
+        overlap[np.ix_(g, g)] = False
     return overlap.any(axis=1)
