@@ -21,7 +21,7 @@ from .._version import __version__
 from ..config import IdentityConfig
 from ..errors import ConfigError
 from ..types import Frame
-from . import Embedder
+from . import DISCOVER_DISTANCE, Embedder
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ def find_faces(files: Iterable[Path], detector, embedder: Embedder, config: Iden
     return found
 
 
-def cluster(vectors: np.ndarray, distance: float = 0.5, rounds: int = 50) -> np.ndarray:
+def cluster(vectors: np.ndarray, distance: float = DISCOVER_DISTANCE, rounds: int = 50) -> np.ndarray:
     """Chinese whispers over the graph of pairs closer than `distance`: (N,) group numbers,
     0 for the biggest group, deterministic."""
     n = len(vectors)
