@@ -414,6 +414,8 @@ def test_keep_lin_on_the_stage_clip(data_dir, tmp_path, capsys, centerface):
     """
     clip, refs = require_data("videos", HAMILTON), require_data("identities", LIN)
     assert cli("people", "add", LIN, refs) == ExitCode.OK
+    for other in ("alex_lacamoire", "obama"):  # also in the clip, and enrolled: an open set
+        assert cli("people", "add", other, require_data("identities", other), "-q") == ExitCode.OK
     out = tmp_path / "kept.mp4"
     code = cli("run", clip, "--keep", LIN, "--method", "solid", "--color", "#ff00ff", "-o", out,
                "--json", "--preset", "ultrafast")

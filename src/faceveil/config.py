@@ -156,7 +156,7 @@ class IdentityConfig:
     keep: tuple[str, ...] = ()
     only: tuple[str, ...] = ()
     keep_distance: float = 0.6  # kept when the embedding distance is below this ...
-    keep_margin: float = 0.1  # ... and at least this much nearer than any other enrolled person
+    keep_margin: float = 0.05  # ... and at least this much nearer than any other enrolled person
     only_distance: float = 0.65  # with `only`: hidden when the distance is below this
     min_face: int = 32  # pixels (short side of the box) needed to judge a face
     min_score: float = 0.5  # detection confidence needed to judge a face

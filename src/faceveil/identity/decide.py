@@ -99,6 +99,13 @@ def effective(wanted: np.ndarray, others: np.ndarray, distance: float, margin: f
         return np.maximum(w, w - o + margin + distance)
 
 
+# A face box narrower than this (width / height) is a face cut off by the picture's edge or turned
+# away: not judged. CenterFace's boxes of whole faces in ../shared/data/identities are 0.47-0.86
+# wide for their height (0.47-0.50: obama_partial_face*, cut but still matching); the half faces
+# at the edges of selfie-many-people.jpg are 0.34-0.43, and linked into one "person" in discovery.
+MIN_ASPECT = 0.45
+
+
 @dataclass
 class Enrolment:
     """What reference photos gave: one vector per usable photo, and why others gave none."""
@@ -148,8 +155,7 @@ def enrol(paths: Iterable[str | os.PathLike], detector, embedder: Embedder,
             continue
         main = dets[order[:1]]
         if not judgeable(main, config)[0]:
-            side = int(min(main.widths[0], main.heights[0]))
-            result.skipped.append((path, f"the face is too small ({side} px) or too unsure a detection"))
+            result.skipped.append((path, f"the face is {_why_not(main, 0, config)}"))
             continue
         emb = embedder.embed(rgb, main.xyxy, min_sharpness=config.min_sharpness)
         if not np.isfinite(emb.vectors[0]).all():
@@ -163,7 +169,8 @@ def enrol(paths: Iterable[str | os.PathLike], detector, embedder: Embedder,
 def judgeable(dets: Detections, config: IdentityConfig) -> np.ndarray:
     """(N,) faces big enough, confident enough and really detected (not filled in), so worth judging."""
     side = np.minimum(dets.widths, dets.heights)
-    return (side >= config.min_face) & (dets.scores >= config.min_score) & ~dets.filled
+    whole = dets.widths >= MIN_ASPECT * dets.heights
+    return (side >= config.min_face) & (dets.scores >= config.min_score) & ~dets.filled & whole
 
 
 def load_references(entries: Iterable[str], embedder: Embedder, detector_factory: Callable,
@@ -319,6 +326,8 @@ def _why_not(dets: Detections, i: int, config: IdentityConfig) -> str:
         return "filled in by the tracker, not seen"
     if side < config.min_face:
         return f"too small to judge ({side:.0f} px < {config.min_face})"
+    if dets.widths[i] < MIN_ASPECT * dets.heights[i]:
+        return f"cut off or turned away (box {float(dets.widths[i] / dets.heights[i]):.2f} as wide as high)"
     return f"too unsure a detection to judge (score {float(dets.scores[i]):.2f} < {config.min_score})"
 
 
