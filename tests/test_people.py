@@ -188,6 +188,62 @@ def test_keep_and_only_on_a_photo_of_two(with_biden, tmp_path, capsys, flag, who
             assert share <= 0.02, f"{name} should be visible, {share:.0%} of the face changed"
 
 
+def own_faces(detector, rgb, order) -> list[np.ndarray]:
+    """The boxes of the len(order) biggest confident faces, left to right (as identities.json says)."""
+    dets = detector.detect(Frame(rgb))
+    sure = np.flatnonzero(dets.scores >= 0.5)
+    big = sure[np.argsort(-(dets.widths * dets.heights)[sure])[:len(order)]]
+    return [dets.xyxy[i] for i in big[np.argsort(dets.xyxy[big, 0])]]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("quality", ["balanced", "thorough"])
+def test_a_group_picture_with_the_kept_person_twice(data_dir, tmp_path, capsys, centerface, quality):
+    """Obama twice (two photos side by side), Biden twice and a third person; both enrolled.
+    --keep obama: both of his faces untouched, every other face covered, and the summary's
+    counts are the faces file's, box for box. `thorough` finds several boxes per face."""
+    ids = require_data("identities")
+    left = read_image(ids / "_multi_person" / "two_people.jpg").rgb  # obama, biden
+    right = read_image(ids / "_multi_person" / "obama_and_biden.jpg").rgb  # biden, obama
+    s = left.shape[0] / right.shape[0]
+    import cv2
+
+    right = cv2.resize(right, (round(right.shape[1] * s), left.shape[0]), interpolation=cv2.INTER_AREA)
+    group = np.ascontiguousarray(np.hstack([left, right]))
+    src = tmp_path / "group.png"
+    write_image(src, group)
+    shift = np.array([left.shape[1], 0, left.shape[1], 0], np.float32)
+    obama_l, biden_l = own_faces(centerface, left, "ob")
+    biden_r, obama_r = own_faces(centerface, right, "bo")
+    obamas, bidens = [obama_l, obama_r + shift], [biden_l, biden_r + shift]
+    for person in ("obama", "biden"):
+        assert cli("people", "add", person, ids / person, "-q") == ExitCode.OK
+    out = tmp_path / "out.png"
+    code = cli("run", src, "--keep", "obama", "--quality", quality, "-o", out, "--json")
+    err = capsys.readouterr().err
+    assert code == ExitCode.OK, err
+    faces = json.loads(out.with_name("out.faces.json").read_text())["frames"][0]["faces"]
+    changed = changed_pixels(group, read_image(out).rgb)
+    kept = [f for f in faces if not f["hidden"]]
+    hidden = [f for f in faces if f["hidden"]]
+    for box in obamas:  # fully visible
+        assert any(iou_matrix(np.array([f["box"]]), box[None])[0, 0] >= 0.3 for f in kept), (box, faces)
+        x1, y1, x2, y2 = (int(v) for v in box)
+        share = float(changed[y1:y2, x1:x2].mean())
+        assert share <= 0.01, f"obama at {box}: {share:.1%} of the face changed"
+    for f in kept:  # nothing else kept
+        assert max(iou_matrix(np.array([f["box"]]), np.stack(obamas))[0]) >= 0.3, f
+        assert f["why"].startswith("kept: obama at"), f
+    for box in bidens:
+        assert face_covered(changed, box), f"biden at {box} not hidden"
+    for f in hidden:
+        assert f["why"].startswith("hidden: "), f
+        if f["score"] >= 0.5 and min(f["box"][2] - f["box"][0], f["box"][3] - f["box"][1]) >= 16:
+            assert face_covered(changed, f["box"]), f
+    assert f"{len(hidden)} face(s) hidden, {len(kept)} kept visible" in err, err
+    print(quality, len(kept), "kept boxes,", len(hidden), "hidden boxes")
+
+
 def test_keep_unknown_name_is_one_clear_error(with_biden, tmp_path, capsys):
     src = require_data("identities", "_multi_person", "two_people.jpg")
     folder = tmp_path / "in"
@@ -358,6 +414,8 @@ def test_keep_lin_on_the_stage_clip(data_dir, tmp_path, capsys, centerface):
     """
     clip, refs = require_data("videos", HAMILTON), require_data("identities", LIN)
     assert cli("people", "add", LIN, refs) == ExitCode.OK
+    for other in ("alex_lacamoire", "obama"):  # also in the clip, and enrolled: an open set
+        assert cli("people", "add", other, require_data("identities", other), "-q") == ExitCode.OK
     out = tmp_path / "kept.mp4"
     code = cli("run", clip, "--keep", LIN, "--method", "solid", "--color", "#ff00ff", "-o", out,
                "--json", "--preset", "ultrafast")

@@ -161,7 +161,8 @@ class IdentityConfig:
 
     keep: tuple[str, ...] = ()
     only: tuple[str, ...] = ()
-    keep_distance: float = 0.6  # kept when the embedding distance is below this
+    keep_distance: float = 0.6  # kept when the embedding distance is below this ...
+    keep_margin: float = 0.05  # ... and at least this much nearer than any other enrolled person
     only_distance: float = 0.65  # with `only`: hidden when the distance is below this
     min_face: int = 32  # pixels (short side of the box) needed to judge a face
     min_score: float = 0.5  # detection confidence needed to judge a face
@@ -178,6 +179,7 @@ class IdentityConfig:
         _check(not (self.keep and self.only), "keep and only cannot be used together")
         for name in ("keep_distance", "only_distance"):
             _check(0.0 < getattr(self, name) < 2.0, f"{name} must be between 0 and 2")
+        _check(0.0 <= self.keep_margin < 1.0, "keep_margin must be 0..1")
         _check(8 <= self.min_face <= 4096, f"min face must be 8..4096 pixels, got {self.min_face}")
         _check(0.0 <= self.min_score < 1.0, f"min score must be 0..1, got {self.min_score}")
         _check(self.min_sharpness >= 0, "min sharpness must be 0 or more")
@@ -260,6 +262,7 @@ class PipelineConfig:
         "scene_cut": ("video", "scene_cut"),
         "keep": ("identity", "keep"), "only": ("identity", "only"),
         "keep_distance": ("identity", "keep_distance"), "only_distance": ("identity", "only_distance"),
+        "keep_margin": ("identity", "keep_margin"),
         "min_face": ("identity", "min_face"), "gallery": ("identity", "gallery"),
         "background": ("background", "mode"), "background_strength": ("background", "strength"),
         "background_image": ("background", "image"), "background_color": ("background", "color"),

@@ -210,7 +210,8 @@ class Review:
         extra = Detections([box for _, box, _ in drawn], np.ones(len(drawn), np.float32),
                            track_ids=[tid for tid, _, _ in drawn],
                            keep=[self.decided.get(tid, False) for tid, _, _ in drawn],
-                           filled=[held for _, _, held in drawn])
+                           filled=[held for _, _, held in drawn],
+                           why=None if found.why is None else [""] * len(drawn))
         if found.track_ids is None:
             found = dataclasses.replace(found, track_ids=np.full(len(found), -1))
         return Detections.concat([dataclasses.replace(found, landmarks=None), extra])

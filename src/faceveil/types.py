@@ -30,6 +30,7 @@ class Detections:
     keep: (N,) bool; True means "leave this face visible". Defaults to all False (hide).
     filled: (N,) bool; True for a box a tracker filled in (held, interpolated) rather than
         one a detector found. Defaults to all False.
+    why: optional (N,) str: why each face is kept or hidden, when people were recognised.
     """
 
     xyxy: np.ndarray
@@ -38,6 +39,7 @@ class Detections:
     track_ids: np.ndarray | None = None
     keep: np.ndarray | None = None
     filled: np.ndarray | None = None
+    why: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         xyxy = _as_array(self.xyxy, np.float32, (4,), "xyxy", None)
@@ -53,6 +55,8 @@ class Detections:
         set_(self, "keep", _as_array(keep, bool, (), "keep", n))
         filled = np.zeros(n, bool) if self.filled is None else self.filled
         set_(self, "filled", _as_array(filled, bool, (), "filled", n))
+        if self.why is not None:
+            set_(self, "why", _as_array(self.why, object, (), "why", n))
         if n and not np.isfinite(xyxy).all():
             raise ValueError("Detections.xyxy must be finite")
 
@@ -73,7 +77,7 @@ class Detections:
             return None if any(p is None for p in parts) else np.concatenate(parts)
 
         return cls(cat("xyxy"), cat("scores"), cat("landmarks"), cat("track_ids"), cat("keep"),
-                   cat("filled"))
+                   cat("filled"), cat("why"))
 
     def __len__(self) -> int:
         return int(self.xyxy.shape[0])
@@ -88,7 +92,7 @@ class Detections:
 
         return Detections(
             self.xyxy[index], self.scores[index], pick(self.landmarks),
-            pick(self.track_ids), self.keep[index], self.filled[index],
+            pick(self.track_ids), self.keep[index], self.filled[index], pick(self.why),
         )
 
     @property
@@ -137,6 +141,8 @@ class Detections:
                 rec["track"] = int(self.track_ids[i])
             if self.filled[i]:
                 rec["filled"] = True
+            if self.why is not None and self.why[i]:
+                rec["why"] = str(self.why[i])
             out.append(rec)
         return out
 
@@ -146,6 +152,7 @@ class Detections:
             return cls.empty()
         lms = [r.get("landmarks") for r in records]
         tracks = [r.get("track") for r in records]
+        why = [str(r.get("why", "")) for r in records]
         return cls(
             [r["box"] for r in records],
             [r.get("score", 1.0) for r in records],
@@ -153,6 +160,7 @@ class Detections:
             None if any(t is None for t in tracks) else tracks,
             [not r.get("hidden", True) for r in records],
             [bool(r.get("filled", False)) for r in records],
+            why if any(why) else None,
         )
 
 

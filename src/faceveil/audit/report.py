@@ -52,6 +52,7 @@ class FileAudit:
     findings: list[Finding] = field(default_factory=list)
     verified_frames: int | None = None  # None: not verified
     thumbnails: list[str] = field(default_factory=list)  # data: URIs, output pixels only
+    decisions: list[dict[str, Any]] = field(default_factory=list)  # keep/hide and why, with --keep/--only
 
     @property
     def status(self) -> str:
@@ -81,7 +82,18 @@ def audit_frames(audit: FileAudit, frames: Sequence[tuple[int, float | None, Det
     lead) are the design working, not a risk: they are counted in `filled`, not listed."""
     risky: dict[str, list[dict[str, Any]]] = {"low_confidence": [], "short_track": []}
     seen: dict[int, list[tuple[int, float | None]]] = {}
+    state: dict[int, bool] = {}  # track -> kept, to list a track's decision only when it changes
     for index, pts, dets in frames:
+        if dets.why is not None:
+            for j in range(len(dets)):
+                track = -1 if dets.track_ids is None else int(dets.track_ids[j])
+                if track >= 0 and state.get(track) == bool(dets.keep[j]):
+                    continue
+                state[track] = bool(dets.keep[j])
+                if len(audit.decisions) < 10 * LISTED:
+                    audit.decisions.append({"frame": index, "time": pts, "track": track,
+                                            "box": [round(float(v), 1) for v in dets.xyxy[j]],
+                                            "kept": bool(dets.keep[j]), "why": str(dets.why[j])})
         hidden = ~dets.keep
         audit.faces_hidden += int(hidden.sum())
         audit.filled += int((hidden & dets.filled).sum())
@@ -212,6 +224,12 @@ def render_html(audits: Sequence[FileAudit], facts: dict[str, Any]) -> str:
             more = info["count"] - len(info["moments"])
             parts.append(f"<details><summary>{kind.replace('_', ' ')}: {info['count']}</summary>"
                          f"<ul>{items}</ul>{f'<p>and {more} more</p>' if more > 0 else ''}</details>")
+        if a.decisions:
+            items = "".join(f"<li>{_when(d['frame'], d['time'])}{e(d['why'])} at {d['box']}</li>"
+                            for d in a.decisions)
+            parts.append(f"<details><summary>people: {sum(d['kept'] for d in a.decisions)} kept, "
+                         f"{sum(not d['kept'] for d in a.decisions)} hidden (decisions)</summary>"
+                         f"<ul>{items}</ul></details>")
         if a.thumbnails:
             imgs = "".join(f"<img src='{t}' alt='hidden region'>" for t in a.thumbnails)
             parts.append(f"<p class='muted'>Hidden regions, as written:</p><div class='thumbs'>{imgs}</div>")

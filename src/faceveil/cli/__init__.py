@@ -154,6 +154,9 @@ def _detection_options(p: argparse.ArgumentParser) -> None:
                    help="hide only this person (and any face that might be them); repeatable")
     g.add_argument("--keep-distance", type=float, metavar="D",
                    help="--keep: a face stays visible below this embedding distance (default 0.6)")
+    g.add_argument("--keep-margin", type=float, metavar="M",
+                   help="--keep: ... and only when every other enrolled person is at least M "
+                        "farther (default 0.05)")
     g.add_argument("--only-distance", type=float, metavar="D",
                    help="--only: a face is hidden below this embedding distance (default 0.65)")
     g.add_argument("--min-face", type=int, metavar="PX",

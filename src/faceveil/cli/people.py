@@ -27,6 +27,7 @@ examples:
 def add_parser(sub, common, choices) -> None:
     from ..config import QUALITIES
     from ..detection import detectors
+    from ..identity import DISCOVER_DISTANCE
 
     people = sub.add_parser(
         "people", help="the people gallery used by --keep/--only (add, list, remove, discover)",
@@ -70,8 +71,9 @@ def add_parser(sub, common, choices) -> None:
     disc.add_argument("-o", "--output", required=True, metavar="FOLDER", help="where to write")
     disc.add_argument("--every", type=float, default=1.0, metavar="S",
                       help="videos: look at one frame every S seconds (default 1)")
-    disc.add_argument("--distance", type=float, default=0.5, metavar="D",
-                      help="faces closer than this are linked into one person (default 0.5)")
+    disc.add_argument("--distance", type=float, default=DISCOVER_DISTANCE, metavar="D",
+                      help="faces closer than this are linked into one person "
+                           f"(default {DISCOVER_DISTANCE})")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -29,6 +29,14 @@ class Box:
     track: int
     kept: bool
     drawn: bool
+    why: str = ""  # the people decision ("kept: ann at 0.31; ..."), when --keep/--only is on
+
+    @property
+    def label(self) -> str:
+        state = "kept" if self.kept else "hidden"
+        if not self.drawn and self.why.startswith(state):  # not overridden by the person
+            return self.why.split(";")[0]
+        return ("drawn, " if self.drawn else "") + state
 
 
 class FrameView(QWidget):
@@ -115,7 +123,7 @@ class FrameView(QWidget):
             p.setPen(pen)
             a, b = self.to_widget(*box.xyxy[:2]), self.to_widget(*box.xyxy[2:])
             p.drawRect(QRectF(a, b))
-            label = ("drawn, " if box.drawn else "") + ("kept" if box.kept else "hidden")
+            label = box.label
             tag = p.fontMetrics().boundingRect(label).adjusted(-3, -1, 3, 1)
             tag.moveBottomLeft(QPointF(a.x(), a.y() - 1).toPoint())
             p.fillRect(tag, QColor(0, 0, 0, 170))

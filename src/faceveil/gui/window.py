@@ -565,7 +565,7 @@ class MainWindow(QMainWindow):
         faces = review.faces(index)
         self.original.show_boxes([
             Box(tuple(map(float, faces.xyxy[i])), int(faces.track_ids[i]), bool(faces.keep[i]),
-                int(faces.track_ids[i]) in review.drawn)
+                int(faces.track_ids[i]) in review.drawn, "" if faces.why is None else str(faces.why[i]))
             for i in range(len(faces))] if faces.track_ids is not None else [])
         self._preview_key += 1
         frames = self._frames

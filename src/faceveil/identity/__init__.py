@@ -12,10 +12,16 @@ from __future__ import annotations
 from ..registry import Registry
 from .base import Embedder, Embedding
 
+# `people discover` links faces closer than this. Measured with dlib on ../shared/data/identities:
+# each person's photos join up through links of at most 0.534 (deepface_id04; alex_lacamoire
+# 0.507), while the nearest faces of two different people are 0.659 apart (rose_leslie ~
+# deepface_id03). bench/people.py prints both.
+DISCOVER_DISTANCE = 0.55
+
 embedders: Registry[Embedder] = Registry("embedder")
 embedders.register(
     "dlib", "faceveil.identity.dlib:DlibEmbedder", extra="people",
     help="dlib ResNet, 5-point alignment, 128-d (face_recognition_models)",
 )
 
-__all__ = ["Embedder", "Embedding", "embedders"]
+__all__ = ["DISCOVER_DISTANCE", "Embedder", "Embedding", "embedders"]

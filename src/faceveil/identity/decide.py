@@ -30,18 +30,80 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, eq=False)
 class References:
-    """The faces of the people to compare against."""
+    """The faces to compare against: the people asked for (`wanted`) and, for an open-set
+    decision, every other person enrolled in the gallery."""
 
     names: tuple[str, ...]
     vectors: np.ndarray  # (M, dims)
     owners: np.ndarray  # (M,) index into names
+    wanted: np.ndarray | None = None  # (len(names),) bool; None: all of them
+
+    def __post_init__(self) -> None:
+        if self.wanted is None:
+            object.__setattr__(self, "wanted", np.ones(len(self.names), bool))
+
+    def per_person(self, vectors: np.ndarray) -> np.ndarray:
+        """(N, people): distance from each vector to each person's nearest reference; NaN rows stay NaN."""
+        if not len(vectors):
+            return np.zeros((0, len(self.names)), np.float32)
+        d = np.linalg.norm(vectors[:, None, :] - self.vectors[None, :, :], axis=2)
+        out = np.full((len(vectors), len(self.names)), np.inf, np.float32)
+        for k in range(len(self.names)):
+            mine = self.owners == k
+            if mine.any():
+                out[:, k] = d[:, mine].min(axis=1)
+        out[np.isnan(d).any(axis=1)] = np.nan
+        return out
+
+    def split(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(wanted distance, wanted person, other distance, other person) per vector: the nearest
+        person asked for and the nearest other enrolled person (inf and -1 when there is none)."""
+        per = self.per_person(vectors)
+        n = len(per)
+        if not n:
+            return (np.zeros(0, np.float32), np.zeros(0, int), np.zeros(0, np.float32), np.zeros(0, int))
+        idx = np.arange(len(self.names))
+
+        def nearest(cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            if not cols.size:
+                return np.full(n, np.inf, np.float32), np.full(n, -1)
+            sub = per[:, cols]
+            with np.errstate(invalid="ignore"):
+                arg = np.nan_to_num(sub, nan=np.inf).argmin(axis=1)
+            dist = sub[np.arange(n), arg]
+            return dist.astype(np.float32), cols[arg]
+
+        dw, pw = nearest(idx[self.wanted])
+        do, po = nearest(idx[~self.wanted])
+        do[np.isnan(dw)] = np.nan
+        return dw, pw, do, po
 
     def distances(self, vectors: np.ndarray) -> np.ndarray:
-        """(N,) distance from each vector to the nearest reference; NaN rows stay NaN."""
-        if not len(vectors):
-            return np.zeros(0, np.float32)
-        d = np.linalg.norm(vectors[:, None, :] - self.vectors[None, :, :], axis=2)
-        return d.min(axis=1)
+        """(N,) distance from each vector to the nearest reference of a wanted person."""
+        return self.split(vectors)[0]
+
+
+def open_set_keep(wanted: np.ndarray, others: np.ndarray, distance: float, margin: float) -> np.ndarray:
+    """The open-set rule: True where the nearest wanted person is nearer than `distance` and at
+    least `margin` nearer than every other enrolled person. NaN (not judged) is never kept."""
+    return effective(wanted, others, distance, margin) < distance
+
+
+def effective(wanted: np.ndarray, others: np.ndarray, distance: float, margin: float) -> np.ndarray:
+    """One number per face for the open-set rule, below `distance` exactly when it is kept:
+    max(wanted, wanted - others + margin + distance). It averages over video samples like a
+    distance, and a face with no other enrolled person near it keeps its plain distance."""
+    w = np.asarray(wanted, np.float32)
+    o = np.asarray(others, np.float32)
+    with np.errstate(invalid="ignore"):
+        return np.maximum(w, w - o + margin + distance)
+
+
+# A face box narrower than this (width / height) is a face cut off by the picture's edge or turned
+# away: not judged. CenterFace's boxes of whole faces in ../shared/data/identities are 0.47-0.86
+# wide for their height (0.47-0.50: obama_partial_face*, cut but still matching); the half faces
+# at the edges of selfie-many-people.jpg are 0.34-0.43, and linked into one "person" in discovery.
+MIN_ASPECT = 0.45
 
 
 @dataclass
@@ -82,6 +144,7 @@ def enrol(paths: Iterable[str | os.PathLike], detector, embedder: Embedder,
             result.skipped.append((path, describe_error(exc)))
             continue
         dets = dets[dets.scores >= config.min_score]  # false alarms do not make a photo ambiguous
+        dets = dets[np.array([g[0] for g in same_face_groups(dets)], int)] if len(dets) else dets
         area = dets.widths * dets.heights
         order = np.argsort(-area)
         if not len(dets):
@@ -92,8 +155,7 @@ def enrol(paths: Iterable[str | os.PathLike], detector, embedder: Embedder,
             continue
         main = dets[order[:1]]
         if not judgeable(main, config)[0]:
-            side = int(min(main.widths[0], main.heights[0]))
-            result.skipped.append((path, f"the face is too small ({side} px) or too unsure a detection"))
+            result.skipped.append((path, f"the face is {_why_not(main, 0, config)}"))
             continue
         emb = embedder.embed(rgb, main.xyxy, min_sharpness=config.min_sharpness)
         if not np.isfinite(emb.vectors[0]).all():
@@ -107,7 +169,8 @@ def enrol(paths: Iterable[str | os.PathLike], detector, embedder: Embedder,
 def judgeable(dets: Detections, config: IdentityConfig) -> np.ndarray:
     """(N,) faces big enough, confident enough and really detected (not filled in), so worth judging."""
     side = np.minimum(dets.widths, dets.heights)
-    return (side >= config.min_face) & (dets.scores >= config.min_score) & ~dets.filled
+    whole = dets.widths >= MIN_ASPECT * dets.heights
+    return (side >= config.min_face) & (dets.scores >= config.min_score) & ~dets.filled & whole
 
 
 def load_references(entries: Iterable[str], embedder: Embedder, detector_factory: Callable,
@@ -135,7 +198,20 @@ def load_references(entries: Iterable[str], embedder: Embedder, detector_factory
         owners.append(np.full(len(found), len(names) - 1))
     if not names:
         raise ConfigError("no people to recognise")
-    return References(tuple(names), np.concatenate(vectors).astype(np.float32), np.concatenate(owners))
+    wanted = len(names)
+    asked = {unicodedata.normalize("NFC", e).strip() for e in names}
+    for person in gallery.people():  # open set: everybody else enrolled competes for each face
+        if person.name in asked:
+            continue
+        try:
+            found = gallery.vectors(person.name, embedder.name)
+        except ConfigError:  # enrolled with another embedder only
+            continue
+        names.append(person.name)
+        vectors.append(found)
+        owners.append(np.full(len(found), len(names) - 1))
+    return References(tuple(names), np.concatenate(vectors).astype(np.float32), np.concatenate(owners),
+                      np.arange(len(names)) < wanted)
 
 
 class Identifier:
@@ -144,6 +220,7 @@ class Identifier:
     def __init__(self, config: IdentityConfig, references: References, embedder: Embedder) -> None:
         self.config, self.references, self.embedder = config, references, embedder
         self.keep_mode = bool(config.keep)
+        self.last = Judgement(0)
 
     @classmethod
     def from_config(cls, config: IdentityConfig, detector_factory: Callable) -> Identifier:
@@ -153,15 +230,31 @@ class Identifier:
         return cls(config, refs, embedder)
 
     def judge(self, image: np.ndarray, dets: Detections, which: np.ndarray | None = None) -> np.ndarray:
-        """(N,) distance of each face to the nearest reference; NaN where it cannot be judged."""
-        out = np.full(len(dets), np.nan, np.float32)
+        """(N,) one distance per face, below the threshold exactly when the face may stay
+        visible (see `effective`); NaN where it cannot be judged. The details of the last call
+        (who was nearest, at what distance, or why not judged) are in `self.last`."""
+        n = len(dets)
+        out = np.full(n, np.nan, np.float32)
         ok = judgeable(dets, self.config)
+        self.last = Judgement(n)
+        self.last.why[~ok] = [_why_not(dets, i, self.config) for i in np.nonzero(~ok)[0]]
         if which is not None:
             ok &= which
         idx = np.nonzero(ok)[0]
         if idx.size:
             emb = self.embedder.embed(image, dets.xyxy[idx], min_sharpness=self.config.min_sharpness)
-            out[idx] = self.references.distances(emb.vectors)
+            dw, pw, do, po = self.references.split(emb.vectors)
+            cfg = self.config
+            out[idx] = (effective(dw, do, cfg.keep_distance, cfg.keep_margin) if self.keep_mode else dw)
+            last = self.last
+            last.wanted[idx], last.other[idx] = dw, do
+            names = self.references.names
+            for j, i in enumerate(idx):
+                if np.isnan(dw[j]):
+                    last.why[i] = "too blurred to judge"
+                    continue
+                last.who[i] = names[pw[j]]
+                last.rival[i] = names[po[j]] if po[j] >= 0 else None
         return out
 
     def visible(self, distances: np.ndarray) -> np.ndarray:
@@ -173,9 +266,110 @@ class Identifier:
             return d >= self.config.only_distance
 
     def decide(self, frame: Frame, dets: Detections) -> Detections:
+        """Keep/hide per face. Boxes on one face (`same_face_groups`) are judged once, on the
+        group's best box, and share its decision, so a face is kept whole or hidden whole."""
         if not len(dets):
             return dets
-        return dataclasses.replace(dets, keep=self.visible(self.judge(frame.image, dets)))
+        groups = same_face_groups(dets, min_score=self.config.min_score)
+        main = np.array([g[0] for g in groups], int)
+        judged = self.judge(frame.image, dets[main])
+        visible = self.visible(judged)
+        keep = np.zeros(len(dets), bool)
+        why = np.full(len(dets), "", object)
+        for k, (g, v) in enumerate(zip(groups, visible, strict=True)):
+            keep[g] = v
+            why[g] = self.explain(k, judged[k])
+            if len(g) > 1:
+                why[g[1:]] = why[g[0]] + " (another box on the same face)"
+        return dataclasses.replace(dets, keep=keep, why=why)
+
+    def explain(self, i: int, judged: float) -> str:
+        """Why face `i` of the last `judge` call is kept or hidden, in words for users."""
+        last, cfg = self.last, self.config
+        if last.why[i]:
+            return f"hidden: {last.why[i]}"
+        who, dw, rival, do = last.who[i], float(last.wanted[i]), last.rival[i], float(last.other[i])
+        next_ = f"; nearest other: {rival} at {do:.2f}" if rival is not None and np.isfinite(do) else ""
+        if not self.keep_mode:
+            if self.visible(np.float32(judged)):
+                return f"shown: not {who} ({dw:.2f} >= {cfg.only_distance:.2f})"
+            return f"hidden: may be {who} ({dw:.2f} < {cfg.only_distance:.2f})"
+        if self.visible(np.float32(judged)):
+            return f"kept: {who} at {dw:.2f}{next_}"
+        if dw >= cfg.keep_distance:
+            return f"hidden: not {who} ({dw:.2f} >= {cfg.keep_distance:.2f}){next_}"
+        return f"hidden: {who} at {dw:.2f} but {rival} at {do:.2f} is within {cfg.keep_margin:.2f}"
+
+
+@dataclass
+class Judgement:
+    """Why each face of the last `Identifier.judge` call was decided as it was."""
+
+    n: int
+    who: list[str | None] = field(default_factory=list)  # nearest person asked for
+    rival: list[str | None] = field(default_factory=list)  # nearest other enrolled person
+    wanted: np.ndarray = field(default=None)  # type: ignore[assignment]
+    other: np.ndarray = field(default=None)  # type: ignore[assignment]
+    why: np.ndarray = field(default=None)  # type: ignore[assignment]  # "" when judged
+
+    def __post_init__(self) -> None:
+        self.who = [None] * self.n
+        self.rival = [None] * self.n
+        self.wanted = np.full(self.n, np.nan, np.float32)
+        self.other = np.full(self.n, np.nan, np.float32)
+        self.why = np.full(self.n, "", object)
+
+
+def _why_not(dets: Detections, i: int, config: IdentityConfig) -> str:
+    side = float(min(dets.widths[i], dets.heights[i]))
+    if dets.filled[i]:
+        return "filled in by the tracker, not seen"
+    if side < config.min_face:
+        return f"too small to judge ({side:.0f} px < {config.min_face})"
+    if dets.widths[i] < MIN_ASPECT * dets.heights[i]:
+        return f"cut off or turned away (box {float(dets.widths[i] / dets.heights[i]):.2f} as wide as high)"
+    return f"too unsure a detection to judge (score {float(dets.scores[i]):.2f} < {config.min_score})"
+
+
+def same_face_groups(dets: Detections, iou: float = 0.45, inside: float = 0.8,
+                     min_score: float = 0.5) -> list[np.ndarray]:
+    """Boxes that cover one face, grouped: each group's indices, its best box first (really
+    detected, then confident (`min_score`), then the biggest).
+
+    Two boxes are one face when they overlap by `iou` or more, or when the smaller lies at least
+    `inside` within the bigger with its centre in the middle half of the bigger (an eye or mouth
+    box, or a tighter box from another detector pass). Faces side by side or one behind the
+    other's shoulder stay apart. Every box is in exactly one group.
+    """
+    n = len(dets)
+    if n < 2:
+        return [np.arange(n)]
+    from ..tracking import iou_matrix, overlap_share
+
+    xyxy = dets.xyxy
+    same = iou_matrix(xyxy, xyxy) >= iou
+    share = overlap_share(xyxy, xyxy)  # [i, j]: share of box i inside box j
+    c = (xyxy[:, :2] + xyxy[:, 2:]) / 2
+    size = xyxy[:, 2:] - xyxy[:, :2]
+    centred = (np.abs(c[:, None, :] - c[None, :, :]) <= size[None, :, :] / 4).all(axis=2)
+    area = size.prod(axis=1)
+    nested = (share >= inside) & centred & (area[:, None] <= area[None, :])
+    same |= nested | nested.T
+    parent = list(range(n))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, j in zip(*np.nonzero(np.triu(same, 1)), strict=True):
+        parent[root(int(i))] = root(int(j))
+    rank = np.lexsort((-area, dets.scores < min_score, dets.filled))
+    groups: dict[int, list[int]] = {}
+    for i in rank.tolist():
+        groups.setdefault(root(i), []).append(i)
+    return sorted((np.array(g) for g in groups.values()), key=lambda g: int(g.min()))
 
 
 @dataclass
@@ -186,6 +380,7 @@ class _Track:
     interval: int = 0
     visible: bool = False
     near: bool = False  # close to another face at its last detection
+    why: str = ""  # the last sample's explanation
 
 
 class TrackVotes:
@@ -220,7 +415,7 @@ class TrackVotes:
     def observe(self, number: int, dets: Detections, image: Callable[[], np.ndarray]) -> None:
         if not len(dets) or dets.track_ids is None:
             return
-        near = _near_others(dets.xyxy)
+        near = _near_others(dets)
         worth = judgeable(dets, self.identifier.config)  # costs nothing to know
         due: list[tuple[int, int, bool]] = []
         for i, tid in enumerate(dets.track_ids.tolist()):
@@ -248,6 +443,7 @@ class TrackVotes:
             t = self._tracks[int(dets.track_ids[i])]
             t.last_sample = number
             d = float(distances[i])
+            t.why = self.identifier.explain(i, d)
             if np.isnan(d) and not risky:
                 t.interval = self.SAMPLE_EVERY  # cannot judge it now: look again soon
                 continue
@@ -279,13 +475,30 @@ class TrackVotes:
     def decide(self, dets: Detections) -> Detections:
         if not len(dets) or dets.track_ids is None:
             return dets
-        keep = np.array([(t := self._tracks.get(tid)) is not None and t.visible
-                         for tid in dets.track_ids.tolist()], bool)
-        return dataclasses.replace(dets, keep=keep)
+        tracks = [self._tracks.get(tid) for tid in dets.track_ids.tolist()]
+        keep = np.zeros(len(dets), bool)
+        for g in same_face_groups(dets, min_score=self.identifier.config.min_score):
+            # one face, one decision: kept when a track on it is kept and no track on it was
+            # judged to be somebody else; boxes that could not be judged follow the judged one
+            ts = [tracks[i] for i in g]
+            seen = [t for t in ts if t is not None and any(np.isfinite(t.distances))]
+            keep[g] = bool(seen) and all(t.visible for t in seen)
+        why = np.array([self._why(t, k) for t, k in zip(tracks, keep, strict=True)], object)
+        return dataclasses.replace(dets, keep=keep, why=why)
+
+    @staticmethod
+    def _why(t: _Track | None, kept: bool) -> str:
+        if t is None or not t.why:
+            return ("kept: another box on the same face is kept" if kept
+                    else "hidden: not judged yet (too small, unsure or waiting its turn)")
+        looks = int(np.isfinite(t.distances).sum())
+        state = "kept" if kept else "hidden"
+        return f"{state} ({looks} look(s) at this track); last look: {t.why}"
 
 
-def _near_others(xyxy: np.ndarray) -> np.ndarray:
-    """(N,) whether each box, grown by half, overlaps another box of the frame."""
+def _near_others(dets: Detections) -> np.ndarray:
+    """(N,) whether each box, grown by half, overlaps another face's box (not its own second box)."""
+    xyxy = dets.xyxy
     if len(xyxy) < 2:
         return np.zeros(len(xyxy), bool)
     c = (xyxy[:, :2] + xyxy[:, 2:]) / 2
@@ -294,5 +507,6 @@ def _near_others(xyxy: np.ndarray) -> np.ndarray:
     from ..tracking.tracker import iou_matrix
 
     overlap = iou_matrix(grown, grown) > 0
-    np.fill_diagonal(overlap, False)
+    for g in same_face_groups(dets):
+        overlap[np.ix_(g, g)] = False
     return overlap.any(axis=1)

@@ -21,7 +21,7 @@ from .._version import __version__
 from ..config import IdentityConfig
 from ..errors import ConfigError
 from ..types import Frame
-from . import Embedder
+from . import DISCOVER_DISTANCE, Embedder
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def find_faces(files: Iterable[Path], detector, embedder: Embedder, config: Iden
                on_file: Callable[[Path, int, str], None] | None = None) -> list[Sighting]:
     """Every judgeable face in `files`; `on_file(path, faces, error)` after each file."""
     from ..pipeline.runner import describe_error
-    from .decide import judgeable
+    from .decide import judgeable, same_face_groups
 
     found: list[Sighting] = []
     for path in files:
@@ -74,6 +74,10 @@ def find_faces(files: Iterable[Path], detector, embedder: Embedder, config: Iden
         try:
             for rgb, index, t in _pictures(path, every, max_pixels):
                 dets = detector.detect(Frame(rgb, source=str(path)))
+                if not len(dets):
+                    continue
+                # one sighting per face: duplicate boxes and eye or mouth crops join their face
+                dets = dets[np.array([g[0] for g in same_face_groups(dets, min_score=config.min_score)])]
                 dets = dets[judgeable(dets, config)]
                 if not len(dets):
                     continue
@@ -90,7 +94,7 @@ def find_faces(files: Iterable[Path], detector, embedder: Embedder, config: Iden
     return found
 
 
-def cluster(vectors: np.ndarray, distance: float = 0.5, rounds: int = 50) -> np.ndarray:
+def cluster(vectors: np.ndarray, distance: float = DISCOVER_DISTANCE, rounds: int = 50) -> np.ndarray:
     """Chinese whispers over the graph of pairs closer than `distance`: (N,) group numbers,
     0 for the biggest group, deterministic."""
     n = len(vectors)
