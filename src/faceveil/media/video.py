@@ -289,9 +289,8 @@ class VideoOutput:
             self.stream.thread_type = "FRAME"
             cc = self.stream.codec_context
             # 4:2:0 encoders (all the defaults) need even sizes: an odd side gets its last
-            # column or row repeated once (641x479 -> 642x480). Nothing new is shown: the added
-            # pixels copy hidden ones. 1x1 becomes 2x2.
-            self.size = (width, height)
+            # column or row repeated once (641x479 -> 642x480, 1x1 -> 2x2). Nothing new is shown:
+            # the padding repeats the edge of the frame as written, faces already hidden.
             self.pad = (width % 2, height % 2)
             if any(self.pad):
                 log.warning("%s: %dx%d frames: the %s encoder needs even sizes, so the output is "
