@@ -298,10 +298,13 @@ def test_a_new_server_removes_what_dead_servers_left_but_not_live_ones(tmp_path)
     (alive_path / "job").mkdir()
     other = parent / "not-ours"
     other.mkdir()
+    unlocked = parent / f"{PREFIX}oldversion"  # no lock: maybe a running older server; left alone
+    (unlocked / "job").mkdir(parents=True)
+    os.utime(unlocked, (time.time() - 3600, time.time() - 3600))
     try:
         with running(tmp_path, warm=False) as srv:
             assert not dead.exists()
-            assert (alive_path / "job").exists() and other.exists()
+            assert (alive_path / "job").exists() and other.exists() and (unlocked / "job").exists()
             assert srv.runtime.data.parent == parent
             mine = srv.runtime.data
         assert not mine.exists()

@@ -10,7 +10,8 @@ power cut) cannot, so two more things make sure un-anonymized uploads do not sta
 - a clean-up at start: every server holds an exclusive lock on `.lock` inside its folder while
   it runs (the system drops it when the process ends); a new server removes the folders next
   to its own (same parent, `faceveil-web-*`, same owner) whose lock nobody holds, i.e. those
-  of servers that died with their watchdog (a reboot, a killed process group).
+  of servers that died with their watchdog (a reboot, a killed process group). A folder with
+  no lock file at all (a server of an older version, perhaps still running) is left alone.
 
 Starlette spools large uploads into unnamed temporary files (deleted by the system when the
 process ends), so nothing else of an upload is left behind.
@@ -25,7 +26,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import IO, Any
 
@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 
 PREFIX = "faceveil-web-"
 LOCK = ".lock"
-UNLOCKED_GRACE = 60.0  # a folder without a lock file this old is a dead server's (or an old version's)
 
 # Waits for EOF on stdin (the server's end closes when its process ends), then removes the folder.
 _WATCHDOG = (
@@ -115,7 +114,7 @@ def remove_stale(parent: Path) -> list[Path]:
             continue
         if not _is_dir(st) or (uid is not None and st.st_uid != uid):
             continue  # links, files and other users' folders are never touched
-        if _stale(entry, st):
+        if _stale(entry):
             shutil.rmtree(entry, ignore_errors=True)
             if not entry.exists():
                 removed.append(entry)
@@ -128,14 +127,12 @@ def _is_dir(st: os.stat_result) -> bool:
     return stat.S_ISDIR(st.st_mode)
 
 
-def _stale(folder: Path, st: os.stat_result) -> bool:
+def _stale(folder: Path) -> bool:
     lock = folder / LOCK
     try:
         handle = open(lock, "rb")  # noqa: SIM115 - closed below
-    except FileNotFoundError:  # being made right now, or from a version without locks
-        return time.time() - st.st_mtime > UNLOCKED_GRACE
-    except OSError:
-        return False
+    except OSError:  # no lock: being made right now, or a server of a version without locks
+        return False  # that may still be running; only a folder proven dead is removed
     with handle:
         if fcntl is None:
             return False
