@@ -392,6 +392,18 @@ def test_remote_serving_needs_the_flag_and_warns(logs):
     assert "anyone who can reach this address" in logs.text
 
 
+def test_cli_live_keep_an_unknown_person_is_one_clean_line(small_clip, tmp_path, capsys):
+    """--keep/--only work live; a person who is not in the gallery is said before anything
+    starts, and nothing is recorded."""
+    record = tmp_path / "r.mp4"
+    code = run_cli("live", small_clip, "--no-preview", "--record", record, "--keep", "nobody_here",
+                   "--gallery", tmp_path / "people.sqlite3")
+    err = capsys.readouterr().err
+    assert code == ExitCode.USAGE and "no person named 'nobody_here'" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not list(tmp_path.glob("r*"))
+
+
 def test_cli_refuses_a_transparent_background(small_clip, capsys):
     assert run_cli("live", small_clip, "--no-preview", "--serve", "127.0.0.1:0",
                    "--background", "transparent") == ExitCode.USAGE
