@@ -688,7 +688,9 @@ def test_live_network_stream_served_and_recorded_anonymized(tmp_path):
 
     recorded = video_frames(record)
     assert len(recorded) == doc["recording"]["frames"] == doc["frames_out"] - doc["recording"]["dropped"]
-    assert reader.error is None and reader.ended and len(reader.frames) > 30
+    # Frames that waited too long for detection are dropped, never shown unchecked: on a busy
+    # machine few come out (25 of 275 at load 19; all of them on an idle one).
+    assert reader.error is None and reader.ended and len(reader.frames) > 10
     served = [decode_jpeg(data) for data in reader.frames]
 
     from faceveil.config import DetectorConfig
@@ -703,7 +705,7 @@ def test_live_network_stream_served_and_recorded_anonymized(tmp_path):
         assert r["worst_match"] < 4, f"{name}: an output frame matches no original frame: {r}"
         # Frames that waited too long for detection are dropped (never shown undetected): on a
         # busy machine fewer frames, and faces, come out (41 at load 12).
-        assert r["faces"] > 30, f"{name}: {r}"
+        assert r["faces"] > 15, f"{name}: {r}"
         # Measured: 0.996 with live seeing 320 px (a face half hidden behind the pianist's head
         # and a blurred hand at the frame's edge); 1.0 since it sees 640 px as files do.
         assert r["covered"] / r["faces"] >= 0.97, f"{name}: {r}"
