@@ -97,8 +97,28 @@ def add_parser(sub, common, choices, hiding) -> None:
                         f"(default by --quality: {presets})")
     g.add_argument("--detect-size", type=int, metavar="PX",
                    help="long side of the picture the detector sees (default by --quality)")
+    g.add_argument("--scan-every", type=int, metavar="N",
+                   help="frames between full scans; quick passes in between (default by "
+                        "--quality, as for files: " + ", ".join(
+                            f"{q} {p.scan_every}" for q, p in PRESETS.items()) + ")")
     g.add_argument("--hold", type=int, metavar="N",
                    help="frames a face stays hidden after it was last seen (default 8)")
+    # The same people flags as `run` (until the one option table declares them once).
+    g = live.add_argument_group("people (needs the people extra)")
+    g.add_argument("--keep", action="append", metavar="WHO",
+                   help="leave this person visible and hide everyone else: a name from `faceveil "
+                        "people list`, or reference photos (a file or folder); repeat for several. "
+                        "A face stays hidden until it is judged; judging takes ~80 ms a face, which the "
+                        "stream waits for (expect dropped frames)")
+    g.add_argument("--only", action="append", metavar="WHO",
+                   help="hide only this person (and any face that might be them); repeatable")
+    g.add_argument("--keep-distance", type=float, metavar="D",
+                   help="--keep: a face stays visible below this embedding distance (default 0.6)")
+    g.add_argument("--only-distance", type=float, metavar="D",
+                   help="--only: a face is hidden below this embedding distance (default 0.65)")
+    g.add_argument("--min-face", type=int, metavar="PX",
+                   help="smaller faces are not judged, so hidden (default 32)")
+    g.add_argument("--gallery", metavar="FILE", help="people gallery file (default: user data folder)")
     hiding(live)
     common(live)
 
@@ -153,6 +173,7 @@ def run(args: argparse.Namespace) -> int:
     source = open_source(args.source, live_config)  # a missing file fails here, before loading
     address = parse_address(args.serve) if args.serve is not None else None
     pipeline = Pipeline(config)
+    _ = pipeline.identifier  # load --keep/--only people now: a bad name is one clear error
     stop = threading.Event()
     status = _status_line(args)
     with contextlib.ExitStack() as outputs:

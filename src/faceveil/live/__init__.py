@@ -1,9 +1,11 @@
 """Live: webcams and network streams anonymized in real time (`faceveil live`).
 
 `run_live(source, pipeline, sinks)` reads a camera, a network stream or a file played at its
-real rate, hides the faces with a causal tracker between detections, and hands every frame to
-the sinks (`PreviewWindow`, `MjpegServer`, `Recorder`). It never shows a frame that was not
-anonymized and drops frames (counted) rather than fall behind.
+real rate, finds and follows the faces with the same frame step as files
+(`faceveil.pipeline.step`), and hands the frames to the sinks (`PreviewWindow`, `MjpegServer`,
+`Recorder`, which keeps the source's sound). A frame is shown only anonymized and only once a
+detection on it or on a later frame is done; frames that would wait too long are dropped
+(counted) rather than shown unchecked or piling up.
 """
 
 from .runner import LIVE_PRESETS, Grabber, LiveError, LiveReport, LiveStatus, backoff_delays, run_live

@@ -185,7 +185,7 @@ class FrameStep(Generic[T]):
     @property
     def number(self) -> int:
         """The number of the last frame pushed (-1 before the first)."""
-        return self.tracker._number
+        return self.tracker.number
 
     def cut(self, thumbnail: np.ndarray) -> bool:
         """Whether the frame is a hard cut, from its small grey thumbnail (e.g. 64 x 36): the

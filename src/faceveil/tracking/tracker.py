@@ -126,6 +126,11 @@ class Tracker(Generic[T]):
         self._scene = 0
         self.latest: Detections | None = None  # the last pushed frame's detections, with track ids
 
+    @property
+    def number(self) -> int:
+        """The number of the last frame pushed (-1 before the first)."""
+        return self._number
+
     def push(
         self, item: T, detections: Detections | None, *, cut: bool = False
     ) -> list[tuple[T, Detections]]:
