@@ -48,10 +48,8 @@ class References:
             return np.zeros((0, len(self.names)), np.float32)
         d = np.linalg.norm(vectors[:, None, :] - self.vectors[None, :, :], axis=2)
         out = np.full((len(vectors), len(self.names)), np.inf, np.float32)
-        for k in range(len(self.names)):
-            mine = self.owners == k
-            if mine.any():
-                out[:, k] = d[:, mine].min(axis=1)
+        rows = np.arange(len(vectors))[:, None]
+        np.minimum.at(out, (rows, np.asarray(self.owners)[None, :]), np.nan_to_num(d, nan=np.inf))
         out[np.isnan(d).any(axis=1)] = np.nan
         return out
 
