@@ -666,3 +666,15 @@ def test_the_report_lists_each_tracks_decision_once_and_its_changes():
     html = render_html([audit], {"models": [], "versions": {"faceveil": "x"}, "machine": "", "settings": {},
                                  "date": "today"})
     assert "people: 1 kept, 2 hidden (decisions)" in html and "kept: ann at 0.31" in html
+
+
+def test_everybody_else_in_the_gallery_is_a_rival_unless_they_are_the_same_face(tmp_path):
+    config = IdentityConfig(keep=("ann",), gallery=str(tmp_path / "g.sqlite3"))
+    g = Gallery(config.gallery)
+    for name, d in [("ann", 0.0), ("ann again", 0.1), ("cy", 0.9)]:
+        v = REF.copy()
+        v[1] = d
+        g.add(name, v[None], Scripted.name)
+    g.add("dee", REF[None], "another-embedder")  # vectors of another model never mix
+    refs = load_references(config.keep, Scripted(None), lambda: None, config)
+    assert refs.names == ("ann", "cy") and refs.wanted.tolist() == [True, False]

@@ -102,6 +102,10 @@ def effective(wanted: np.ndarray, others: np.ndarray, distance: float, margin: f
 # wide for their height (0.47-0.50: obama_partial_face*, cut but still matching); the half faces
 # at the edges of selfie-many-people.jpg are 0.34-0.43, and linked into one "person" in discovery.
 MIN_ASPECT = 0.45
+# Another gallery person this near a face asked for is taken to be the same person (enrolled
+# twice, or given as photos and by name), not a rival. On ../shared/data/identities the same
+# person's faces are 0.38 apart at the median, two different people's at least 0.66.
+SAME_PERSON = 0.4
 
 
 @dataclass
@@ -198,12 +202,18 @@ def load_references(entries: Iterable[str], embedder: Embedder, detector_factory
         raise ConfigError("no people to recognise")
     wanted = len(names)
     asked = {unicodedata.normalize("NFC", e).strip() for e in names}
+    mine = np.concatenate(vectors).astype(np.float32)
     for person in gallery.people():  # open set: everybody else enrolled competes for each face
         if person.name in asked:
             continue
         try:
             found = gallery.vectors(person.name, embedder.name)
         except ConfigError:  # enrolled with another embedder only
+            continue
+        apart = float(np.linalg.norm(found[:, None] - mine[None], axis=2).min())
+        if apart < SAME_PERSON:  # e.g. --keep refs/alice/ while alice is also in the gallery
+            log.warning("%s in the gallery is %.2f from the faces asked for: taken as the same person, "
+                        "not as somebody else", person.name, apart)
             continue
         names.append(person.name)
         vectors.append(found)
