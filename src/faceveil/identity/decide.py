@@ -241,11 +241,16 @@ class Identifier:
         """(N,) one distance per face, below the threshold exactly when the face may stay
         visible (see `effective`); NaN where it cannot be judged. The details of the last call
         (who was nearest, at what distance, or why not judged) are in `self.last`."""
+        out, self.last = self._judge(image, dets, which)
+        return out
+
+    def _judge(self, image: np.ndarray, dets: Detections,
+               which: np.ndarray | None = None) -> tuple[np.ndarray, Judgement]:
         n = len(dets)
         out = np.full(n, np.nan, np.float32)
         ok = judgeable(dets, self.config)
-        self.last = Judgement(n)
-        self.last.why[~ok] = [_why_not(dets, i, self.config) for i in np.nonzero(~ok)[0]]
+        last = Judgement(n)  # a local first: the identifier may serve several threads
+        last.why[~ok] = [_why_not(dets, i, self.config) for i in np.nonzero(~ok)[0]]
         if which is not None:
             ok &= which
         idx = np.nonzero(ok)[0]
@@ -254,7 +259,6 @@ class Identifier:
             dw, pw, do, po = self.references.split(emb.vectors)
             cfg = self.config
             out[idx] = (effective(dw, do, cfg.keep_distance, cfg.keep_margin) if self.keep_mode else dw)
-            last = self.last
             last.wanted[idx], last.other[idx] = dw, do
             names = self.references.names
             for j, i in enumerate(idx):
@@ -263,7 +267,7 @@ class Identifier:
                     continue
                 last.who[i] = names[pw[j]]
                 last.rival[i] = names[po[j]] if po[j] >= 0 else None
-        return out
+        return out, last
 
     def visible(self, distances: np.ndarray) -> np.ndarray:
         """Per distance: may this face stay visible? NaN (not judged) never may."""
@@ -280,20 +284,20 @@ class Identifier:
             return dets
         groups = same_face_groups(dets, min_score=self.config.min_score)
         main = np.array([g[0] for g in groups], int)
-        judged = self.judge(frame.image, dets[main])
+        judged, last = self._judge(frame.image, dets[main])
         visible = self.visible(judged)
         keep = np.zeros(len(dets), bool)
         why = np.full(len(dets), "", object)
         for k, (g, v) in enumerate(zip(groups, visible, strict=True)):
             keep[g] = v
-            why[g] = self.explain(k, judged[k])
+            why[g] = self.explain(k, judged[k], last)
             if len(g) > 1:
                 why[g[1:]] = why[g[0]] + " (another box on the same face)"
         return dataclasses.replace(dets, keep=keep, why=why)
 
-    def explain(self, i: int, judged: float) -> str:
-        """Why face `i` of the last `judge` call is kept or hidden, in words for users."""
-        last, cfg = self.last, self.config
+    def explain(self, i: int, judged: float, last: Judgement | None = None) -> str:
+        """Why face `i` of a `judge` call (`last`, by default the latest) is kept or hidden."""
+        last, cfg = last or self.last, self.config
         if last.why[i]:
             return f"hidden: {last.why[i]}"
         who, dw, rival, do = last.who[i], float(last.wanted[i]), last.rival[i], float(last.other[i])
@@ -446,12 +450,12 @@ class TrackVotes:
         due = due[:self.PER_FRAME]
         which = np.zeros(len(dets), bool)
         which[[i for _, i, _ in due]] = True
-        distances = self.identifier.judge(image(), dets, which)
+        distances, last = self.identifier._judge(image(), dets, which)
         for _, i, risky in due:
             t = self._tracks[int(dets.track_ids[i])]
             t.last_sample = number
             d = float(distances[i])
-            t.why = self.identifier.explain(i, d)
+            t.why = self.identifier.explain(i, d, last)
             if np.isnan(d) and not risky:
                 t.interval = self.SAMPLE_EVERY  # cannot judge it now: look again soon
                 continue
