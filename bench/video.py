@@ -74,7 +74,7 @@ PEOPLE_CLIPS = {  # name: (clip in the data folder, person = folder under identi
     "hamilton": (Path("videos") / "hamilton_short_clip.mp4", "lin_manuel_miranda"),
     "friends": (SOURCE, "ross_geller"),
 }
-KEEP_SHARE = 0.70  # target: fps with --keep >= 0.70x fps without
+KEEP_SHARE = 0.80  # target (issue 18): fps with --keep >= 0.80x fps without
 
 # x264 options that depend on the machine or the caller's thread choice, not on --crf/--preset.
 THREAD_OPTIONS = ("threads", "lookahead_threads", "sliced_threads")

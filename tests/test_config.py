@@ -149,7 +149,7 @@ def test_option_names_cover_every_flat_option():
         "detector", "quality", "threshold", "threads", "device", "shape", "mask_scale", "feather",
         "method", "strength", "blocks", "color", "image", "draw_boxes",
         "detect_every", "detect_size", "scan_every", "hold", "lead", "max_gap", "scene_cut",
-        "keep", "only", "keep_distance", "only_distance", "min_face", "gallery",
+        "keep", "only", "keep_distance", "keep_margin", "only_distance", "min_face", "gallery",
         "background", "background_strength", "background_image", "background_color", "segmenter",
         "background_threshold", "background_feather", "background_smooth",
     }

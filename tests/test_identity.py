@@ -619,6 +619,7 @@ def test_pipeline_keeps_the_reference_person(centerface, identities, tmp_path):
 @pytest.mark.parametrize("options", [
     {"keep": ("ann",), "only": ("bo",)},
     {"keep_distance": 0.0}, {"keep_distance": 2.0}, {"keep_distance": -0.5},
+    {"keep_margin": -0.1}, {"keep_margin": 1.0},
     {"only_distance": 0.0}, {"only_distance": 7.0},
 ])
 def test_bad_identity_options(options):
@@ -645,3 +646,35 @@ def test_any_gallery_name_can_be_kept(tmp_path, name):
     Gallery(config.gallery).add(name, REF[None], Scripted.name)
     refs = load_references(config.keep, Scripted(None), lambda: None, config)
     assert refs.names == (name,)
+
+
+def test_the_report_lists_each_tracks_decision_once_and_its_changes():
+    from faceveil.audit.report import FileAudit, audit_frames, render_html
+
+    def frame(keep: bool, why: str) -> Detections:
+        return dataclasses.replace(make_detections([[10, 10, 60, 70], [100, 10, 150, 70]]),
+                                   track_ids=[1, 2], keep=[keep, False],
+                                   why=[why, "hidden: not ann (0.91 >= 0.60)"])
+
+    audit = FileAudit("in.mp4", "out.mp4", "video")
+    frames = [frame(False, "hidden: not judged yet"), *[frame(True, "kept (3 look(s) at this track); "
+                                                        "last look: kept: ann at 0.31")] * 5]
+    audit_frames(audit, [(i, i / 25, d) for i, d in enumerate(frames)])
+    assert [(d["frame"], d["track"], d["kept"]) for d in audit.decisions] == [(0, 1, False), (0, 2, False),
+                                                                             (1, 1, True)]
+    assert audit.to_dict()["decisions"][2]["why"].endswith("kept: ann at 0.31")
+    html = render_html([audit], {"models": [], "versions": {"faceveil": "x"}, "machine": "", "settings": {},
+                                 "date": "today"})
+    assert "people: 1 kept, 2 hidden (decisions)" in html and "kept: ann at 0.31" in html
+
+
+def test_everybody_else_in_the_gallery_is_a_rival_unless_they_are_the_same_face(tmp_path):
+    config = IdentityConfig(keep=("ann",), gallery=str(tmp_path / "g.sqlite3"))
+    g = Gallery(config.gallery)
+    for name, d in [("ann", 0.0), ("ann again", 0.1), ("cy", 0.9)]:
+        v = REF.copy()
+        v[1] = d
+        g.add(name, v[None], Scripted.name)
+    g.add("dee", REF[None], "another-embedder")  # vectors of another model never mix
+    refs = load_references(config.keep, Scripted(None), lambda: None, config)
+    assert refs.names == ("ann", "cy") and refs.wanted.tolist() == [True, False]

@@ -320,6 +320,29 @@ def test_discover_groups_each_person_apart(discovered):
     assert rgb.shape[0] >= 96 * len(groups) and rgb.std() > 10, rgb.shape
 
 
+@pytest.mark.slow
+def test_discover_every_identity_without_fragments(data_dir, tmp_path):
+    """All of ../shared/data/identities at the default distance: one sighting per face (no
+    second box, eye or mouth crop of it), each person's photos in one group of their own, and
+    never two faces of one picture in one group (half faces cut by a picture's edge are not
+    judged, so they cannot chain strangers together)."""
+    ids = require_data("identities")
+    assert cli("people", "discover", ids, "-o", tmp_path / "out", "-q") == ExitCode.OK
+    groups = json.loads((tmp_path / "out" / "people.json").read_text())["people"]
+    seen = [(g["id"], Path(s["file"])) for g in groups for s in g["seen"]]
+    for _, file in seen:
+        if owner(str(file)):
+            assert sum(f == file for _, f in seen) == 1, f"{file}: more than one face found"
+    for g in groups:
+        files = [Path(s["file"]) for s in g["seen"]]
+        assert len(set(files)) == len(files), f"{g['id']} has two faces of one picture: {files}"
+        assert len({owner(str(f)) for f in files} - {None}) <= 1, f"{g['id']} mixes people: {files}"
+    persons = {owner(str(f)) for _, f in seen} - {None}
+    split = [p for p in persons if len({gid for gid, f in seen if owner(str(f)) == p}) > 1]
+    assert not split, f"split over several groups: {split}"
+    assert len(persons) == 12
+
+
 def test_named_groups_are_added_from_the_file(discovered, data_dir, tmp_path, capsys):
     doc = json.loads(discovered.read_text())
     kit, rose = home(doc["people"], "kit_harington"), home(doc["people"], "rose_leslie")

@@ -48,10 +48,8 @@ class References:
             return np.zeros((0, len(self.names)), np.float32)
         d = np.linalg.norm(vectors[:, None, :] - self.vectors[None, :, :], axis=2)
         out = np.full((len(vectors), len(self.names)), np.inf, np.float32)
-        for k in range(len(self.names)):
-            mine = self.owners == k
-            if mine.any():
-                out[:, k] = d[:, mine].min(axis=1)
+        rows = np.arange(len(vectors))[:, None]
+        np.minimum.at(out, (rows, np.asarray(self.owners)[None, :]), np.nan_to_num(d, nan=np.inf))
         out[np.isnan(d).any(axis=1)] = np.nan
         return out
 
@@ -104,6 +102,10 @@ def effective(wanted: np.ndarray, others: np.ndarray, distance: float, margin: f
 # wide for their height (0.47-0.50: obama_partial_face*, cut but still matching); the half faces
 # at the edges of selfie-many-people.jpg are 0.34-0.43, and linked into one "person" in discovery.
 MIN_ASPECT = 0.45
+# Another gallery person this near a face asked for is taken to be the same person (enrolled
+# twice, or given as photos and by name), not a rival. On ../shared/data/identities the same
+# person's faces are 0.38 apart at the median, two different people's at least 0.66.
+SAME_PERSON = 0.4
 
 
 @dataclass
@@ -200,12 +202,18 @@ def load_references(entries: Iterable[str], embedder: Embedder, detector_factory
         raise ConfigError("no people to recognise")
     wanted = len(names)
     asked = {unicodedata.normalize("NFC", e).strip() for e in names}
+    mine = np.concatenate(vectors).astype(np.float32)
     for person in gallery.people():  # open set: everybody else enrolled competes for each face
         if person.name in asked:
             continue
         try:
             found = gallery.vectors(person.name, embedder.name)
         except ConfigError:  # enrolled with another embedder only
+            continue
+        apart = float(np.linalg.norm(found[:, None] - mine[None], axis=2).min())
+        if apart < SAME_PERSON:  # e.g. --keep refs/alice/ while alice is also in the gallery
+            log.warning("%s in the gallery is %.2f from the faces asked for: taken as the same person, "
+                        "not as somebody else", person.name, apart)
             continue
         names.append(person.name)
         vectors.append(found)
@@ -233,11 +241,16 @@ class Identifier:
         """(N,) one distance per face, below the threshold exactly when the face may stay
         visible (see `effective`); NaN where it cannot be judged. The details of the last call
         (who was nearest, at what distance, or why not judged) are in `self.last`."""
+        out, self.last = self._judge(image, dets, which)
+        return out
+
+    def _judge(self, image: np.ndarray, dets: Detections,
+               which: np.ndarray | None = None) -> tuple[np.ndarray, Judgement]:
         n = len(dets)
         out = np.full(n, np.nan, np.float32)
         ok = judgeable(dets, self.config)
-        self.last = Judgement(n)
-        self.last.why[~ok] = [_why_not(dets, i, self.config) for i in np.nonzero(~ok)[0]]
+        last = Judgement(n)  # a local first: the identifier may serve several threads
+        last.why[~ok] = [_why_not(dets, i, self.config) for i in np.nonzero(~ok)[0]]
         if which is not None:
             ok &= which
         idx = np.nonzero(ok)[0]
@@ -246,7 +259,6 @@ class Identifier:
             dw, pw, do, po = self.references.split(emb.vectors)
             cfg = self.config
             out[idx] = (effective(dw, do, cfg.keep_distance, cfg.keep_margin) if self.keep_mode else dw)
-            last = self.last
             last.wanted[idx], last.other[idx] = dw, do
             names = self.references.names
             for j, i in enumerate(idx):
@@ -255,7 +267,7 @@ class Identifier:
                     continue
                 last.who[i] = names[pw[j]]
                 last.rival[i] = names[po[j]] if po[j] >= 0 else None
-        return out
+        return out, last
 
     def visible(self, distances: np.ndarray) -> np.ndarray:
         """Per distance: may this face stay visible? NaN (not judged) never may."""
@@ -272,20 +284,20 @@ class Identifier:
             return dets
         groups = same_face_groups(dets, min_score=self.config.min_score)
         main = np.array([g[0] for g in groups], int)
-        judged = self.judge(frame.image, dets[main])
+        judged, last = self._judge(frame.image, dets[main])
         visible = self.visible(judged)
         keep = np.zeros(len(dets), bool)
         why = np.full(len(dets), "", object)
         for k, (g, v) in enumerate(zip(groups, visible, strict=True)):
             keep[g] = v
-            why[g] = self.explain(k, judged[k])
+            why[g] = self.explain(k, judged[k], last)
             if len(g) > 1:
                 why[g[1:]] = why[g[0]] + " (another box on the same face)"
         return dataclasses.replace(dets, keep=keep, why=why)
 
-    def explain(self, i: int, judged: float) -> str:
-        """Why face `i` of the last `judge` call is kept or hidden, in words for users."""
-        last, cfg = self.last, self.config
+    def explain(self, i: int, judged: float, last: Judgement | None = None) -> str:
+        """Why face `i` of a `judge` call (`last`, by default the latest) is kept or hidden."""
+        last, cfg = last or self.last, self.config
         if last.why[i]:
             return f"hidden: {last.why[i]}"
         who, dw, rival, do = last.who[i], float(last.wanted[i]), last.rival[i], float(last.other[i])
@@ -438,12 +450,12 @@ class TrackVotes:
         due = due[:self.PER_FRAME]
         which = np.zeros(len(dets), bool)
         which[[i for _, i, _ in due]] = True
-        distances = self.identifier.judge(image(), dets, which)
+        distances, last = self.identifier._judge(image(), dets, which)
         for _, i, risky in due:
             t = self._tracks[int(dets.track_ids[i])]
             t.last_sample = number
             d = float(distances[i])
-            t.why = self.identifier.explain(i, d)
+            t.why = self.identifier.explain(i, d, last)
             if np.isnan(d) and not risky:
                 t.interval = self.SAMPLE_EVERY  # cannot judge it now: look again soon
                 continue
