@@ -94,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
                 cfg_opts["image"] = str(pictures[cfg_opts["image"]])
             config = PipelineConfig().replace(method=method, **cfg_opts)
             hide = pipeline_hide(config)
-            is_default = all(getattr(defaults, k) == v for k, v in opts.items() if k != "image")
+            is_default = method != "none" and all(
+                getattr(defaults, k) == v for k, v in opts.items() if k != "image")
             label = method + (" " + " ".join(f"{k}={v}" for k, v in shown.items()) if shown else "")
             row = {"method": method, "options": shown, "label": label, "default": is_default,
                    "sizes": {}}
