@@ -49,8 +49,10 @@ class _Graph:
         scale = min(s / w, s / h)
         rw, rh = max(1, round(w * scale)), max(1, round(h * scale))
         x0, y0 = (s - rw) // 2, (s - rh) // 2
-        blob = np.zeros((1, s, s, 3), np.float32)  # letterbox: 0.0 in [-1, 1], as mediapipe's
-        small = cv2.resize(image, (rw, rh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        # As mediapipe's ImageToTensorCalculator on the CPU: a bilinear warp of the uint8 picture
+        # (no area averaging) into a black letterbox, then [0, 255] -> [-1, 1].
+        blob = np.full((1, s, s, 3), -1.0, np.float32)
+        small = cv2.resize(image, (rw, rh), interpolation=cv2.INTER_LINEAR)
         blob[0, y0:y0 + rh, x0:x0 + rw] = small.astype(np.float32) / 127.5 - 1.0
         boxes, logits = self.session.run(None, {self.input: blob})
         scores = 1.0 / (1.0 + np.exp(-np.clip(logits[0, :, 0], -80, 80)))
