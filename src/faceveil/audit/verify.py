@@ -60,7 +60,8 @@ class Verifier:
     def __init__(self, config: PipelineConfig) -> None:
         self.config = config
         primary = config.detector.name
-        self.detector_name = "mediapipe" if primary != "mediapipe" else "centerface"
+        # "mediapipe" is BlazeFace's former name (still accepted): never check with the same model
+        self.detector_name = "mediapipe" if primary not in ("mediapipe", "blazeface") else "centerface"
         self._detector = self._primary = None
         self._embedder: Any = None
         self.embedder_note = ""
