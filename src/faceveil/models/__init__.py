@@ -67,8 +67,9 @@ def describe(device: str = "cpu") -> list[ModelInfo]:
         raise ConfigError(f"unknown device {device!r} (choose from: {', '.join(DEVICES)})")
     try:
         ort_provider = resolve_providers(device)[0]
-    except Exception as exc:  # no onnxruntime, or no such provider: say so per model
-        ort_provider = f"unavailable ({exc})"
+    except Exception as exc:  # no onnxruntime, or no such provider: said once, marked per model
+        log.warning("%s", exc)
+        ort_provider = f"{device}: unavailable"
     out = []
     for key, entry in manifest().items():
         src = entry["source"]

@@ -46,12 +46,16 @@ class _Graph:
     def run(self, image: np.ndarray, threshold: float) -> Detections:
         h, w = image.shape[:2]
         s = self.size
-        scale = min(s / w, s / h)
-        rw, rh = max(1, round(w * scale)), max(1, round(h * scale))
-        x0, y0 = (s - rw) // 2, (s - rh) // 2
-        blob = np.zeros((1, s, s, 3), np.float32)  # letterbox: 0.0 in [-1, 1], as mediapipe's
-        small = cv2.resize(image, (rw, rh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-        blob[0, y0:y0 + rh, x0:x0 + rw] = small.astype(np.float32) / 127.5 - 1.0
+        # As mediapipe's ImageToTensorCalculator on the CPU: the picture's square bounding ROI
+        # (centred, side = its long side) is warped bilinearly onto the model's input, corners
+        # onto corners, black outside the picture; then [0, 255] -> [-1, 1].
+        side = float(max(h, w))
+        scale = s / side
+        x0, y0 = (side - w) / 2, (side - h) / 2  # picture's offset inside the ROI
+        warp = np.array([[scale, 0.0, x0 * scale], [0.0, scale, y0 * scale]], np.float32)
+        square = cv2.warpAffine(image, warp, (s, s), flags=cv2.INTER_LINEAR,
+                                borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+        blob = (square.astype(np.float32) / 127.5 - 1.0)[None]
         boxes, logits = self.session.run(None, {self.input: blob})
         scores = 1.0 / (1.0 + np.exp(-np.clip(logits[0, :, 0], -80, 80)))
         keep = np.nonzero(scores >= threshold)[0]
@@ -61,7 +65,7 @@ class _Graph:
         centre = raw[:, :2] + self.anchors[keep]
         half = raw[:, 2:4] / 2
         xyxy = np.concatenate([centre - half, centre + half], 1) * s
-        xyxy = (xyxy - [x0, y0, x0, y0]) / scale  # letterbox -> input pixels
+        xyxy = xyxy / scale - [x0, y0, x0, y0]  # model input -> picture pixels
         # (its six keypoints, raw[:, 4:16], are not BlazeFace's own 5-point layout: unused)
         return weighted_nms(xyxy.astype(np.float32), scores[keep].astype(np.float32), 0.3)
 
