@@ -347,6 +347,7 @@ def _run(args: argparse.Namespace) -> int:
     from ..pipeline import Pipeline
     from ..pipeline.runner import ImageJob
     from ..sidecar import sidecar_path
+    from .paths import EMPTY_REASONS
 
     config = _config(args)
     work = _plan(args, config)
@@ -356,7 +357,10 @@ def _run(args: argparse.Namespace) -> int:
             return ExitCode.OK
         if not work.errors:
             print("faceveil: error: no pictures or videos to process", file=sys.stderr)
-        return ExitCode.NO_INPUT if not work.errors else ExitCode.FAILED
+        # an empty folder or a pattern that matches nothing is "nothing to process" (3); a
+        # missing or unreadable input is a failure (1)
+        nothing = all(why in EMPTY_REASONS for _, why in work.errors)
+        return ExitCode.NO_INPUT if nothing else ExitCode.FAILED
     jobs = [ImageJob(src, dst, sidecar_path(dst) if args.json and dst is not None else None)
             for src, dst in work.pairs]
     pipeline = Pipeline(config)
