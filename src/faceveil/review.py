@@ -396,7 +396,7 @@ class Review:
 
     def export(self, output: str | Path, pipeline: Pipeline, *,
                on_progress: ProgressCallback | None = None, cancel: threading.Event | None = None,
-               encode: EncodeOptions | None = None, image_quality: int = 95) -> Path:
+               encode: EncodeOptions | None = None, image_quality: int | None = None) -> Path:
         """Render the reviewed faces into `output` (written atomically). A review never analysed
         is analysed first, so nothing leaves unchecked."""
         output = Path(output)

@@ -207,8 +207,9 @@ def _output_options(p: argparse.ArgumentParser, *, sidecar: bool, naming: bool =
         g.add_argument("--json", action="store_true",
                        help="also write NAME.anonymized.faces.json beside each output (for videos: "
                             "per frame, with track ids and which boxes were filled in)")
-    g.add_argument("--image-quality", type=int, default=95, metavar="1..100",
-                   help="JPEG/WebP quality of written pictures (default 95)")
+    g.add_argument("--image-quality", type=int, default=None, metavar="1..100",
+                   help="JPEG/WebP quality of written pictures (default: a JPEG input's own "
+                        "quality, estimated from its tables, else 90)")
     g.add_argument("--keep-metadata", action="store_true",
                    help="keep picture EXIF (GPS is still removed); default strips all metadata")
     if naming:
@@ -322,7 +323,7 @@ def _models(args: argparse.Namespace) -> int:
 def _config(args: argparse.Namespace):
     from ..config import PipelineConfig
 
-    if not 1 <= args.image_quality <= 100:
+    if args.image_quality is not None and not 1 <= args.image_quality <= 100:
         raise ConfigError(f"--image-quality must be 1..100, got {args.image_quality}")
     config = PipelineConfig.from_toml(args.config) if args.config else PipelineConfig()
     options = {name: getattr(args, name, None) for name in PipelineConfig.option_names()}
