@@ -572,8 +572,9 @@ def test_gui_help_runs_as_a_subprocess():
 
 
 def test_screenshot(window, astronaut, face_and_patch_clip, tmp_path):
-    """The window on a picture with a kept face and a drawn box, and on a video;
-    FACEVEIL_SCREENSHOT=1 also writes docs/gui.png and docs/gui-video.png."""
+    """The window on a picture with a kept face and a drawn box, and on a video, each after its
+    export; FACEVEIL_SCREENSHOT=1 also writes docs/gui.png and docs/gui-video.png (`make
+    screenshot`: under Xvfb when it is installed)."""
     from PIL import Image
 
     group = np.concatenate([astronaut, astronaut[:, ::-1]], axis=1)
@@ -585,6 +586,9 @@ def test_screenshot(window, astronaut, face_and_patch_clip, tmp_path):
     click(window.original, (right[0] + right[2]) / 2, (right[1] + right[3]) / 2)
     drag(window.original, (430, 330, 520, 440))
     wait_idle(window)
+    window.export_to(tmp_path / "two.anonymized.png")  # shown after the export, as a person sees it
+    wait_idle(window)
+    assert "Exported to" in window.status.text() and window.export_action.isEnabled()
     shots = {"gui.png": window.grab().toImage()}
     window.open_paths([face_and_patch_clip[0]])
     wait_idle(window)
@@ -592,6 +596,9 @@ def test_screenshot(window, astronaut, face_and_patch_clip, tmp_path):
     wait_idle(window)
     drag(window.original, face_and_patch_clip[2][20])
     wait_idle(window)
+    window.export_to(tmp_path / "clip.anonymized.mp4")
+    wait_idle(window)
+    assert "Exported to" in window.status.text() and window.export_action.isEnabled()
     shots["gui-video.png"] = window.grab().toImage()
     for name, image in shots.items():
         path = tmp_path / name
