@@ -26,7 +26,9 @@ REPO = Path(__file__).resolve().parents[1]
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
-    ap.add_argument("--limit", type=int, default=0)
+    ap.add_argument("--limit", type=int, default=0, help="the first N photos of each set")
+    ap.add_argument("--sets", default="wider_face_val_subset,dlib_faces",
+                    help="which shared photo sets (default both)")
     args = ap.parse_args()
     from faceveil.evaluation import face_covered
     from faceveil.media.images import encode_image, read_image
@@ -34,11 +36,9 @@ def main() -> int:
     from faceveil.types import Frame
 
     entries = []
-    for name in ("wider_face_val_subset.json", "dlib_faces.json"):
-        meta = json.loads((args.data / "images" / name).read_text())
-        entries += meta["images"]
-    if args.limit:
-        entries = entries[:args.limit]
+    for name in args.sets.split(","):
+        meta = json.loads((args.data / "images" / f"{name}.json").read_text())
+        entries += meta["images"][:args.limit or None]
     pipeline = Pipeline()
     sizes = {"input": 0, "old": 0, "new": 0}
     ratios: dict[str, list[float]] = {"old": [], "new": []}
