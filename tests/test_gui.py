@@ -400,9 +400,11 @@ def test_review_a_video_follow_a_drawn_box_and_export_while_the_window_stays_res
         window, face_and_patch_clip, tmp_path):
     path, faces, patches, _ = face_and_patch_clip
     use_solid_magenta(window)
-    window.open_paths([path])
+    when_modal(type_file_name(path))  # File > Open… by a click on its toolbar button
+    click_action(window, window.open_action)
     wait_idle(window)
     review = window.review
+    assert window.export_action.isEnabled()
     assert review.kind == "video" and review.frame_count == 40
     assert window.video_bar.isVisible()
     assert window.timeline.marks[:, 0].sum() >= 40  # the face is marked in every frame
@@ -431,7 +433,8 @@ def test_review_a_video_follow_a_drawn_box_and_export_while_the_window_stays_res
     timer.timeout.connect(lambda: ticks.append(window.progress.value()))
     timer.start(20)
     out = tmp_path / "clip.anonymized.mp4"
-    window.export_to(out)
+    when_modal(type_file_name(out))  # Export… by a click, the name typed in Qt's dialog
+    click_action(window, window.export_action)
     assert window.busy and window.progress.isVisible()
     wait_idle(window)
     timer.stop()
@@ -560,6 +563,29 @@ def test_gui_without_a_display_says_so(monkeypatch, capsys):
     assert main(["gui"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("faceveil: error: no display") and "Traceback" not in err
+
+
+def test_gui_names_exactly_the_missing_qt_xcb_libraries(monkeypatch, capsys):
+    """Qt aborts the process (SIGABRT) when a library of its xcb plugin is missing, naming only
+    xcb-cursor; `faceveil gui` checks every one first and names the packages that are missing."""
+    from faceveil import gui
+
+    monkeypatch.setenv("DISPLAY", os.environ.get("DISPLAY") or ":99")
+    monkeypatch.delenv("QT_QPA_PLATFORM", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    missing = [p for p in gui.XCB_LIBRARIES.values() if p in gui.missing_libraries()]
+    monkeypatch.setattr(gui, "XCB_LIBRARIES", {**gui.XCB_LIBRARIES,
+                                               "libxcb-not-there.so.9": "libxcb-not-there9"})
+    assert main(["gui"]) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert err.endswith(f"sudo apt install {' '.join([*missing, 'libxcb-not-there9'])})\n")
+    if X11_EXPECTED:  # here every real one is installed
+        assert not missing
+        monkeypatch.undo()
+        monkeypatch.setenv("DISPLAY", os.environ["DISPLAY"])
+        monkeypatch.delenv("QT_QPA_PLATFORM", raising=False)
+        assert gui.display_problem() is None
 
 
 def test_gui_help_runs_as_a_subprocess():
