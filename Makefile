@@ -56,9 +56,9 @@ bench: install-test
 bench-web: install-test
 	$(PY) bench/web_load.py --markdown
 
-# docs/web.png (the web page) and docs/gui.png, docs/gui-video.png (the desktop app, offscreen)
+# docs/web.png (the web page) and docs/gui*.png (the desktop app, under Xvfb when installed)
 screenshot: install-test
-	FACEVEIL_SCREENSHOT=1 QT_QPA_PLATFORM=offscreen $(PY) -m pytest tests/test_web_e2e.py tests/test_gui.py -k screenshot -q
+	FACEVEIL_SCREENSHOT=1 $(PY) -m pytest tests/test_web_e2e.py tests/test_gui.py -k screenshot -q
 
 serve: install
 	$(VENV)/bin/faceveil serve

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -77,6 +78,32 @@ def test_draw_boxes_marks_the_output(astronaut, centerface):
     result = pipe.process(faceveil.Frame(astronaut))
     changed = changed_pixels(astronaut, result.image)
     assert changed.any() and not face_covered(changed, FACE)  # only the outline changed
+
+
+def test_draw_boxes_labels_do_not_pile_up_on_a_crowd():
+    """A crowd (as --quality thorough finds it): every box drawn, labels only where they fit,
+    never over another label; a few well-spaced faces all get theirs."""
+    from conftest import make_detections
+    from faceveil.pipeline.pipeline import draw_boxes, label_spots
+
+    rng = np.random.default_rng(3)
+    xy = rng.uniform(0, 980, (300, 2)) * [1, 0.7]
+    size = rng.uniform(8, 60, 300)
+    crowd = make_detections(np.c_[xy, xy + size[:, None]])
+    image = np.zeros((720, 1024, 3), np.uint8)
+    thick = 2
+    spots = label_spots(crowd, image.shape[:2], 0.35 * thick, thick)
+    (tw, th), base = cv2.getTextSize("0.00", cv2.FONT_HERSHEY_SIMPLEX, 0.35 * thick, thick)
+    rects = [(x, y - th, x + tw, y + base) for x, y in spots.values()]
+    for a in range(len(rects)):
+        for b in range(a):
+            ra, rb = rects[a], rects[b]
+            assert not (ra[0] < rb[2] and rb[0] < ra[2] and ra[1] < rb[3] and rb[1] < ra[3])
+    assert 0 < len(spots) < 300 and all(crowd.widths[i] >= tw / 2 for i in spots)
+    out = draw_boxes(image, crowd)
+    assert out.any() and not image.any()  # drawn on a copy
+    sparse = make_detections([[100, 100, 200, 220], [400, 300, 480, 400], [700, 80, 760, 150]])
+    assert len(label_spots(sparse, image.shape[:2], 0.35 * thick, thick)) == 3
 
 
 def test_runner_reports_progress_and_goes_on_after_bad_files(astronaut, tmp_path, centerface):

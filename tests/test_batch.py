@@ -200,6 +200,23 @@ def test_plan_mirrors_folders_zips_and_files(tmp_path):
     assert plan.manifest == str(tmp_path / "out" / ".faceveil-manifest.jsonl")
 
 
+def test_two_zips_with_the_same_inner_paths_go_under_their_own_names(tmp_path):
+    inner = {"DCIM/001.jpg": b"x", "DCIM/002.jpg": b"x"}
+    for name in ("monday.zip", "tuesday.zip"):
+        make_zip(tmp_path / name, inner)
+    (tmp_path / "other").mkdir()
+    make_zip(tmp_path / "other" / "monday.zip", inner)  # a third zip with the same file name
+    plan = plan_batch([str(tmp_path / "monday.zip"), str(tmp_path / "tuesday.zip"),
+                       str(tmp_path / "other" / "monday.zip")], str(tmp_path / "out"))
+    assert not plan.errors
+    assert sorted(i.rel for i in plan.items) == [
+        "monday-2/DCIM/001.jpg", "monday-2/DCIM/002.jpg", "monday/DCIM/001.jpg",
+        "monday/DCIM/002.jpg", "tuesday/DCIM/001.jpg", "tuesday/DCIM/002.jpg"]
+    # one zip alone keeps its inner paths as they are
+    alone = plan_batch([str(tmp_path / "monday.zip")], str(tmp_path / "out"))
+    assert sorted(i.rel for i in alone.items) == ["DCIM/001.jpg", "DCIM/002.jpg"]
+
+
 def test_plan_zip_output_stages_beside_it(tmp_path):
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "x.jpg").write_bytes(b"x")

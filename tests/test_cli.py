@@ -116,7 +116,7 @@ def test_refuses_output_equal_to_input(photo, capsys):
     ("argv", "code", "message"),
     [
         (["run", "missing.jpg"], ExitCode.FAILED, "no such file or folder"),
-        (["run", "*.nothing-matches"], ExitCode.FAILED, "no files match"),
+        (["run", "*.nothing-matches"], ExitCode.NO_INPUT, "no files match"),  # README: 3
         (["run", "{photo}", "--strength", "0"], ExitCode.USAGE, "strength must be between"),
         (["run", "{photo}", "--color", "not-a-colour", "--method", "solid"], ExitCode.USAGE, "not a colour"),
         (["run", "{photo}", "--method", "sparkles"], ExitCode.USAGE, "invalid choice"),

@@ -1,4 +1,6 @@
-"""The desktop app, in real Qt (PySide6) on the offscreen platform, driven by real mouse events.
+"""The desktop app, in real Qt (PySide6) driven by real mouse events: on a real X server (Xvfb,
+started here when it is installed and no $DISPLAY is set; the xcb platform plugin) or else on
+Qt's offscreen platform. FACEVEIL_GUI_PLATFORM=offscreen forces the latter.
 
     FACEVEIL_SCREENSHOT=1 pytest tests/test_gui.py -k screenshot   # rewrites docs/gui*.png
 
@@ -16,7 +18,9 @@ import sys
 import numpy as np
 import pytest
 
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+from gui_display import qt_platform
+
+os.environ.update(qt_platform())
 pytest.importorskip("PySide6.QtWidgets", reason="needs the gui extra (PySide6) and Qt's system "
                     "libraries (libEGL, libGL, libxkbcommon, fontconfig; see .ci/run)")
 pytest.importorskip("pytestqt", reason="needs pytest-qt")
@@ -33,6 +37,7 @@ from faceveil.tracking import iou_matrix
 from test_video import decode_rgb, face_crop, texture, write_clip
 
 pytestmark = pytest.mark.gui
+X11_EXPECTED = os.environ["QT_QPA_PLATFORM"] == "xcb"  # set above, before Qt starts
 MAGENTA = (255, 0, 255)
 
 
@@ -61,12 +66,68 @@ def settings(tmp_path) -> QSettings:
 @pytest.fixture
 def window(qtbot, settings):
     w = MainWindow(settings)
-    qtbot.addWidget(w)
+    # closing asks about unsaved changes; the tests that want that close it themselves
+    qtbot.addWidget(w, before_close_func=lambda w: [r.mark_saved() for r in w.reviews.values()])
     w.resize(1400, 820)
     w.show()
     qtbot.waitExposed(w)
     yield w
-    w.close()
+
+
+def when_modal(act, timeout: float = 20.0, kind=None) -> None:
+    """Do `act(dialog)` to the next modal dialog (of `kind`) once it is shown (from inside its
+    own event loop, as a person would)."""
+    import time
+
+    from PySide6.QtWidgets import QApplication, QDialog
+
+    end = time.monotonic() + timeout
+
+    def poll() -> None:
+        dialog = QApplication.activeModalWidget()
+        if dialog is not None and dialog.isVisible() and isinstance(dialog, kind or QDialog):
+            act(dialog)
+        elif time.monotonic() < end:
+            QTimer.singleShot(50, poll)
+
+    QTimer.singleShot(50, poll)
+
+
+def type_file_name(path):
+    """Puts `path` in a file dialog's name field and clicks its Open/Save button (typing it key
+    by key would open the name completer's popup, which takes the click)."""
+    def act(dialog) -> None:
+        from PySide6.QtWidgets import QDialogButtonBox, QLineEdit
+
+        edit = dialog.findChild(QLineEdit, "fileNameEdit")
+        assert edit is not None, f"not Qt's file dialog: {dialog!r}"
+        edit.setText(str(path))
+        buttons = dialog.findChild(QDialogButtonBox)
+        ok = next(b for b in buttons.buttons()
+                  if buttons.buttonRole(b) == QDialogButtonBox.ButtonRole.AcceptRole)
+        QTest.mouseClick(ok, Qt.MouseButton.LeftButton)
+    return act
+
+
+def press(text: str, seen: list | None = None):
+    """Clicks the button labelled `text` in a message box (its text goes to `seen`)."""
+    def act(box) -> None:
+        from PySide6.QtWidgets import QAbstractButton
+
+        if seen is not None:
+            seen.append(box.text())
+        names = {b.text().replace("&", ""): b for b in box.findChildren(QAbstractButton)}
+        assert text in names, f"no button {text!r} in {list(names)}"
+        button = names[text]
+        QTest.mouseClick(button, Qt.MouseButton.LeftButton)
+    return act
+
+
+def click_action(window: MainWindow, action) -> None:
+    """A real click on the action's toolbar button."""
+    button = window.toolbar.widgetForAction(action)
+    assert button is not None and button.isEnabled(), action.text()
+    QTest.mouseClick(button, Qt.MouseButton.LeftButton)
 
 
 def point(view, x: float, y: float):
@@ -186,6 +247,130 @@ def test_clicking_a_kept_face_hides_it_again_and_right_click_removes_a_drawn_box
     assert not review.faces(0).keep.any()
 
 
+def test_the_platform_is_a_real_x_server_when_xvfb_is_installed():
+    import shutil
+
+    from PySide6.QtWidgets import QApplication
+
+    import gui_display
+
+    app = QApplication.instance() or QApplication([])
+    if shutil.which("Xvfb") is None or gui_display.CHOSEN:
+        pytest.skip(f"Xvfb is not installed (apt install xvfb) or the platform was chosen; the "
+                    f"tests ran on {app.platformName()}")
+    assert X11_EXPECTED and app.platformName() == "xcb"
+
+
+def test_open_analyse_export_a_photo_by_clicks_and_the_actions_come_alive(window, astronaut,
+                                                                         tmp_path):
+    """Open… and Export… through their toolbar buttons and Qt's file dialogs. Export, Save
+    review and Export all are live as soon as the faces are shown, every time (they used to
+    stay grey when the worker thread outlived its `done` signal)."""
+    photo = write_image(tmp_path / "astronaut.png", astronaut)
+    use_solid_magenta(window)
+    for attempt in range(3):
+        when_modal(type_file_name(photo))
+        click_action(window, window.open_action)
+        wait_idle(window)
+        assert window.review is not None and window.review.analyzed, attempt
+        assert window.export_action.isEnabled(), attempt
+        assert window.save_action.isEnabled() and window.export_all_action.isEnabled(), attempt
+    out = tmp_path / "out" / "astronaut.anonymized.png"
+    out.parent.mkdir()
+    when_modal(type_file_name(out))
+    click_action(window, window.export_action)
+    wait_idle(window)
+    assert out.is_file() and window.last_error == "" and "Exported to" in window.status.text()
+    face = window.review.faces(0).xyxy[0].astype(int)
+    result = read_image(out).rgb
+    x1, y1, x2, y2 = face
+    assert (np.abs(result[y1:y2, x1:x2].astype(int) - MAGENTA).max(axis=2) < 40).mean() > 0.5
+    assert not window.review.modified and window.windowTitle() == "faceveil: astronaut.png"
+
+    # exporting again over that file: Qt's dialog asks first; "No" leaves it alone
+    before = out.stat().st_mtime_ns
+    seen: list[str] = []
+
+    def refuse(dialog) -> None:
+        from PySide6.QtWidgets import QDialogButtonBox, QFileDialog, QMessageBox
+
+        def no_then_cancel(box) -> None:
+            press("No", seen)(box)
+            when_modal(lambda d: QTest.mouseClick(
+                d.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Cancel),
+                Qt.MouseButton.LeftButton), kind=QFileDialog)
+
+        when_modal(no_then_cancel, kind=QMessageBox)
+        type_file_name(out)(dialog)
+
+    when_modal(refuse)
+    click_action(window, window.export_action)
+    wait_idle(window)
+    assert seen and "already exists" in seen[0]
+    assert out.stat().st_mtime_ns == before
+
+
+def test_undo_redo_and_the_unsaved_changes_prompt(window, astronaut, tmp_path):
+    photo = write_image(tmp_path / "astronaut.png", astronaut)
+    window.open_paths([photo])
+    wait_idle(window)
+    review = window.review
+    assert not window.undo_action.isEnabled()
+    face = review.faces(0).xyxy[0]
+    click(window.original, (face[0] + face[2]) / 2, (face[1] + face[3]) / 2)
+    drag(window.original, (300, 300, 360, 380))
+    assert review.faces(0).keep[0] and len(review.drawn) == 1
+    assert window.windowTitle().endswith("*")
+    click_action(window, window.undo_action)  # the drawn box goes
+    assert not review.drawn and review.faces(0).keep[0]
+    click_action(window, window.undo_action)  # then the decision
+    assert not review.faces(0).keep.any() and not review.modified
+    assert not window.windowTitle().endswith("*") and window.redo_action.isEnabled()
+    click_action(window, window.redo_action)
+    assert review.faces(0).keep[0] and review.modified
+    wait_idle(window)
+
+    seen: list[str] = []
+    when_modal(press("Cancel", seen))
+    window.close()
+    assert window.isVisible() and "not saved" in seen[0] and "astronaut.png" in seen[0]
+    when_modal(press("Save"))
+    window.close()
+    assert not window.isVisible()
+    saved = tmp_path / "astronaut.faces.json"
+    assert saved.is_file()
+    from faceveil.review import Review
+
+    assert Review.load(saved).faces(0).keep[0]
+
+
+def test_export_all_asks_before_overwriting(window, astronaut, tmp_path):
+    src = tmp_path / "shots"
+    src.mkdir()
+    write_image(src / "a.png", astronaut)
+    write_image(src / "b.png", astronaut[:, ::-1])
+    out = tmp_path / "clean"
+    out.mkdir()
+    (out / "a.png").write_bytes(b"an earlier output")
+    window.open_paths([src])
+    wait_idle(window)
+    seen: list[str] = []
+    when_modal(press("Cancel", seen))
+    window.export_all_to(out)
+    wait_idle(window)
+    assert "1 of the 2 files are already in" in seen[0] and "a.png" in seen[0]
+    assert not (out / "b.png").exists() and (out / "a.png").read_bytes() == b"an earlier output"
+    when_modal(press("Skip those"))
+    window.export_all_to(out)
+    wait_idle(window)
+    assert (out / "b.png").is_file() and (out / "a.png").read_bytes() == b"an earlier output"
+    when_modal(press("Overwrite"))
+    window.export_all_to(out)
+    wait_idle(window)
+    assert read_image(out / "a.png").rgb.shape == astronaut.shape
+    assert "Exported 2 of 2" in window.status.text()
+
+
 # ---------------------------------------------------------------- a video
 
 
@@ -215,9 +400,11 @@ def test_review_a_video_follow_a_drawn_box_and_export_while_the_window_stays_res
         window, face_and_patch_clip, tmp_path):
     path, faces, patches, _ = face_and_patch_clip
     use_solid_magenta(window)
-    window.open_paths([path])
+    when_modal(type_file_name(path))  # File > Open… by a click on its toolbar button
+    click_action(window, window.open_action)
     wait_idle(window)
     review = window.review
+    assert window.export_action.isEnabled()
     assert review.kind == "video" and review.frame_count == 40
     assert window.video_bar.isVisible()
     assert window.timeline.marks[:, 0].sum() >= 40  # the face is marked in every frame
@@ -246,7 +433,8 @@ def test_review_a_video_follow_a_drawn_box_and_export_while_the_window_stays_res
     timer.timeout.connect(lambda: ticks.append(window.progress.value()))
     timer.start(20)
     out = tmp_path / "clip.anonymized.mp4"
-    window.export_to(out)
+    when_modal(type_file_name(out))  # Export… by a click, the name typed in Qt's dialog
+    click_action(window, window.export_action)
     assert window.busy and window.progress.isVisible()
     wait_idle(window)
     timer.stop()
@@ -267,6 +455,31 @@ def test_review_a_video_follow_a_drawn_box_and_export_while_the_window_stays_res
         x1, y1, x2, y2 = faces[i].astype(int)
         diff = np.abs(after[i][y1:y2, x1:x2].astype(int) - before[i][y1:y2, x1:x2].astype(int))
         assert diff.mean() < 6, f"kept face changed in frame {i}"
+
+
+def test_shift_click_splits_a_face_so_it_is_kept_only_from_that_frame(window, face_and_patch_clip,
+                                                                     tmp_path):
+    path, faces, _, _ = face_and_patch_clip
+    window.open_paths([path])
+    wait_idle(window)
+    review = window.review
+    window.go_to(20)
+    wait_idle(window)
+    face = faces[20]
+    centre = ((face[0] + face[2]) / 2, (face[1] + face[3]) / 2)
+    QTest.mouseClick(window.original, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ShiftModifier,
+                     point(window.original, *centre))
+    assert "split at frame 21" in window.status.text()
+    click(window.original, *centre)  # keep him, only from here
+    wait_idle(window)
+    kept = [bool(review.faces(i).keep.any()) for i in range(40)]
+    assert kept == [False] * 20 + [True] * 20
+    click_action(window, window.undo_action)
+    click_action(window, window.undo_action)
+    assert not any(review.faces(i).keep.any() for i in range(40))
+    assert len({int(t) for i in range(40) for t in review.faces(i).track_ids}) == \
+        len({int(t) for t in review.faces(0).track_ids})  # one track again
+    wait_idle(window)
 
 
 def test_a_camera_stream_is_shown_anonymized_until_stopped(window, face_and_patch_clip, qtbot):
@@ -352,6 +565,29 @@ def test_gui_without_a_display_says_so(monkeypatch, capsys):
     assert err.startswith("faceveil: error: no display") and "Traceback" not in err
 
 
+def test_gui_names_exactly_the_missing_qt_xcb_libraries(monkeypatch, capsys):
+    """Qt aborts the process (SIGABRT) when a library of its xcb plugin is missing, naming only
+    xcb-cursor; `faceveil gui` checks every one first and names the packages that are missing."""
+    from faceveil import gui
+
+    monkeypatch.setenv("DISPLAY", os.environ.get("DISPLAY") or ":99")
+    monkeypatch.delenv("QT_QPA_PLATFORM", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    missing = [p for p in gui.XCB_LIBRARIES.values() if p in gui.missing_libraries()]
+    monkeypatch.setattr(gui, "XCB_LIBRARIES", {**gui.XCB_LIBRARIES,
+                                               "libxcb-not-there.so.9": "libxcb-not-there9"})
+    assert main(["gui"]) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert err.endswith(f"sudo apt install {' '.join([*missing, 'libxcb-not-there9'])})\n")
+    if X11_EXPECTED:  # here every real one is installed
+        assert not missing
+        monkeypatch.undo()
+        monkeypatch.setenv("DISPLAY", os.environ["DISPLAY"])
+        monkeypatch.delenv("QT_QPA_PLATFORM", raising=False)
+        assert gui.display_problem() is None
+
+
 def test_gui_help_runs_as_a_subprocess():
     proc = subprocess.run([sys.executable, "-m", "faceveil", "gui", "--help"], capture_output=True,
                           text=True, timeout=60)
@@ -362,8 +598,9 @@ def test_gui_help_runs_as_a_subprocess():
 
 
 def test_screenshot(window, astronaut, face_and_patch_clip, tmp_path):
-    """The window on a picture with a kept face and a drawn box, and on a video;
-    FACEVEIL_SCREENSHOT=1 also writes docs/gui.png and docs/gui-video.png."""
+    """The window on a picture with a kept face and a drawn box, and on a video, each after its
+    export; FACEVEIL_SCREENSHOT=1 also writes docs/gui.png and docs/gui-video.png (`make
+    screenshot`: under Xvfb when it is installed)."""
     from PIL import Image
 
     group = np.concatenate([astronaut, astronaut[:, ::-1]], axis=1)
@@ -375,6 +612,9 @@ def test_screenshot(window, astronaut, face_and_patch_clip, tmp_path):
     click(window.original, (right[0] + right[2]) / 2, (right[1] + right[3]) / 2)
     drag(window.original, (430, 330, 520, 440))
     wait_idle(window)
+    window.export_to(tmp_path / "two.anonymized.png")  # shown after the export, as a person sees it
+    wait_idle(window)
+    assert "Exported to" in window.status.text() and window.export_action.isEnabled()
     shots = {"gui.png": window.grab().toImage()}
     window.open_paths([face_and_patch_clip[0]])
     wait_idle(window)
@@ -382,6 +622,9 @@ def test_screenshot(window, astronaut, face_and_patch_clip, tmp_path):
     wait_idle(window)
     drag(window.original, face_and_patch_clip[2][20])
     wait_idle(window)
+    window.export_to(tmp_path / "clip.anonymized.mp4")
+    wait_idle(window)
+    assert "Exported to" in window.status.text() and window.export_action.isEnabled()
     shots["gui-video.png"] = window.grab().toImage()
     for name, image in shots.items():
         path = tmp_path / name

@@ -477,3 +477,23 @@ def test_written_file_has_ordinary_permissions(tmp_path):
     plain = tmp_path / "plain.jpg"
     plain.write_bytes(b"x")
     assert stat.S_IMODE(out.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode) == 0o666 & ~umask
+
+
+@pytest.mark.parametrize("quality", [40, 75, 92])
+def test_a_jpeg_is_written_at_its_own_estimated_quality_and_about_its_size(quality, astronaut):
+    """The default writer follows a JPEG input's quality and subsampling (estimated from its
+    quantization tables), so re-saving it keeps its size; a fixed 95 at 4:4:4 doubled it."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(astronaut).save(buf, "JPEG", quality=quality)  # Pillow's default: 4:2:0
+    source = buf.getvalue()
+    picture = read_image(source)
+    assert picture.jpeg_quality == quality and picture.jpeg_subsampling == 2
+    again = encode_image(picture.rgb, "JPEG", like=picture)
+    assert 0.8 < len(again) / len(source) < 1.25
+    fixed = encode_image(picture.rgb, "JPEG", like=picture, quality=95)
+    assert len(fixed) > len(again)  # an explicit quality still wins
+    png = read_image(encode_image(astronaut, "PNG"))
+    assert png.jpeg_quality is None
+    assert read_image(encode_image(astronaut, "JPEG", like=png)).jpeg_quality == 90

@@ -186,6 +186,66 @@ def test_decisions_and_drawn_boxes_survive_a_new_analysis(tmp_path):
     assert drawn.xyxy[-1].tolist() == [100, 100, 140, 150]
 
 
+def test_undo_and_redo_take_back_decisions_drawn_boxes_and_removals(tmp_path):
+    review = fake_video_review(tmp_path, [tracked([[10, 10, 60, 60], [200, 50, 250, 100]], [0, 1])
+                                          for _ in range(4)])
+    assert not review.can_undo and not review.undo() and not review.modified
+    review.toggle(0)
+    drawn = review.add_drawn({2: ((100, 100, 140, 150), False)})
+    review.remove_drawn(drawn)
+    states = []
+    while review.can_undo:
+        states.append((review.faces(2).keep.tolist(), len(review.faces(2))))
+        assert review.undo()
+    assert states == [([True, False], 2), ([True, False, False], 3), ([True, False], 2)]
+    assert review.faces(2).keep.tolist() == [False, False] and not review.drawn
+    assert not review.modified  # back where it was opened
+    assert review.redo() and review.redo()
+    assert len(review.faces(2)) == 3 and review.modified
+    review.toggle(1)  # a new change drops what could be redone
+    assert not review.can_redo and review.faces(2).keep.tolist() == [True, True, False]
+
+
+def test_saving_or_exporting_clears_modified_and_undoing_past_it_sets_it(tmp_path, astronaut,
+                                                                        centerface):
+    photo = write_image(tmp_path / "a.png", astronaut)
+    review = Review.open(photo)
+    pipeline = Pipeline(detector=centerface)
+    review.analyze(pipeline)
+    assert not review.modified  # analysing is not an edit
+    review.toggle(0)
+    assert review.modified
+    review.save(tmp_path / "a.faces.json", pipeline.config)
+    assert not review.modified
+    review.undo()
+    assert review.modified
+    review.export(tmp_path / "out.png", pipeline)
+    assert not review.modified
+    assert not Review.load(tmp_path / "a.faces.json").modified
+
+
+def test_split_keeps_a_face_only_from_a_frame_on(tmp_path):
+    review = fake_video_review(tmp_path, [tracked([[10, 10, 60, 60], [200, 50, 250, 100]], [0, 1])
+                                          for _ in range(6)])
+    drawn = review.add_drawn({i: ((100, 100, 140, 150), False) for i in range(6)})
+    new = review.split(0, 3)  # "keep him only from here": split, then keep the new part
+    assert new not in (0, 1, drawn)
+    review.toggle(new, index=3)
+    assert [review.faces(i).keep.tolist()[0] for i in range(6)] == [False] * 3 + [True] * 3
+    assert [int(review.faces(i).track_ids[0]) for i in range(6)] == [0] * 3 + [new] * 3
+    assert not any(review.faces(i).keep[1:].any() for i in range(6))  # the others stay hidden
+    # a drawn face splits too, and keeps its boxes on each side
+    later = review.split(drawn, 2)
+    assert sorted(review.drawn[drawn]) == [0, 1] and sorted(review.drawn[later]) == [2, 3, 4, 5]
+    with pytest.raises(ConfigError, match="nothing to split"):
+        review.split(1, 0)  # no frames before the first
+    review.undo()
+    review.undo()
+    review.undo()
+    assert [int(review.faces(i).track_ids[0]) for i in range(6)] == [0] * 6
+    assert sorted(review.drawn[drawn]) == list(range(6))
+
+
 # ---------------------------------------------------------------- saving, re-opening, exporting
 
 

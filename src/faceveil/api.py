@@ -62,7 +62,7 @@ def detect_faces(image: ImageLike, *, config: PipelineConfig | None = None,
 
 
 def anonymize_image(image: ImageLike, output: str | os.PathLike | None = None, *,
-                    config: PipelineConfig | None = None, image_quality: int = 95,
+                    config: PipelineConfig | None = None, image_quality: int | None = None,
                     keep_metadata: bool = False, **options: Any) -> np.ndarray:
     """Hide every face in a picture; returns the RGB result (RGBA with background="transparent")
     and writes it to `output` if given.

@@ -66,8 +66,8 @@ class Registry(Generic[T]):
         try:
             module = importlib.import_module(module_name)
         except ImportError as exc:
-            if entry.extra is None:
-                raise
+            if entry.extra is None or isinstance(exc, MissingDependencyError):
+                raise  # the backend's own message already names what to install
             raise MissingDependencyError(
                 f"the {self.kind} {name!r} needs an optional part that is not installed "
                 f"({exc.name or exc}); install it with: pip install 'faceveil[{entry.extra}]'"

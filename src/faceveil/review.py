@@ -75,6 +75,12 @@ class Review:
         self.drawn: dict[int, dict[int, tuple[Box, bool]]] = {}  # track -> frame -> (box, held)
         self.decided: dict[int, bool] = {}  # track -> keep, as the person set it
         self.analyzed = False
+        # undo/redo: snapshots of (found, pts, drawn, decided, state); `state` numbers each
+        # distinct set of decisions, so undoing back to what was saved is "saved" again
+        self._undo: list[tuple] = []
+        self._redo: list[tuple] = []
+        self._state = self._saved = 0
+        self._states = 0
 
     # ---- opening
 
@@ -128,6 +134,56 @@ class Review:
         review.analyzed = True
         return review
 
+    # ---- undo, redo, unsaved changes
+
+    def _snapshot(self) -> tuple:
+        return (list(self.found), list(self.pts), {t: dict(b) for t, b in self.drawn.items()},
+                dict(self.decided), self._state)
+
+    def _restore(self, snapshot: tuple) -> None:
+        found, pts, drawn, decided, self._state = snapshot
+        self.found, self.pts = list(found), list(pts)
+        self.drawn = {t: dict(b) for t, b in drawn.items()}
+        self.decided = dict(decided)
+
+    def _edit(self) -> None:
+        """Called before each change the person makes: it can be undone."""
+        self._undo.append(self._snapshot())
+        self._redo.clear()
+        self._states += 1
+        self._state = self._states
+
+    @property
+    def can_undo(self) -> bool:
+        return bool(self._undo)
+
+    @property
+    def can_redo(self) -> bool:
+        return bool(self._redo)
+
+    def undo(self) -> bool:
+        """Take back the last decision, drawn box, removal or split; False when there is none."""
+        if not self._undo:
+            return False
+        self._redo.append(self._snapshot())
+        self._restore(self._undo.pop())
+        return True
+
+    def redo(self) -> bool:
+        if not self._redo:
+            return False
+        self._undo.append(self._snapshot())
+        self._restore(self._redo.pop())
+        return True
+
+    @property
+    def modified(self) -> bool:
+        """Changed by the person since it was opened, saved or exported."""
+        return self._state != self._saved
+
+    def mark_saved(self) -> None:
+        self._saved = self._state
+
     # ---- analysing
 
     def analyze(self, pipeline: Pipeline, *, on_progress: ProgressCallback | None = None,
@@ -151,10 +207,17 @@ class Review:
                 pts.append(t)
 
             process_video(self.path, None, pipeline, on_frame=collect, on_progress=notify)
-        old = self.found if self.analyzed else []
+        again = self.analyzed
+        old = self.found if again else []
         self.found, self.pts = found, pts
         self._carry(old)
         self.analyzed = True
+        # the track ids are new: earlier snapshots no longer fit them
+        self._undo.clear()
+        self._redo.clear()
+        if again and (self.decided or self.drawn):
+            self._states += 1
+            self._state = self._states
 
     def _carry(self, old: list[Detections]) -> None:
         """Decisions made on the faces of an earlier analysis, moved to the new faces: a new
@@ -251,9 +314,34 @@ class Review:
                 smaller = np.minimum(areas(dets.xyxy), areas(clicked)[0])
                 same = intersections(dets.xyxy, clicked)[:, 0] >= SAME_FACE * np.maximum(smaller, 1e-6)
                 tracks |= {int(t) for t in dets.track_ids[same]}
+        self._edit()
         for t in tracks:
             self.decided[t] = keep
         return keep
+
+    def split(self, track: int, index: int) -> int:
+        """Cut a track at frame `index`: its faces from there on become a new track (with the
+        same decision for now), so "keep him only from here" is a split and a toggle. Returns
+        the new track's id."""
+        frames = [i for i, d in enumerate(self.found)
+                  if d.track_ids is not None and (d.track_ids == track).any()]
+        frames += list(self.drawn.get(track, ()))
+        if not any(i < index for i in frames) or not any(i >= index for i in frames):
+            raise ConfigError(f"face {track} is not seen both before and from frame {index + 1}; "
+                              "there is nothing to split")
+        self._edit()
+        new = max(self._track_ids(), default=-1) + 1
+        for i in range(index, self.frame_count):
+            dets = self.found[i]
+            if dets.track_ids is not None and (hit := dets.track_ids == track).any():
+                self.found[i] = dataclasses.replace(dets, track_ids=np.where(hit, new, dets.track_ids))
+        if track in self.drawn:
+            boxes = self.drawn[track]
+            self.drawn[new] = {i: b for i, b in boxes.items() if i >= index}
+            self.drawn[track] = {i: b for i, b in boxes.items() if i < index}
+        if track in self.decided:
+            self.decided[new] = self.decided[track]
+        return new
 
     def add_drawn(self, boxes: dict[int, tuple[Box, bool]]) -> int:
         """A drawn face: frame -> (box in picture pixels, held). Returns its new track id."""
@@ -264,13 +352,18 @@ class Review:
                 raise ConfigError(f"frame {i} is not in {self.path.name}")
             if not (box[2] > box[0] and box[3] > box[1]):
                 raise ConfigError("a drawn box needs a width and a height")
+        self._edit()
         track = max(self._track_ids(), default=-1) + 1
         self.drawn[track] = {int(i): (tuple(map(float, b)), bool(h)) for i, (b, h) in boxes.items()}
         return track
 
     def remove_drawn(self, track: int) -> bool:
+        if track not in self.drawn:
+            return False
+        self._edit()
         self.decided.pop(track, None)
-        return self.drawn.pop(track, None) is not None
+        del self.drawn[track]
+        return True
 
     def marks(self) -> np.ndarray:
         """(frames, 3) counts per frame: hidden faces, kept faces, drawn faces; for a timeline."""
@@ -298,11 +391,13 @@ class Review:
 
     def save(self, path: str | Path, config: PipelineConfig) -> Path:
         """Write the review as a faces file (atomically)."""
-        return write_sidecar(path, self.document(config))
+        out = write_sidecar(path, self.document(config))
+        self.mark_saved()
+        return out
 
     def export(self, output: str | Path, pipeline: Pipeline, *,
                on_progress: ProgressCallback | None = None, cancel: threading.Event | None = None,
-               encode: EncodeOptions | None = None, image_quality: int = 95) -> Path:
+               encode: EncodeOptions | None = None, image_quality: int | None = None) -> Path:
         """Render the reviewed faces into `output` (written atomically). A review never analysed
         is analysed first, so nothing leaves unchecked."""
         output = Path(output)
@@ -310,6 +405,7 @@ class Review:
             raise ConfigError(f"{output} is the input; choose another name")
         if not self.analyzed:
             self.analyze(pipeline, on_progress=on_progress, cancel=cancel)
+        state = self._state
         notify = checked(cancel, on_progress)
         if self.kind == "picture":
             notify(Progress("start", 0, 1, str(self.path)))
@@ -322,6 +418,7 @@ class Review:
 
             process_video(self.path, output, pipeline, encode=encode, on_progress=notify,
                           faces=[self.faces(i) for i in range(self.frame_count)])
+        self._saved = state  # what was decided is in the output now
         return output
 
 

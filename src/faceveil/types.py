@@ -166,7 +166,7 @@ class Detections:
 
 @dataclass(frozen=True, eq=False)
 class Frame:
-    """One picture to anonymize: RGB uint8, C-contiguous, H x W x 3."""
+    """One picture to anonymize: RGB uint8, C-contiguous, H x W x 3 (a PIL image is converted)."""
 
     image: np.ndarray
     index: int = 0
@@ -175,6 +175,9 @@ class Frame:
 
     def __post_init__(self) -> None:
         img = self.image
+        if not isinstance(img, np.ndarray) and hasattr(img, "convert"):  # a PIL image
+            img = np.asarray(img.convert("RGB"))
+            object.__setattr__(self, "image", img)
         if not (isinstance(img, np.ndarray) and img.dtype == np.uint8 and img.ndim == 3
                 and img.shape[2] == 3):
             got = getattr(img, "shape", type(img).__name__)

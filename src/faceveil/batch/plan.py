@@ -22,7 +22,7 @@ from ..errors import ConfigError, FaceveilError
 from ..media.images import ALPHA_FORMATS, SUFFIXES
 from ..media.video import VIDEO_SUFFIXES
 from . import storage
-from .zips import UnsafeArchiveError, ZipLimits, check_archive, safe_name
+from .zips import UnsafeArchiveError, ZipLimits, archive_folders, check_archive, safe_name
 
 MEDIA_SUFFIXES = frozenset(SUFFIXES) | VIDEO_SUFFIXES
 MANIFEST_NAME = ".faceveil-manifest.jsonl"
@@ -176,6 +176,11 @@ def plan_batch(inputs: list[str], output: str, *, alpha: bool = False,
             plan.errors.append((arg, describe_error(exc) if not isinstance(exc, zipfile.BadZipFile)
                                 else f"not a readable zip: {exc}"))
 
+    archives = [s for _, s, m, _ in sources if m is not None]
+    if len(set(archives)) > 1:  # several zips: each one's members under its own name
+        folders = archive_folders(archives)
+        sources = [(n, s, m, f"{folders[s]}/{rel}" if m is not None else rel)
+                   for n, s, m, rel in sources]
     seen: dict[str, str] = {}
     input_files = {s for _, s, m, _ in sources if m is None and not storage.is_uri(s)}
     for name, source, member, rel in sources:

@@ -62,6 +62,24 @@ def safe_name(name: str) -> str:
     return clean
 
 
+def archive_folders(archives: Iterable[str]) -> dict[str, str]:
+    """A folder name for each input archive (its file name without .zip, made unique with -2,
+    -3...), under which its members are written when one batch reads several zips, so two
+    zips with the same inner paths do not collide."""
+    folders: dict[str, str] = {}
+    used: set[str] = set()
+    for archive in dict.fromkeys(archives):
+        stem = posixpath.basename(archive.replace("\\", "/")).removesuffix(".zip")
+        stem = stem.removesuffix(".ZIP") or "archive"
+        name, n = stem, 1
+        while name.lower() in used:
+            n += 1
+            name = f"{stem}-{n}"
+        used.add(name.lower())
+        folders[archive] = name
+    return folders
+
+
 def is_link(info: zipfile.ZipInfo) -> bool:
     return info.create_system == 3 and stat.S_ISLNK(info.external_attr >> 16)
 

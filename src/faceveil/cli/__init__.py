@@ -216,8 +216,9 @@ def _output_options(p: argparse.ArgumentParser, *, sidecar: bool, naming: bool =
         g.add_argument("--json", action="store_true",
                        help="also write NAME.anonymized.faces.json beside each output (for videos: "
                             "per frame, with track ids and which boxes were filled in)")
-    g.add_argument("--image-quality", type=int, default=95, metavar="1..100",
-                   help="JPEG/WebP quality of written pictures (default 95)")
+    g.add_argument("--image-quality", type=int, default=None, metavar="1..100",
+                   help="JPEG/WebP quality of written pictures (default: a JPEG input's own "
+                        "quality, estimated from its tables, else 90)")
     g.add_argument("--keep-metadata", action="store_true",
                    help="keep picture EXIF (GPS is still removed); default strips all metadata")
     if naming:
@@ -333,7 +334,7 @@ def _models(args: argparse.Namespace) -> int:
 def _config(args: argparse.Namespace):
     from ..config import PipelineConfig
 
-    if not 1 <= args.image_quality <= 100:
+    if args.image_quality is not None and not 1 <= args.image_quality <= 100:
         raise ConfigError(f"--image-quality must be 1..100, got {args.image_quality}")
     config = PipelineConfig.from_toml(args.config) if args.config else PipelineConfig()
     options = {name: getattr(args, name, None) for name in PipelineConfig.option_names()}
@@ -358,6 +359,7 @@ def _run(args: argparse.Namespace) -> int:
     from ..pipeline import Pipeline
     from ..pipeline.runner import ImageJob
     from ..sidecar import sidecar_path
+    from .paths import EMPTY_REASONS
 
     config = _config(args)
     work = _plan(args, config)
@@ -367,7 +369,10 @@ def _run(args: argparse.Namespace) -> int:
             return ExitCode.OK
         if not work.errors:
             _err("faceveil: error: no pictures or videos to process")
-        return ExitCode.NO_INPUT if not work.errors else ExitCode.FAILED
+        # an empty folder or a pattern that matches nothing is "nothing to process" (3); a
+        # missing or unreadable input is a failure (1)
+        nothing = all(why in EMPTY_REASONS for _, why in work.errors)
+        return ExitCode.NO_INPUT if nothing else ExitCode.FAILED
     jobs = [ImageJob(src, dst, sidecar_path(dst) if args.json and dst is not None else None)
             for src, dst in work.pairs]
     pipeline = Pipeline(config)

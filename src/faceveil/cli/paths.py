@@ -63,6 +63,11 @@ def _wants_folder(output: str, n_inputs: int, any_folder: bool) -> bool:
             or not p.suffix)
 
 
+NO_MATCH = "no files match this pattern"
+EMPTY_FOLDER = "no pictures or videos found in this folder"
+EMPTY_REASONS = (NO_MATCH, EMPTY_FOLDER)  # nothing to process, rather than a failed input
+
+
 def plan(inputs: list[str], output: str | None, suffix: str = ".anonymized",
          skip_existing: bool = False, alpha: bool = False) -> Plan:
     """Expand files, folders (recursively) and globs, and name every output.
@@ -89,7 +94,7 @@ def plan(inputs: list[str], output: str | None, suffix: str = ".anonymized",
             loops = [(m, why) for m in matches if (why := dangling(Path(m))) and _is_media(Path(m))]
             result.errors += loops
             if not files and not loops:
-                result.errors.append((arg, "no files match this pattern"))
+                result.errors.append((arg, NO_MATCH))
             base = _glob_base(arg)
             sources += [(f, base, False) for f in files]
         elif os.path.lexists(arg):
@@ -115,7 +120,7 @@ def plan(inputs: list[str], output: str | None, suffix: str = ".anonymized",
             before = len(result.errors)
             files = [(f, src) for f in _walk(src, exclude, result.errors)]
             if not files and len(result.errors) == before:
-                result.errors.append((str(src), "no pictures or videos found in this folder"))
+                result.errors.append((str(src), EMPTY_FOLDER))
         for f, base in files:
             if to_stdout:
                 result.pairs.append((f, None))

@@ -44,6 +44,10 @@ class Task(QObject):
         self.name = name
         self.work = work
         self.cancel_event = threading.Event()
+        # set on the window's thread once the end (done, failed or cancelled) has been handled
+        # there: "running" must not depend on whether the worker thread is still winding down
+        # (in the `done` slot it often is) nor on a signal still queued after it has ended
+        self.handled = False
         self.thread = threading.Thread(target=self._run, name=f"faceveil-gui-{name}", daemon=True)
 
     def start(self) -> None:
@@ -54,7 +58,7 @@ class Task(QObject):
 
     @property
     def running(self) -> bool:
-        return self.thread.is_alive()
+        return self.thread.ident is not None and not self.handled
 
     def _progress(self, event: Progress) -> None:
         self.progress.emit(event.done, event.total or 0, Path(event.path).name if event.path else "")

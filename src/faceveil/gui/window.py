@@ -15,6 +15,7 @@ import numpy as np
 from PySide6.QtCore import QByteArray, QObject, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
+    QApplication,
     QComboBox,
     QDockWidget,
     QDoubleSpinBox,
@@ -113,6 +114,7 @@ class MainWindow(QMainWindow):
         self.current: Path | None = None
         self.index = 0
         self.task: Task | None = None
+        self.selected: int | None = None  # the track of the face last clicked
         self.last_error = ""
         self.config = PipelineConfig()
         self._detectors: dict[Any, Any] = {}  # DetectorConfig -> loaded detector
@@ -299,15 +301,26 @@ class MainWindow(QMainWindow):
         self.export_all_action = action("Export all…", self.choose_export_all, "Ctrl+Shift+E",
                                         "Anonymize every open file into a folder")
         quit_action = action("Quit", self.close, QKeySequence.StandardKey.Quit)
+        self.undo_action = action("Undo", self.undo, QKeySequence.StandardKey.Undo,
+                                  "Take back the last decision, drawn box, removal or split")
+        self.redo_action = action("Redo", self.redo, QKeySequence.StandardKey.Redo)
+        self.split_action = action("Split the selected face here", self.split_selected, "Ctrl+T",
+                                   "The selected face (the last one clicked) becomes a separate face "
+                                   "from this frame on: then keep or hide only that part "
+                                   "(Shift+click a face does the same)")
         menu = self.menuBar().addMenu("&File")
         for a in (self.open_action, self.open_folder_action, self.camera_action, None,
                   self.save_action, self.export_action, self.export_all_action, None, quit_action):
             menu.addSeparator() if a is None else menu.addAction(a)
-        tools = self.addToolBar("File")
+        edit = self.menuBar().addMenu("&Edit")
+        for a in (self.undo_action, self.redo_action, self.split_action):
+            edit.addAction(a)
+        tools = self.toolbar = self.addToolBar("File")
         tools.setObjectName("toolbar")
         for a in (self.open_action, self.open_folder_action, self.camera_action,
-                  self.save_action, self.export_action, self.export_all_action):
-            tools.addAction(a)
+                  self.save_action, self.export_action, self.export_all_action, None,
+                  self.undo_action, self.redo_action):
+            tools.addSeparator() if a is None else tools.addAction(a)
         for key, slot in ((Qt.Key.Key_Left, lambda: self.go_to(self.index - 1)),
                           (Qt.Key.Key_Right, lambda: self.go_to(self.index + 1)),
                           (Qt.Key.Key_Space, self.toggle_play)):
@@ -477,7 +490,7 @@ class MainWindow(QMainWindow):
                 self.file_list.blockSignals(False)
             return
         self.play_timer.stop()
-        self.current, self.index = path, 0
+        self.current, self.index, self.selected = path, 0, None
         self.setWindowTitle(f"faceveil: {path.name}")
         review = self.reviews.get(path)
         if review is not None and review.analyzed:
@@ -620,10 +633,41 @@ class MainWindow(QMainWindow):
         track = review.face_at(self.index, x, y)
         if track is None:
             return
+        self.selected = track
+        if QApplication.keyboardModifiers() & Qt.KeyboardModifier.ShiftModifier:
+            self.split_selected()
+            return
         kept = review.toggle(track, self.index)
         self.set_status(f"Face {'kept visible' if kept else 'hidden'}"
-                        + (" in every frame it appears in." if review.kind == "video" else "."))
+                        + (" in every frame it appears in (Shift+click: only from this frame on)."
+                           if review.kind == "video" else "."))
         self._edited()
+
+    def split_selected(self) -> None:
+        """The selected face, from this frame on, becomes a face of its own."""
+        review = self._editable()
+        if review is None or self.selected is None:
+            return
+        try:
+            self.selected = review.split(self.selected, self.index)
+        except FaceveilError as exc:
+            self.set_status(f"Cannot split: {exc}")
+            return
+        self.set_status(f"Face split at frame {self.index + 1}: click it to keep or hide it from "
+                        "here on only.")
+        self._edited()
+
+    def undo(self) -> None:
+        review = self._editable()
+        if review is not None and review.undo():
+            self.set_status("Undone.")
+            self._edited()
+
+    def redo(self) -> None:
+        review = self._editable()
+        if review is not None and review.redo():
+            self.set_status("Redone.")
+            self._edited()
 
     def _right_clicked(self, x: float, y: float) -> None:
         review = self._editable()
@@ -663,6 +707,7 @@ class MainWindow(QMainWindow):
         review = self.review
         if review is not None and review.kind == "video":
             self.timeline.set_marks(review.marks())
+        self._enable()
         self.refresh()
 
     # ------------------------------------------------------------------ saving and exporting
@@ -724,9 +769,10 @@ class MainWindow(QMainWindow):
         if folder:
             self.export_all_to(Path(folder))
 
-    def export_all_to(self, folder: Path) -> None:
+    def export_all_to(self, folder: Path, existing: str = "ask") -> None:
         """Every open file into `folder` (a folder opened is mirrored below it), each with the
-        faces as reviewed; files never looked at are analysed first."""
+        faces as reviewed; files never looked at are analysed first. Outputs that are already
+        there: `existing` "ask" (the person chooses), "overwrite" or "skip"."""
         from ..cli.paths import plan
 
         if self.busy or not self.items:
@@ -734,6 +780,19 @@ class MainWindow(QMainWindow):
         planned = plan([str(self.root)] if self.root else [str(p) for p in self.items], str(folder))
         problems = [f"{what}: {why}" for what, why in planned.errors]
         pairs = [(src, dst) for src, dst in planned.pairs if dst is not None]
+        there = [dst for _, dst in pairs if dst.exists()]
+        if there and existing == "ask":
+            names = ", ".join(p.name for p in there[:5]) + (" …" if len(there) > 5 else "")
+            answer = self.ask("Files already there", f"{len(there)} of the {len(pairs)} files are "
+                              f"already in {folder} ({names}). Overwrite them?",
+                              ["Overwrite", "Skip those", "Cancel"], "Cancel")
+            if answer == "Cancel":
+                self.set_status("Export cancelled: nothing was written.")
+                return
+            existing = "overwrite" if answer == "Overwrite" else "skip"
+        if there and existing == "skip":
+            skip = set(there)
+            pairs = [(src, dst) for src, dst in pairs if dst not in skip]
         self.settings.setValue("paths/export", str(folder))
         pipeline = self._pipeline(self.config)
         reviews = dict(self.reviews)
@@ -802,6 +861,8 @@ class MainWindow(QMainWindow):
         if self.task is not None and self.task.running and self.task.name == "camera":
             self.task.cancel()
             self.task.thread.join(10)
+            if not self.task.thread.is_alive():
+                self.task.handled = True  # stopped here; its queued `cancelled` changes nothing
         return not self.busy
 
     # ------------------------------------------------------------------ tasks
@@ -824,10 +885,11 @@ class MainWindow(QMainWindow):
         task.progress.connect(self._task_progress)
 
         def finish() -> None:
+            task.handled = True
             if self.task is task:
                 self.progress.hide()
                 self.cancel_button.hide()
-                self._enable()
+                self._enable(busy=False)  # this task has ended, whether or not its thread has
 
         def done(result: Any) -> None:
             finish()
@@ -847,6 +909,21 @@ class MainWindow(QMainWindow):
         task.cancelled.connect(cancelled)
         self._enable(busy=True)
         task.start()
+
+    def ask(self, title: str, text: str, buttons: list[str], default: str) -> str:
+        """A question in a modal box; the text of the button pressed (`default` on Escape)."""
+        box = QMessageBox(QMessageBox.Icon.Question, title, text, QMessageBox.StandardButton.NoButton,
+                          self)
+        made = {}
+        for name in buttons:
+            role = QMessageBox.ButtonRole.RejectRole if name == default else \
+                QMessageBox.ButtonRole.AcceptRole
+            made[name] = box.addButton(name, role)
+        box.setDefaultButton(made[buttons[0]])
+        box.setEscapeButton(made[default])
+        box.exec()
+        clicked = box.clickedButton()
+        return next((name for name, b in made.items() if b is clicked), default)
 
     def _task_note(self, text: str) -> None:
         """Called from a task thread: the item it works on (shown with the next progress)."""
@@ -869,6 +946,12 @@ class MainWindow(QMainWindow):
         self.save_action.setEnabled(ready)
         self.export_action.setEnabled(ready)
         self.export_all_action.setEnabled(bool(self.items) and not busy)
+        self.undo_action.setEnabled(ready and review.can_undo)
+        self.redo_action.setEnabled(ready and review.can_redo)
+        self.split_action.setEnabled(ready and review.kind == "video" and self.selected is not None)
+        if self.current is not None:
+            mark = " *" if review is not None and review.modified else ""
+            self.setWindowTitle(f"faceveil: {self.current.name}{mark}")
         self.reanalyse_button.setEnabled(
             ready and self._analysed_with.get(self.current, self.config.detector) != self.config.detector)
 
@@ -885,7 +968,29 @@ class MainWindow(QMainWindow):
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.open()  # not modal to the app: tasks and tests go on
 
+    def unsaved(self) -> list[Review]:
+        """Reviews changed since they were opened, saved or exported."""
+        return [r for r in self.reviews.values() if r.modified]
+
     def closeEvent(self, event: QCloseEvent) -> None:
+        if changed := self.unsaved():
+            names = ", ".join(r.path.name for r in changed[:5]) + (" …" if len(changed) > 5 else "")
+            answer = self.ask("Unsaved changes", f"Your choices and drawn boxes in {names} are not "
+                              "saved or exported. Save the review beside each file "
+                              "(NAME.faces.json) before closing?",
+                              ["Save", "Close without saving", "Cancel"], "Cancel")
+            if answer == "Cancel":
+                event.ignore()
+                return
+            if answer == "Save":
+                for review in changed:
+                    target = review.path.with_name(review.path.stem + ".faces.json")
+                    try:
+                        review.save(target, self.config)
+                    except (FaceveilError, OSError) as exc:
+                        self.show_error(f"Cannot save the review of {review.path.name}: {exc}")
+                        event.ignore()
+                        return
         self.play_timer.stop()
         if self.task is not None and self.task.running:
             self.task.cancel()

@@ -8,6 +8,7 @@ comments. ICC colour profiles and DPI are kept, since they change how the pictur
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import os
@@ -50,6 +51,46 @@ class Picture:
     icc_profile: bytes | None
     dpi: tuple[float, float] | None
     extra_frames: int = 0  # frames after the first (animations, multi-page TIFF): not kept
+    jpeg_quality: int | None = None  # a JPEG source's quality (1..100), estimated from its tables
+    jpeg_subsampling: int | None = None  # a JPEG source's chroma subsampling (Pillow's 0, 1, 2)
+
+
+# Written JPEG/WebP quality when the caller does not set one and the source's cannot be
+# estimated (not a JPEG, or unusual tables): 90 with 4:2:0 keeps outputs near their inputs'
+# size on the shared photos (bench/README.md); the old fixed 95 at 4:4:4 doubled them.
+DEFAULT_QUALITY = 90
+
+
+def _ijg_tables() -> np.ndarray:
+    """The luminance quantization table Pillow (libjpeg) writes at each quality 1..100."""
+    global _TABLES
+    if _TABLES is None:
+        from PIL import Image
+
+        tiny = Image.new("L", (8, 8))
+        rows = []
+        for q in range(1, 101):
+            buf = io.BytesIO()
+            tiny.save(buf, "JPEG", quality=q)
+            rows.append(Image.open(buf).quantization[0])
+        _TABLES = np.array(rows, np.float64)
+    return _TABLES
+
+
+_TABLES: np.ndarray | None = None
+
+
+def estimate_jpeg_quality(img) -> int | None:
+    """The libjpeg quality whose luminance table is nearest to this JPEG's (a Pillow image),
+    or None when there is no table or none of them is near (a camera's own tables)."""
+    tables = getattr(img, "quantization", None)
+    if not tables or 0 not in tables or len(tables[0]) != 64:
+        return None
+    table = np.asarray(tables[0], np.float64)
+    ref = _ijg_tables()
+    error = np.abs(ref - table).mean(axis=1) / np.maximum(ref.mean(axis=1), 1.0)
+    best = int(error.argmin())
+    return best + 1 if error[best] < 0.25 else None
 
 
 def format_for_suffix(path: str | Path) -> str:
@@ -117,13 +158,25 @@ def read_image(source: str | os.PathLike | bytes | BinaryIO,
             raise MediaTooLargeError(f"{w}x{h} is {w * h / 1e6:.0f} megapixels, over the limit of "
                                      f"{max_pixels / 1e6:.0f} (set max_pixels / --max-pixels)")
         frames = getattr(img, "n_frames", 1)
+        jpeg = (estimate_jpeg_quality(img), _subsampling(img)) if fmt == "JPEG" else (None, None)
         try:
             img.load()
             exif = img.getexif()
             img = ImageOps.exif_transpose(img) or img
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
             raise CorruptMediaError(f"truncated or damaged picture: {exc}") from None
-        return _to_picture(img, fmt, exif, frames - 1)
+        return dataclasses.replace(_to_picture(img, fmt, exif, frames - 1),
+                                   jpeg_quality=jpeg[0], jpeg_subsampling=jpeg[1])
+
+
+def _subsampling(img) -> int | None:
+    from PIL import JpegImagePlugin
+
+    try:
+        value = JpegImagePlugin.get_sampling(img)
+    except Exception:  # an unusual JPEG: the writer's own choice
+        return None
+    return value if value in (0, 1, 2) else None
 
 
 def _to_picture(img, fmt: str, exif, extra_frames: int) -> Picture:
@@ -156,17 +209,19 @@ def _to_picture(img, fmt: str, exif, extra_frames: int) -> Picture:
     )
 
 
-def encode_image(rgb: np.ndarray, fmt: str, *, like: Picture | None = None, quality: int = 95,
-                 keep_metadata: bool = False) -> bytes:
+def encode_image(rgb: np.ndarray, fmt: str, *, like: Picture | None = None,
+                 quality: int | None = None, keep_metadata: bool = False) -> bytes:
     """Encode pixels in a format from FORMATS. With `like`, alpha, grayscale, ICC profile and
-    DPI come from the source; its EXIF (without GPS) only with keep_metadata."""
+    DPI come from the source; its EXIF (without GPS) only with keep_metadata. `quality` None:
+    a JPEG source's own quality (and subsampling) when it can be estimated, else
+    DEFAULT_QUALITY."""
     buf = io.BytesIO()
     _save(rgb, buf, fmt, like, quality, keep_metadata)
     return buf.getvalue()
 
 
 def write_image(path: str | os.PathLike, rgb: np.ndarray, *, like: Picture | None = None,
-                quality: int = 95, keep_metadata: bool = False) -> Path:
+                quality: int | None = None, keep_metadata: bool = False) -> Path:
     """Write atomically; the format follows the path's suffix."""
     path = Path(path)
     fmt = format_for_suffix(path)
@@ -175,12 +230,17 @@ def write_image(path: str | os.PathLike, rgb: np.ndarray, *, like: Picture | Non
     return path
 
 
-def _save(rgb: np.ndarray, fp, fmt: str, like: Picture | None, quality: int,
+def _save(rgb: np.ndarray, fp, fmt: str, like: Picture | None, quality: int | None,
           keep_metadata: bool) -> None:
     from PIL import Image
 
     if fmt not in FORMATS:
         raise UnsupportedMediaError(f"cannot write {fmt} pictures")
+    subsampling = None
+    if quality is None:  # follow the source when it was a JPEG of known quality
+        source = like.jpeg_quality if like is not None else None
+        quality = source or DEFAULT_QUALITY
+        subsampling = like.jpeg_subsampling if source is not None else 2
     if not 1 <= quality <= 100:
         raise ValueError(f"image quality must be 1..100, got {quality}")
     alpha = like.alpha if like is not None else None
@@ -205,7 +265,9 @@ def _save(rgb: np.ndarray, fp, fmt: str, like: Picture | None, quality: int,
         if keep_metadata and like.exif and fmt in ("JPEG", "PNG", "WEBP", "TIFF"):
             params["exif"] = like.exif
     if fmt == "JPEG":
-        params.update(quality=quality, subsampling=0 if quality >= 90 else 2)
+        if subsampling is None:
+            subsampling = 0 if quality >= 90 else 2
+        params.update(quality=quality, subsampling=subsampling)
     elif fmt == "WEBP":
         params.update(quality=quality, method=4)
     elif fmt == "PNG":

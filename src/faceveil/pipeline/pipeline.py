@@ -111,15 +111,43 @@ class Pipeline:
 
 
 def draw_boxes(image: np.ndarray, detections: Detections) -> np.ndarray:
-    """Boxes and scores drawn on a copy: green = hidden, red = kept visible."""
+    """Boxes and scores drawn on a copy: green = hidden, red = kept visible. A score is written
+    only where it fits: above, below or inside its box, over no other label, and on a box at
+    least half as wide as the text; on a crowd the boxes stay and the clutter goes."""
     out = image.copy()
     thick = max(1, round(max(image.shape[:2]) / 600))
-    for (x1, y1, x2, y2), score, keep in zip(
-        detections.xyxy, detections.scores, detections.keep, strict=True
-    ):
+    scale = 0.35 * thick
+    for (x1, y1, x2, y2), keep in zip(detections.xyxy, detections.keep, strict=True):
         color = (255, 40, 40) if keep else (40, 220, 40)
-        p1, p2 = (round(x1), round(y1)), (round(x2), round(y2))
-        cv2.rectangle(out, p1, p2, color, thick)
-        cv2.putText(out, f"{score:.2f}", (p1[0], max(10, p1[1] - 3)), cv2.FONT_HERSHEY_SIMPLEX,
-                    0.35 * thick, color, thick, cv2.LINE_AA)
+        cv2.rectangle(out, (round(x1), round(y1)), (round(x2), round(y2)), color, thick)
+    for i, (x, y) in label_spots(detections, image.shape[:2], scale, thick).items():
+        color = (255, 40, 40) if detections.keep[i] else (40, 220, 40)
+        cv2.putText(out, f"{detections.scores[i]:.2f}", (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                    color, thick, cv2.LINE_AA)
     return out
+
+
+def label_spots(detections: Detections, shape: tuple[int, int], scale: float,
+                thick: int) -> dict[int, tuple[int, int]]:
+    """Where each score label goes (text origin), for the faces whose label fits without
+    overlapping another; larger faces first."""
+    (tw, th), base = cv2.getTextSize("0.00", cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+    h, w = shape
+    placed: list[tuple[int, int, int, int]] = []
+    spots: dict[int, tuple[int, int]] = {}
+    order = np.argsort(-(detections.widths * detections.heights), kind="stable")
+    for i in order:
+        x1, y1, x2, y2 = (round(float(v)) for v in detections.xyxy[i])
+        if x2 - x1 < tw / 2:
+            continue  # smaller than half its label: the label would hide the picture
+        for ox, oy in ((x1, y1 - 3), (x1, y2 + th + 3), (x1 + 2, y1 + th + 3)):
+            rect = (ox, oy - th, ox + tw, oy + base)
+            if rect[0] < 0 or rect[1] < 0 or rect[2] > w or rect[3] > h:
+                continue
+            if any(rect[0] < r[2] and r[0] < rect[2] and rect[1] < r[3] and r[1] < rect[3]
+                   for r in placed):
+                continue
+            placed.append(rect)
+            spots[int(i)] = (ox, oy)
+            break
+    return spots

@@ -47,7 +47,7 @@ class JobResult:
 
 @dataclass(frozen=True)
 class WriteOptions:
-    image_quality: int = 95
+    image_quality: int | None = None  # None: the input's own JPEG quality, else 90
     keep_metadata: bool = False
     max_pixels: int = DEFAULT_MAX_PIXELS
     want_document: bool = False  # build the faces JSON even when no sidecar is written

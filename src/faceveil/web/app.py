@@ -253,7 +253,7 @@ class Runtime:
         picture = read_image(upload, self.config.max_pixels)
         result = worker.pipeline(choice.config).process(Frame(picture.rgb))
         suffix = _image_suffix(choice, kind, result.image.ndim == 3 and result.image.shape[2] == 4)
-        data = encode_image(result.image, _SUFFIX_FORMAT[suffix], like=picture, quality=95)
+        data = encode_image(result.image, _SUFFIX_FORMAT[suffix], like=picture)
         dets = result.detections
         return OneResult(data, _SUFFIX_MIME[suffix], suffix, int((~dets.keep).sum()),
                          int(dets.keep.sum()), time.perf_counter() - started)
