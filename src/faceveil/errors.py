@@ -41,3 +41,20 @@ class MissingDependencyError(FaceveilError, ImportError):
 
 class ModelError(FaceveilError, RuntimeError):
     """A model file is missing, damaged or cannot be loaded."""
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for a user: our own messages as they are, OS errors without the noise."""
+    if isinstance(exc, FaceveilError):
+        return str(exc)
+    if isinstance(exc, FileNotFoundError):
+        return "no such file"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if isinstance(exc, IsADirectoryError):
+        return "is a folder"
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    if isinstance(exc, MemoryError):
+        return "out of memory"
+    return f"{type(exc).__name__}: {exc}"

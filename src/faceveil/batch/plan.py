@@ -171,7 +171,7 @@ def plan_batch(inputs: list[str], output: str, *, alpha: bool = False,
         except UnsafeArchiveError as exc:
             plan.errors.append((arg, f"refused: {exc}"))
         except (FaceveilError, OSError, zipfile.BadZipFile, ValueError) as exc:
-            from ..pipeline.runner import describe_error
+            from ..errors import describe_error
 
             plan.errors.append((arg, describe_error(exc) if not isinstance(exc, zipfile.BadZipFile)
                                 else f"not a readable zip: {exc}"))

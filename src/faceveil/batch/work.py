@@ -111,7 +111,7 @@ class ItemWorker:
         return self._archive[1]
 
     def process(self, item: Item, run: str = "") -> dict[str, Any]:
-        from ..pipeline.runner import describe_error
+        from ..errors import describe_error
 
         started = time.perf_counter()
         record: dict[str, Any] = {

@@ -504,8 +504,8 @@ def _auditor(args: argparse.Namespace, pipeline):
 
 def _audit(args, auditor, audits: list, result, bar, report=None, frames=()) -> None:
     """Audit (and verify) one finished file; under strict, findings fail it."""
+    from ..errors import describe_error
     from ..media.video import is_video
-    from ..pipeline.runner import describe_error
 
     job = result.job
     kind = "video" if is_video(job.input) else "picture"

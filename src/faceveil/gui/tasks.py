@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
+from ..errors import describe_error
 from ..pipeline.events import Progress, ProgressCallback
-from ..pipeline.runner import describe_error
 from ..review import Cancelled
 
 log = logging.getLogger(__name__)

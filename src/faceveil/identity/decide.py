@@ -133,8 +133,8 @@ def photo_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
 def enrol(paths: Iterable[str | os.PathLike], detector, embedder: Embedder,
           config: IdentityConfig | None = None) -> Enrolment:
     """One vector per reference photo: its main face (the biggest, clearly bigger than any other)."""
+    from ..errors import describe_error
     from ..media.images import read_image
-    from ..pipeline.runner import describe_error
 
     config = config or IdentityConfig()
     result = Enrolment()

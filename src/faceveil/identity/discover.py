@@ -65,7 +65,7 @@ def find_faces(files: Iterable[Path], detector, embedder: Embedder, config: Iden
                every: float = 1.0, max_pixels: int = 150_000_000,
                on_file: Callable[[Path, int, str], None] | None = None) -> list[Sighting]:
     """Every judgeable face in `files`; `on_file(path, faces, error)` after each file."""
-    from ..pipeline.runner import describe_error
+    from ..errors import describe_error
     from .decide import judgeable, same_face_groups
 
     found: list[Sighting] = []

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import FaceveilError
+from ..errors import describe_error  # noqa: F401 (re-exported: it lived here before)
 from ..media.images import DEFAULT_MAX_PIXELS, Picture, read_image, write_image
 from ..sidecar import faces_document, write_sidecar
 from ..types import Detections, Frame, Result
@@ -51,23 +51,6 @@ class WriteOptions:
     keep_metadata: bool = False
     max_pixels: int = DEFAULT_MAX_PIXELS
     want_document: bool = False  # build the faces JSON even when no sidecar is written
-
-
-def describe_error(exc: BaseException) -> str:
-    """One line for a user: our own messages as they are, OS errors without the noise."""
-    if isinstance(exc, FaceveilError):
-        return str(exc)
-    if isinstance(exc, FileNotFoundError):
-        return "no such file"
-    if isinstance(exc, PermissionError):
-        return "permission denied"
-    if isinstance(exc, IsADirectoryError):
-        return "is a folder"
-    if isinstance(exc, OSError):
-        return exc.strerror or str(exc)
-    if isinstance(exc, MemoryError):
-        return "out of memory"
-    return f"{type(exc).__name__}: {exc}"
 
 
 def run_images(

@@ -392,7 +392,7 @@ class JobStore:
         except Cancelled:
             pass
         except Exception as exc:  # the pipeline could not even be built (e.g. a model is missing)
-            from ..pipeline.runner import describe_error
+            from ..errors import describe_error
 
             if not isinstance(exc, FaceveilError):
                 log.exception("job %s failed", job.id)
@@ -443,7 +443,7 @@ class JobStore:
         run_images(jobs, pipeline, WriteOptions(max_pixels=self.max_pixels), on_result=on_result)
 
     def _video(self, job: Job, item: Item, pipeline: Any, encode: Any) -> None:
-        from ..pipeline.runner import describe_error
+        from ..errors import describe_error
         from ..pipeline.video import process_video
 
         if job.cancel.is_set():
