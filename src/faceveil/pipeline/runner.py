@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import describe_error  # noqa: F401 (re-exported: it lived here before)
+from ..errors import describe_error
 from ..media.images import DEFAULT_MAX_PIXELS, Picture, read_image, write_image
 from ..sidecar import faces_document, write_sidecar
 from ..types import Detections, Frame, Result
