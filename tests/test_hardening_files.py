@@ -17,7 +17,7 @@ from PIL import Image
 
 from faceveil.batch import BatchOptions, plan_batch, read_manifest, run_batch
 from faceveil.cli import ExitCode, main
-from faceveil.cli.paths import plan
+from faceveil.paths import plan
 
 needs_bytes_names = pytest.mark.skipif(
     sys.platform in ("win32", "darwin"), reason="needs a file system that takes any bytes as a name")

@@ -1,4 +1,4 @@
-"""faceveil.cli.paths.plan: inputs (files, folders, globs) -> (input, output) pairs. No pixels read."""
+"""faceveil.paths.plan: inputs (files, folders, globs) -> (input, output) pairs. No pixels read."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from faceveil.cli.paths import plan
+from faceveil.paths import plan
 
 P = Path
 

@@ -346,7 +346,7 @@ def _config(args: argparse.Namespace):
 
 def _plan(args: argparse.Namespace, config):
     """The (input, output) pairs of the command line; what cannot be planned is said on stderr."""
-    from .paths import plan
+    from ..paths import plan
 
     work = plan(args.inputs, args.output, suffix=args.suffix, skip_existing=args.skip_existing,
                 alpha=config.background.mode == "transparent")
@@ -356,10 +356,10 @@ def _plan(args: argparse.Namespace, config):
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ..paths import EMPTY_REASONS
     from ..pipeline import Pipeline
     from ..pipeline.runner import ImageJob
     from ..sidecar import sidecar_path
-    from .paths import EMPTY_REASONS
 
     config = _config(args)
     work = _plan(args, config)

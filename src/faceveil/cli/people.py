@@ -161,7 +161,7 @@ def _add(args: argparse.Namespace, gallery) -> int:
 
 def _discover(args: argparse.Namespace) -> int:
     from ..identity.discover import cluster, find_faces, write_discovery
-    from .paths import plan
+    from ..paths import plan
 
     if not args.every > 0:
         raise ConfigError("--every must be more than 0 seconds")

@@ -432,7 +432,7 @@ class MainWindow(QMainWindow):
 
     def open_paths(self, paths: list[Path]) -> None:
         """Open pictures, videos, folders (searched recursively) and saved reviews."""
-        from ..cli.paths import plan
+        from ..paths import plan
 
         if self._blocked():
             return
@@ -773,7 +773,7 @@ class MainWindow(QMainWindow):
         """Every open file into `folder` (a folder opened is mirrored below it), each with the
         faces as reviewed; files never looked at are analysed first. Outputs that are already
         there: `existing` "ask" (the person chooses), "overwrite" or "skip"."""
-        from ..cli.paths import plan
+        from ..paths import plan
 
         if self.busy or not self.items:
             return

@@ -8,9 +8,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .._files import dangling, resolved
-from ..media.images import SUFFIXES
-from ..media.video import VIDEO_SUFFIXES
+from ._files import dangling, resolved
+from .media.images import SUFFIXES
+from .media.video import VIDEO_SUFFIXES
 
 log = logging.getLogger(__name__)
 
