@@ -331,8 +331,11 @@ def test_cli_usage_errors(tmp_path, capsys, argv, code, message):
 def test_cli_nothing_to_do(tmp_path, capsys):
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "notes.txt").write_text("x")
-    assert main(["batch", str(tmp_path / "in"), "-o", str(tmp_path / "out")]) == ExitCode.FAILED
+    assert main(["batch", str(tmp_path / "in"), "-o", str(tmp_path / "out")]) == ExitCode.NO_INPUT
     assert "no pictures or videos found in this folder" in capsys.readouterr().err
+    # a pattern that matches nothing is "nothing to process" too; a missing file is a failure
+    assert main(["batch", str(tmp_path / "in" / "*.jpg"), "-o", str(tmp_path / "out")]) == ExitCode.NO_INPUT
+    assert main(["batch", str(tmp_path / "gone.jpg"), "-o", str(tmp_path / "out")]) == ExitCode.FAILED
 
 
 def test_help_lists_batch(capsys):

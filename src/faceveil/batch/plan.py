@@ -21,6 +21,7 @@ from .._files import dangling, resolved
 from ..errors import ConfigError, FaceveilError
 from ..media.images import ALPHA_FORMATS, SUFFIXES
 from ..media.video import VIDEO_SUFFIXES
+from ..paths import EMPTY_FOLDER, NO_MATCH
 from . import storage
 from .zips import UnsafeArchiveError, ZipLimits, archive_folders, check_archive, safe_name
 
@@ -223,7 +224,7 @@ def _expand(arg: str, exclude: set[Path], limits: ZipLimits,
         before = len(errors)
         files = _walk(path, exclude, errors)
         if not files and len(errors) == before:
-            raise ConfigError("no pictures or videos found in this folder")
+            raise ConfigError(EMPTY_FOLDER)
         return [(os.path.abspath(f), os.path.abspath(f), None, f.relative_to(path).as_posix())
                 for f in files]
     if _MAGIC & set(arg):
@@ -234,7 +235,7 @@ def _expand(arg: str, exclude: set[Path], limits: ZipLimits,
                  if is_media(m) and (why := dangling(Path(m)))]
         errors += loops
         if not files and not loops:
-            raise ConfigError("no pictures or videos match this pattern")
+            raise ConfigError(NO_MATCH)
         return [(os.path.abspath(f), os.path.abspath(f), None,
                  f.relative_to(base).as_posix() if f.is_relative_to(base) else f.name)
                 for f in files]
@@ -256,7 +257,7 @@ def _expand_remote(uri: str, limits: ZipLimits) -> list[tuple[str, str, str | No
     found = [(storage.join(uri, rel), storage.join(uri, rel), None, rel)
              for rel in files if not _hidden(rel) and is_media(rel)]
     if not found:
-        raise ConfigError("no pictures or videos found there")
+        raise ConfigError(EMPTY_FOLDER)
     return found
 
 

@@ -91,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
     from ..batch import BatchOptions, ItemOptions, run_batch
     from ..batch.plan import default_manifest
     from ..media.video import EncodeOptions
+    from ..paths import EMPTY_REASONS
     from ..pipeline.runner import WriteOptions
     from . import ExitCode, _config, _err, _say
 
@@ -142,7 +143,9 @@ def run(args: argparse.Namespace) -> int:
             return ExitCode.NO_INPUT
         for what, why in report.errors:
             _err(f"faceveil: error: {what}: {why}")
-        return ExitCode.FAILED
+        # an empty folder or a pattern that matches nothing is "nothing to process" (3), as in run
+        nothing = all(why in EMPTY_REASONS for _, why in report.errors)
+        return ExitCode.NO_INPUT if nothing else ExitCode.FAILED
     if not args.quiet:
         _summary(report)
     return ExitCode.FAILED if report.failed else ExitCode.OK
