@@ -140,7 +140,7 @@ def run_facts(config: PipelineConfig, verify: str | None, verifier_detector: str
     from ..models import describe
 
     versions = {"faceveil": __version__, "python": platform.python_version()}
-    for dist in ("numpy", "opencv-python-headless", "onnxruntime", "mediapipe", "av", "dlib-bin"):
+    for dist in ("numpy", "opencv-python-headless", "onnxruntime", "av", "dlib-bin"):
         with contextlib.suppress(metadata.PackageNotFoundError):
             versions[dist] = metadata.version(dist)
     try:

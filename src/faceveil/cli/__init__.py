@@ -195,7 +195,7 @@ def _hiding_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--config", metavar="FILE.toml", help="options from a TOML file (flags win)")
     from ..segmentation import segmenters
 
-    g = p.add_argument_group("background (behind people; needs the mediapipe extra)")
+    g = p.add_argument_group("background (behind people; selfie segmentation on ONNX Runtime)")
     g.add_argument("--background", metavar="MODE",
                    help="blur[:STRENGTH], image:PATH (scaled to cover), color:COLOUR, or transparent "
                         "(pictures: PNG/WebP/TIFF cut-out); default: left as is")
