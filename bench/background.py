@@ -135,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows = [row for c in clips for row in throughput(data / CLIPS[c], args.repeat, scene)]
         print(images.render_table(["clip", "setting", "frames", "fps", "vs faces only"], rows, md, 2))
     print()
-    images.print_facts(facts, "- ", "faceveil (this checkout), selfie segmentation (ONNX, converted from mediapipe 0.10.21)")
+    images.print_facts(facts, "- ", "faceveil (this checkout), selfie segmentation on ONNX Runtime")
     return 0
 
 
