@@ -502,11 +502,12 @@ def pattern(*distances: float):
 
 
 def vote(script, where=lambda f: {1: 100}, frames=100, mode="keep", size=80, score=0.9, filled=False,
-         sizes=None):
+         sizes=None, min_votes=1):
     """Run TrackVotes; where(frame) -> {track id: box x}. Returns ({track: [visible per frame]}, embedder)."""
     emb = Scripted(script)
     config = IdentityConfig(**{mode: ("ref",)})
-    votes = TrackVotes(Identifier(config, References(("ref",), REF[None], np.zeros(1, np.int64)), emb))
+    votes = TrackVotes(Identifier(config, References(("ref",), REF[None], np.zeros(1, np.int64)), emb),
+                       min_votes=min_votes)
     seen: dict[int, list[bool]] = {}
     for f in range(frames):
         tracks = where(f)
@@ -538,6 +539,20 @@ def test_votes_do_not_flicker(samples, visible):
 def test_votes_needed(distance, samples):
     _, emb = vote(lambda f, x: distance, frames=TrackVotes.VERIFY_EVERY)
     assert emb.calls == samples
+
+
+@pytest.mark.parametrize("mode", ["keep", "only"])
+def test_live_shows_a_face_only_after_all_its_votes(mode):
+    """Live frames are shown at once (no look-ahead window): one lucky sample must not show a
+    stranger (keep), nor one unlucky sample show a listed person (only)."""
+    match, other = (0.3, 0.95) if mode == "keep" else (0.9, 0.1)  # samples that show / hide it
+    seen, _ = vote(lambda f, x: match, mode=mode, frames=60, min_votes=TrackVotes.VOTES)
+    first = seen[1].index(True)
+    assert not any(seen[1][:first]) and all(seen[1][first:])
+    assert first >= (TrackVotes.VOTES - 1) * TrackVotes.SAMPLE_EVERY, first  # after the 3rd look
+    lucky, _ = vote(lambda f, x: match if f < 8 else other, mode=mode, frames=60,
+                    min_votes=TrackVotes.VOTES)
+    assert not any(lucky[1]), "one lucky sample showed the face"
 
 
 def test_votes_sample_a_few_frames_only():

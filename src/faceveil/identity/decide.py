@@ -418,9 +418,12 @@ class TrackVotes:
     CLEAR = 0.1  # a sample this far on the hidden side of the threshold needs no more votes
     PER_FRAME = 4  # at most this many faces embedded per frame (the rest wait, hidden)
 
-    def __init__(self, identifier: Identifier, detect_every: int = 1) -> None:
+    def __init__(self, identifier: Identifier, detect_every: int = 1, min_votes: int = 1) -> None:
         self.identifier = identifier
         self.gap = max(1, detect_every)
+        # A file's frames leave the tracker a window later, when a track has its VOTES samples;
+        # a live frame is shown at once, so live asks for VOTES samples before a face shows.
+        self.min_votes = max(1, min(min_votes, self.VOTES))
         self._tracks: dict[int, _Track] = {}
         self.samples = 0
 
@@ -470,14 +473,15 @@ class TrackVotes:
         recent = np.array(t.distances, np.float32)
         judged = recent[~np.isnan(recent)]
         if np.isnan(recent[-1]) or not judged.size:
-            t.visible = False
+            match = False
         elif ident.keep_mode:
-            t.visible = bool(ident.visible(judged.mean()))
+            match = bool(ident.visible(judged.mean()))
         else:
-            t.visible = bool(ident.visible(judged).all())
+            match = bool(ident.visible(judged).all())
+        t.visible = match and judged.size >= self.min_votes  # too few samples: hidden
         threshold = ident.config.keep_distance if ident.keep_mode else ident.config.only_distance
         far = abs(float(judged.mean()) - threshold) > self.CLEAR if judged.size else False
-        if judged.size < self.VOTES and not (far and not t.visible):
+        if judged.size < self.VOTES and not (far and not match):
             t.interval = self.SAMPLE_EVERY
         elif t.visible:
             t.interval = self.VERIFY_EVERY

@@ -178,7 +178,8 @@ class FrameStep(Generic[T]):
         if use_identity and pipeline.identifier is not None:
             from ..identity.decide import TrackVotes
 
-            self.votes = TrackVotes(pipeline.identifier, self.video.detect_every or 1)
+            self.votes = TrackVotes(pipeline.identifier, self.video.detect_every or 1,
+                                    min_votes=TrackVotes.VOTES if live else 1)
         detector = pipeline.detector
         self.can_follow = hasattr(detector, "detect_at")
 
