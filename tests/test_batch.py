@@ -655,3 +655,14 @@ def test_ray_engine_resumes_a_local_run(corpus, local_ray, tmp_path):
     assert (again.skipped, again.ok, again.failed) == (2, 0, 0)
     with zipfile.ZipFile(out) as zf:
         assert sorted(zf.namelist()) == ["family/couple.png", "family/deeper/group.png"]
+
+
+@pytest.mark.parametrize(("archives", "folders"), [
+    (["a/monday.zip", "b/tuesday.zip"], ["monday", "tuesday"]),
+    (["a/day.zip", "b/day.zip", "c/DAY.ZIP"], ["day", "day-2", "DAY-3"]),
+    (["...zip", ".zip", "x/..zip"], ["archive", "archive-2", "archive-3"]),  # never "..": outside -o
+])
+def test_archive_folders_stay_inside_the_output(archives, folders):
+    from faceveil.batch.zips import archive_folders
+
+    assert list(archive_folders(archives).values()) == folders

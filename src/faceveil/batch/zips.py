@@ -70,7 +70,9 @@ def archive_folders(archives: Iterable[str]) -> dict[str, str]:
     used: set[str] = set()
     for archive in dict.fromkeys(archives):
         stem = posixpath.basename(archive.replace("\\", "/")).removesuffix(".zip")
-        stem = stem.removesuffix(".ZIP") or "archive"
+        stem = stem.removesuffix(".ZIP")
+        if stem.strip(".") == "":  # "", ".", ".." (a zip named "...zip") would leave the output folder
+            stem = "archive"
         name, n = stem, 1
         while name.lower() in used:
             n += 1
