@@ -116,14 +116,15 @@ class Detections:
         lm = None
         if self.landmarks is not None:
             lm = self.landmarks * np.array([sx, sy], np.float32) + np.array([dx, dy], np.float32)
-        return Detections(self.xyxy * f + o, self.scores, lm, self.track_ids, self.keep, self.filled)
+        return Detections(self.xyxy * f + o, self.scores, lm, self.track_ids, self.keep, self.filled,
+                          self.why)
 
     def clipped(self, width: int, height: int) -> Detections:
         """Boxes clipped to the frame; boxes left with no area are dropped."""
         xyxy = self.xyxy.copy()
         np.clip(xyxy[:, 0::2], 0, width, out=xyxy[:, 0::2])
         np.clip(xyxy[:, 1::2], 0, height, out=xyxy[:, 1::2])
-        out = Detections(xyxy, self.scores, self.landmarks, self.track_ids, self.keep, self.filled)
+        out = Detections(xyxy, self.scores, self.landmarks, self.track_ids, self.keep, self.filled, self.why)
         return out[(xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])]
 
     def to_records(self) -> list[dict[str, Any]]:

@@ -30,16 +30,12 @@ import numpy as np
 
 from .. import http_guard
 from .._files import atomic_path
-from ..errors import ConfigError, FaceveilError, UnsupportedMediaError
+from ..errors import ConfigError, OutputError, UnsupportedMediaError
 from .sources import Captured
 
 log = logging.getLogger(__name__)
 
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8765
-
-
-class OutputError(FaceveilError, OSError):
-    """A live output cannot be opened or stopped working."""
 
 
 class Sink(Protocol):

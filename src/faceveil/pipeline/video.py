@@ -85,7 +85,7 @@ def to_stored(dets: Detections, g: _Geometry) -> Detections:
         xyxy = np.stack([w - x2, h - y2, w - x1, h - y1], 1)
     else:  # displayed (u, v) <- stored (v, h - u)
         xyxy = np.stack([y1, h - x2, y2, h - x1], 1)
-    return Detections(xyxy, dets.scores, None, dets.track_ids, dets.keep, dets.filled)
+    return Detections(xyxy, dets.scores, None, dets.track_ids, dets.keep, dets.filled, dets.why)
 
 
 def process_video(
