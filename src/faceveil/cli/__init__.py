@@ -109,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     from . import batch, gui, live, people, serve
 
     people.add_parser(sub, _common, _choices)
-    live.add_parser(sub, _common, _choices, _hiding_options)
+    live.add_parser(sub, _common, _choices, _hiding_options, _people_options)
     batch.add_parser(sub)
     serve.add_parser(sub, _common, _choices)
     gui.add_parser(sub, _common)
@@ -146,10 +146,16 @@ def _detection_options(p: argparse.ArgumentParser) -> None:
                    help="frames a face stays hidden after it was last seen (default 8)")
     g.add_argument("--lead", type=int, metavar="N",
                    help="frames a face is hidden before it was first seen (default 8)")
+    _people_options(p)
+
+
+def _people_options(p: argparse.ArgumentParser, keep_note: str = "") -> None:
+    """The people flags, for `run`/`render` and `live` alike."""
     g = p.add_argument_group("people (needs the people extra)")
     g.add_argument("--keep", action="append", metavar="WHO",
                    help="leave this person visible and hide everyone else: a name from `faceveil "
-                        "people list`, or reference photos (a file or folder); repeat for several")
+                        "people list`, or reference photos (a file or folder); repeat for several"
+                        + keep_note)
     g.add_argument("--only", action="append", metavar="WHO",
                    help="hide only this person (and any face that might be them); repeatable")
     g.add_argument("--keep-distance", type=float, metavar="D",

@@ -28,9 +28,10 @@ examples:
 """
 
 
-def add_parser(sub, common, choices, hiding) -> None:
+def add_parser(sub, common, choices, hiding, people) -> None:
     from ..config import QUALITIES, LiveConfig
     from ..detection import detectors
+    from ..models.runtime import DEVICES
     from ..pipeline.step import PRESETS
 
     d = LiveConfig()
@@ -90,6 +91,8 @@ def add_parser(sub, common, choices, hiding) -> None:
     g.add_argument("--threshold", type=float, metavar="0..1",
                    help="detection score threshold (default: set by --quality)")
     g.add_argument("--threads", type=int, metavar="N", help="inference threads (default: all cores)")
+    g.add_argument("--device", choices=DEVICES,
+                   help="where the ONNX models run: cpu (default), auto, cuda, ... (as for run)")
     g.add_argument("--detect-every", type=int, metavar="K",
                    help="the detector runs beside the stream on the newest frame whenever it is "
                         "free, but at most every K-th frame (a full scan or a quick pass, as for "
@@ -103,22 +106,8 @@ def add_parser(sub, common, choices, hiding) -> None:
                             f"{q} {p.scan_every}" for q, p in PRESETS.items()) + ")")
     g.add_argument("--hold", type=int, metavar="N",
                    help="frames a face stays hidden after it was last seen (default 8)")
-    # The same people flags as `run` (until the one option table declares them once).
-    g = live.add_argument_group("people (needs the people extra)")
-    g.add_argument("--keep", action="append", metavar="WHO",
-                   help="leave this person visible and hide everyone else: a name from `faceveil "
-                        "people list`, or reference photos (a file or folder); repeat for several. "
-                        "A face stays hidden until it is judged; judging takes ~80 ms a face, which the "
-                        "stream waits for (expect dropped frames)")
-    g.add_argument("--only", action="append", metavar="WHO",
-                   help="hide only this person (and any face that might be them); repeatable")
-    g.add_argument("--keep-distance", type=float, metavar="D",
-                   help="--keep: a face stays visible below this embedding distance (default 0.6)")
-    g.add_argument("--only-distance", type=float, metavar="D",
-                   help="--only: a face is hidden below this embedding distance (default 0.65)")
-    g.add_argument("--min-face", type=int, metavar="PX",
-                   help="smaller faces are not judged, so hidden (default 32)")
-    g.add_argument("--gallery", metavar="FILE", help="people gallery file (default: user data folder)")
+    people(live, keep_note=". A face stays hidden until it is judged; judging takes ~80 ms a face, "
+                           "which the stream waits for (expect dropped frames)")
     hiding(live)
     common(live)
 
