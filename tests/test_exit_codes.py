@@ -86,12 +86,21 @@ def test_130_interrupted(tmp_path, capsys):
     folder = tmp_path / "many"
     for i in range(60):
         write_image(folder / f"{i:02d}.png", textured(720, 960, seed=i))
-    timer = threading.Timer(2.0, os.kill, (os.getpid(), signal.SIGINT))
+    out = tmp_path / "out"
+    stop = threading.Event()
+
+    def interrupt_once_started() -> None:  # a fixed delay can land before or after the run
+        while not stop.wait(0.05):
+            if out.is_dir() and any(p.suffix == ".png" for p in out.iterdir()):
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+
+    timer = threading.Thread(target=interrupt_once_started, daemon=True)
     timer.start()
     try:
         code, err = run(["run", folder, "-o", tmp_path / "out/"], capsys)
     finally:
-        timer.cancel()
+        stop.set()
     assert code == 130 and "interrupted" in err
     assert not [p for p in (tmp_path / "out").rglob("*") if ".part" in p.name]  # no half-written files
 
