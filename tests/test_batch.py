@@ -532,7 +532,10 @@ def test_ctrl_c_on_the_real_command_then_resume(tmp_path):
     manifest = out / ".faceveil-manifest.jsonl"
     cmd = [sys.executable, "-m", "faceveil", "batch", str(src), "-o", str(out), "--workers", "2"]
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
+    # SIG_DFL: a shell without job control starts background commands with SIGINT ignored, and
+    # a Python started so never raises KeyboardInterrupt; a terminal's Ctrl-C is what we test.
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         if manifest.is_file() and manifest.read_text().count("\n") >= 2:

@@ -95,12 +95,16 @@ def test_130_interrupted(tmp_path, capsys):
                 os.kill(os.getpid(), signal.SIGINT)
                 return
 
+    # A shell without job control starts background commands with SIGINT ignored; Ctrl+C acts
+    # as in a terminal only with Python's own handler in place.
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Thread(target=interrupt_once_started, daemon=True)
     timer.start()
     try:
         code, err = run(["run", folder, "-o", tmp_path / "out/"], capsys)
     finally:
         stop.set()
+        signal.signal(signal.SIGINT, old)
     assert code == 130 and "interrupted" in err
     assert not [p for p in (tmp_path / "out").rglob("*") if ".part" in p.name]  # no half-written files
 
