@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -30,6 +31,17 @@ def _isolated_cache(tmp_path_factory):
         os.environ.pop("FACEVEIL_CACHE_DIR", None)
     else:
         os.environ["FACEVEIL_CACHE_DIR"] = old
+
+
+@pytest.fixture
+def logs(caplog):
+    """caplog for the "faceveil" logger, also after main() gave it its own handler."""
+    logger = logging.getLogger("faceveil")
+    saved = logger.propagate, logger.handlers[:]
+    logger.propagate, logger.handlers[:] = True, []
+    with caplog.at_level(logging.INFO, logger="faceveil"):
+        yield caplog
+    logger.propagate, logger.handlers[:] = saved
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import re
 import signal
@@ -168,16 +167,6 @@ class MjpegReader(threading.Thread):
         except Exception as exc:
             self.error = exc
 
-
-@pytest.fixture()
-def logs(caplog):
-    """caplog for the "faceveil" logger, also after main() gave it its own handler."""
-    logger = logging.getLogger("faceveil")
-    saved = logger.propagate, logger.handlers[:]
-    logger.propagate, logger.handlers[:] = True, []
-    with caplog.at_level(logging.INFO, logger="faceveil"):
-        yield caplog
-    logger.propagate, logger.handlers[:] = saved
 
 
 def decode_jpeg(data: bytes) -> np.ndarray:

@@ -9,7 +9,6 @@ frame when less than 80% of its core (the central 60% x 60% of its box) is hidde
 
 from __future__ import annotations
 
-import logging
 import time
 from pathlib import Path
 
@@ -138,16 +137,6 @@ def leaks(inputs: list[np.ndarray], outputs: dict[int, np.ndarray], truth: list)
             leaked += hidden[cy1:cy2, cx1:cx2].mean() < 0.8
     return faces, leaked
 
-
-@pytest.fixture
-def logs(caplog):
-    """caplog for the "faceveil" logger, also after main() gave it its own handler."""
-    logger = logging.getLogger("faceveil")
-    saved = logger.propagate, logger.handlers[:]
-    logger.propagate, logger.handlers[:] = True, []
-    with caplog.at_level(logging.INFO, logger="faceveil"):
-        yield caplog
-    logger.propagate, logger.handlers[:] = saved
 
 
 class Collect:
