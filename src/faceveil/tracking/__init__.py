@@ -1,8 +1,7 @@
 """Tracking: faces followed across video frames, so a face stays hidden through detection gaps."""
 
-from .causal import CausalTracker
 from .tracker import SceneCuts, Tracker, areas, intersections, iou_matrix, overlap_share
 
 __all__ = [
-    "CausalTracker", "SceneCuts", "Tracker", "areas", "intersections", "iou_matrix", "overlap_share",
+    "SceneCuts", "Tracker", "areas", "intersections", "iou_matrix", "overlap_share",
 ]
