@@ -143,7 +143,7 @@ def plan(inputs: list[str], output: str | None, suffix: str = ".anonymized",
 
 
 def _with_alpha(path: Path) -> Path:
-    from ..media.images import ALPHA_FORMATS, SUFFIXES
+    from .media.images import ALPHA_FORMATS, SUFFIXES
 
     fmt = SUFFIXES.get(path.suffix.lower())
     return path if fmt is None or fmt in ALPHA_FORMATS else path.with_suffix(".png")

@@ -569,14 +569,15 @@ class _Live:
         """The waiting frames up to `number` through the step (`found`: the detection made on
         frame `number`), then hidden and handed on."""
         step = self.step
-        done = []  # frames leave through push (past the tracker's window) or release
         while self.waiting and self.waiting[0].number <= number:
             item = self.waiting.popleft()
             here = found if item.number == number else None
             cap = item.cap
-            done += step.push(item, here, cut=item.cut,
-                              image=(lambda cap=cap: cap.image) if cap is not None else None)
-        for item, faces in done + step.release(number - self.since):
+            # What push hands on is not shown: such a frame waited past the tracker's whole
+            # window, far longer than max_delay allows (showing them let small faces through).
+            step.push(item, here, cut=item.cut,
+                      image=(lambda cap=cap: cap.image) if cap is not None else None)
+        for item, faces in step.release(number - self.since):
             if item.cap is not None:
                 self._show(item.cap, faces, number)
 
