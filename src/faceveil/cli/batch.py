@@ -30,7 +30,7 @@ failed (the others are done), 130 when stopped (Ctrl-C or SIGTERM; run again wit
 
 
 def add_parser(sub) -> None:
-    from . import _common, _detection_options, _hiding_options, _output_options
+    from .options import _common, _detection_options, _hiding_options, _output_options
 
     p = sub.add_parser(
         "batch", help="anonymize whole archives: folders, zips, URIs; parallel and resumable",
@@ -93,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
     from ..media.video import EncodeOptions
     from ..paths import EMPTY_REASONS
     from ..pipeline.runner import WriteOptions
-    from . import ExitCode, _config, _err, _say
+    from .main import ExitCode, _err, _say
+    from .run import _config
 
     config = _config(args)
     item = ItemOptions(
@@ -168,6 +169,6 @@ def _summary(report) -> None:
         line += f"; {report.skipped} skipped (done before)"
     if report.redone:
         line += f"; {report.redone} done again (settings changed)"
-    from . import _err
+    from .main import _err
 
     _err(line + f"; manifest {report.manifest}")

@@ -153,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
     from ..live import MjpegServer, OutputError, PreviewWindow, Recorder, open_source, run_live
     from ..live.sinks import parse_address, preview_unavailable
     from ..pipeline.pipeline import Pipeline
-    from . import _config
+    from .run import _config
 
     timeouts = {} if args.timeout is None else {"open_timeout": args.timeout,
                                                   "read_timeout": args.timeout}
