@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 
-.PHONY: install install-test demo test test-fast lint bench bench-web screenshot serve gui clean
+.PHONY: install install-test demo test test-fast lint bench bench-deps bench-web screenshot serve gui clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -46,7 +46,17 @@ test-fast: install-test
 lint: install-test
 	$(VENV)/bin/ruff check src tests bench
 
-bench: install-test
+# deface, the tool the benchmarks compare against, in a venv of its own: it is not a dependency of
+# faceveil (it pulls opencv-python, scikit-image and imageio-ffmpeg). The benchmarks run its CLI
+# from $(DEFACE_VENV)/bin/deface and skip its rows, saying so, when it is absent.
+DEFACE_VENV ?= .venv-deface
+$(DEFACE_VENV)/bin/deface:
+	$(PYTHON) -m venv $(DEFACE_VENV)
+	$(DEFACE_VENV)/bin/python -m pip install -q --disable-pip-version-check 'deface==1.5.0'
+
+bench-deps: $(DEFACE_VENV)/bin/deface
+
+bench: install-test bench-deps
 	$(PY) bench/images.py
 	$(PY) bench/video.py
 	$(PY) bench/batch.py
@@ -68,4 +78,4 @@ gui: install
 	$(VENV)/bin/faceveil gui
 
 clean:
-	rm -rf $(VENV) demo-output bench/out build dist src/*.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(DEFACE_VENV) demo-output bench/out build dist src/*.egg-info .pytest_cache .ruff_cache
