@@ -44,7 +44,7 @@ def test_default_settings_pass_strict_verification(photos, tmp_path, capsys):
     report = report_of(tmp_path / "r.json")
     assert [f["status"] for f in report["files"]] == ["verified"] * len(PHOTOS)
     assert all(not [x for x in f["findings"] if x["kind"] != "unconfirmed"] for f in report["files"])
-    assert sum(f["faces_hidden"] for f in report["files"]) >= 6
+    assert sum(f["counts"]["faces"] for f in report["files"]) >= 6
     assert report["verify"] == "strict" and report["verify_detector"] == "centerface"
     assert any(m["name"].startswith("centerface") for m in report["models"])
     assert report["settings"]["effect"]["method"] == "blur"
@@ -132,7 +132,8 @@ def test_filled_boxes_are_not_risky_moments():
                       track_ids=np.array([1, 2, 3]), filled=np.array([False, False, True]))
     audit = FileAudit("in.mp4", "out.mp4", "video")
     audit_frames(audit, [(i, i / 25, dets) for i in range(10)])
-    assert audit.filled == 10 and audit.faces_hidden == 30
+    assert audit.counts.filled == 10 and audit.counts.face_frames == 30
+    assert audit.counts.faces == 3 and audit.counts.boxes == 20  # three tracks
     assert set(audit.risky) == {"low_confidence", "short_track"}
     assert audit.risky["low_confidence"]["count"] == 10  # the unsure box, not the filled one
     assert audit.risky["short_track"]["count"] == 0  # tracks 1 and 2 seen on 10 frames

@@ -442,7 +442,11 @@ def test_job_lifecycle_with_photos_a_zip_and_a_real_video(web, wider_entries, tm
     assert progress == sorted(progress) and progress[-1] == 1.0
     assert status["faces"] >= sum(len(counted_boxes(e)) for e in entries[:3])
     video = status["files"][4]
-    assert video["frames_done"] == video["frames_total"] == 40 and video["faces"] >= 10
+    assert video["frames_done"] == video["frames_total"] == 40
+    # faces: distinct (tracked) faces; face-frames: hidden boxes over the 40 frames
+    assert video["counts"]["face_frames"] >= 10 and 1 <= video["faces"] <= video["counts"]["face_frames"]
+    assert video["counts"]["boxes"] + video["counts"]["filled"] == video["counts"]["face_frames"]
+    assert video["summary"].startswith(f"{video['faces']} face")
     assert list((folder / "in").iterdir()) == []  # inputs go as soon as they are processed
 
     # one file at a time

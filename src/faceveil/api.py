@@ -12,7 +12,7 @@ import numpy as np
 
 from .config import PipelineConfig
 from .errors import UnsafeOutputError
-from .media.images import Picture, read_image, write_image
+from .media.images import Picture, read_image
 from .pipeline import Pipeline
 from .types import Detections, Frame
 
@@ -70,16 +70,19 @@ def anonymize_image(image: ImageLike, output: str | os.PathLike | None = None, *
     `image` is a path, an RGB (or gray, or RGBA) uint8 array, or a PIL image. Options are the
     flat pipeline options: method="pixelate", blocks=10, shape="box", color="#000", ...
     """
+    from .pipeline.job import WriteOptions, process_file
+
     rgb, picture = _load(image)
     if output is not None and isinstance(image, (str, os.PathLike)) and \
             Path(output).resolve() == Path(image).resolve():
         raise UnsafeOutputError(f"refusing to overwrite the input {image}")
     pipeline, lock = _pipeline(config, options)
-    with lock:
-        result = pipeline.process(Frame(rgb, source=str(image) if picture else ""))
-    if output is not None:
-        write_image(output, result.image, like=picture, quality=image_quality,
-                    keep_metadata=keep_metadata)
+    with lock:  # the file job, as every door runs it
+        result = process_file(image if picture else "", output, pipeline,
+                              write=WriteOptions(image_quality, keep_metadata), picture=picture,
+                              pixels=None if picture else rgb, video=False)
+    result.raise_for_error()
+    assert result.image is not None
     return result.image
 
 
@@ -93,13 +96,15 @@ def anonymize_video(source: str | os.PathLike, output: str | os.PathLike, *,
     The container follows `output`'s extension (.mp4, .mov, .mkv, .webm, .avi). `faces_json`:
     also write the per-frame faces there. Options are the flat pipeline options, including the
     video ones: detect_every=3, detect_size=640, hold=8, lead=8, ... Returns a VideoReport
-    (frames, faces, filled-in boxes, tracks, seconds, damage).
+    (frames, counts: faces, face-frames, boxes and filled-in boxes as every door counts them;
+    tracks, seconds, damage).
     """
     from .media.video import EncodeOptions
-    from .pipeline.video import process_video
+    from .pipeline.job import process_file
 
     if Path(output).resolve() == Path(source).resolve():
         raise UnsafeOutputError(f"refusing to overwrite the input {source}")
     pipeline = Pipeline((config or PipelineConfig()).replace(**options))
-    return process_video(source, output, pipeline, sidecar=faces_json, on_progress=on_progress,
-                         encode=EncodeOptions(codec, crf, preset, keep_audio))
+    result = process_file(source, output, pipeline, sidecar=faces_json, on_progress=on_progress,
+                          encode=EncodeOptions(codec, crf, preset, keep_audio), video=True)
+    return result.raise_for_error().report

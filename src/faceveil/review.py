@@ -27,14 +27,14 @@ import numpy as np
 
 from .config import PipelineConfig
 from .errors import ConfigError, FaceveilError
-from .media.images import DEFAULT_MAX_PIXELS, read_image, write_image
+from .media.images import DEFAULT_MAX_PIXELS, read_image
 from .media.video import EncodeOptions, VideoInput, is_video, upright
 from .pipeline.events import Progress, ProgressCallback
 from .pipeline.pipeline import Pipeline
 from .sidecar import faces_document, read_sidecar, write_sidecar
 from .tracking import areas, intersections, iou_matrix
 from .tracking.follow import BoxFollower
-from .types import Detections, Frame
+from .types import Counts, Detections, Frame
 
 log = logging.getLogger(__name__)
 
@@ -379,6 +379,10 @@ class Review:
 
     # ---- saving and exporting
 
+    def counts(self) -> Counts:
+        """The faces as they will be rendered, counted as every door counts them."""
+        return Counts.of(self.faces(i) for i in range(self.frame_count))
+
     def document(self, config: PipelineConfig, output: str | None = None) -> dict[str, Any]:
         if not self.analyzed:
             raise FaceveilError(f"{self.path.name} has not been analysed yet")
@@ -386,6 +390,7 @@ class Review:
             source=str(self.path), output=output, width=self.width, height=self.height,
             frames=[(i, self.pts[i], self.faces(i)) for i in range(self.frame_count)],
             config=config, **({"fps": self.fps} if self.fps else {}),
+            counts=self.counts().to_dict(),
             review={"drawn": sorted(self.drawn),
                     "decided": [[t, k] for t, k in sorted(self.decided.items())]})
 
@@ -407,17 +412,19 @@ class Review:
             self.analyze(pipeline, on_progress=on_progress, cancel=cancel)
         state = self._state
         notify = checked(cancel, on_progress)
-        if self.kind == "picture":
-            notify(Progress("start", 0, 1, str(self.path)))
-            picture = read_image(self.path)
-            image = pipeline.render(Frame(picture.rgb, source=str(self.path)), self.faces(0))
-            write_image(output, image, like=picture, quality=image_quality)
-            notify(Progress("done", 1, 1, str(self.path)))
-        else:
-            from .pipeline.video import process_video
+        from .pipeline.job import WriteOptions, process_file
 
-            process_video(self.path, output, pipeline, encode=encode, on_progress=notify,
-                          faces=[self.faces(i) for i in range(self.frame_count)])
+        # the file job, as every door runs it, with the reviewed faces instead of detecting
+        picture = self.kind == "picture"
+        if picture:
+            notify(Progress("start", 0, 1, str(self.path)))
+        result = process_file(self.path, output, pipeline, write=WriteOptions(image_quality),
+                              encode=encode, faces=[self.faces(i) for i in range(self.frame_count)],
+                              on_progress=None if picture else notify, video=not picture,
+                              passthrough=(Cancelled,))
+        result.raise_for_error()
+        if picture:
+            notify(Progress("done", 1, 1, str(self.path)))
         self._saved = state  # what was decided is in the output now
         return output
 

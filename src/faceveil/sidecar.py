@@ -64,8 +64,12 @@ class SidecarStream:
         self._file.write(("\n  " if self._first else ",\n  ") + json.dumps(rec, separators=(",", ":")))
         self._first = False
 
-    def close(self) -> None:
-        self._file.write("\n ]\n}\n")
+    def close(self, **extra: Any) -> None:
+        """Finish the document; `extra` entries (e.g. counts, known only at the end) follow
+        the frames."""
+        tail = "".join(f',\n {json.dumps(k)}: {json.dumps(v, separators=(",", ":"))}'
+                       for k, v in extra.items())
+        self._file.write(f"\n ]{tail}\n}}\n")
         self._file.close()
 
     def abort(self) -> None:

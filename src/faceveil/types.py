@@ -205,3 +205,94 @@ class Result:
     image: np.ndarray  # the anonymized picture
     detections: Detections  # every face found, with keep/hide decided
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+
+
+@dataclass(frozen=True)
+class Counts:
+    """What a run hid, counted one way for every door (CLI, --json and faces files, web, GUI,
+    audit report, batch manifest).
+
+    faces: distinct faces hidden: tracks in a video (a face followed through 300 frames is one),
+        boxes in a picture. A box without a track (-1, or a faces file without tracks) is a face
+        of its own in its frame; such boxes add the most any one frame has.
+    face_frames: hidden boxes summed over frames (a picture: = faces).
+    boxes: the face_frames a detector found; filled: those a tracker filled in (held across a
+        gap, interpolated, led in), so boxes + filled == face_frames.
+    kept: distinct faces left visible (--keep/--only, or a person's choice); kept_frames: their
+        boxes summed over frames.
+    frames: frames seen (1 for a picture).
+    """
+
+    faces: int = 0
+    face_frames: int = 0
+    boxes: int = 0
+    filled: int = 0
+    kept: int = 0
+    kept_frames: int = 0
+    frames: int = 0
+
+    @classmethod
+    def of(cls, frames: Any) -> Counts:
+        """The counts of an iterable of per-frame Detections (or (index, pts, Detections))."""
+        tally = CountTally()
+        for item in frames:
+            tally.add(item[-1] if isinstance(item, tuple) else item)
+        return tally.counts()
+
+    def to_dict(self) -> dict[str, int]:
+        return {"faces": self.faces, "face_frames": self.face_frames, "boxes": self.boxes,
+                "filled": self.filled, "kept": self.kept, "kept_frames": self.kept_frames,
+                "frames": self.frames}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Counts:
+        return cls(**{k: int(data.get(k) or 0) for k in cls.__dataclass_fields__})
+
+    def __add__(self, other: Counts) -> Counts:
+        """Two files' counts together (faces of different files are different faces)."""
+        return Counts(*(a + b for a, b in zip(self.astuple(), other.astuple(), strict=True)))
+
+    def astuple(self) -> tuple[int, ...]:
+        return (self.faces, self.face_frames, self.boxes, self.filled, self.kept,
+                self.kept_frames, self.frames)
+
+    def describe(self, video: bool | None = None) -> str:
+        """'12 faces hidden (340 face-frames)', '3 faces hidden, 1 kept visible': the one
+        wording every door shows. `video`: mention face-frames (default: more than one frame)."""
+        video = self.frames > 1 if video is None else video
+        text = f"{self.faces} face{'' if self.faces == 1 else 's'} hidden"
+        if video:
+            text += f" ({self.face_frames} face-frames)"
+        if self.kept:
+            text += f", {self.kept} kept visible"
+        return text
+
+
+class CountTally:
+    """Builds `Counts` frame by frame (a long video is never held in memory)."""
+
+    def __init__(self) -> None:
+        self._hidden: set[int] = set()
+        self._kept: set[int] = set()
+        self._loose_hidden = self._loose_kept = 0  # most untracked boxes in one frame
+        self.face_frames = self.boxes = self.filled = self.kept_frames = self.frames = 0
+
+    def add(self, dets: Detections) -> None:
+        self.frames += 1
+        hidden = ~dets.keep
+        self.face_frames += int(hidden.sum())
+        self.boxes += int((hidden & ~dets.filled).sum())
+        self.filled += int((hidden & dets.filled).sum())
+        self.kept_frames += int(dets.keep.sum())
+        ids = dets.track_ids if dets.track_ids is not None else np.full(len(dets), -1)
+        tracked = ids >= 0
+        self._hidden.update(ids[hidden & tracked].tolist())
+        self._kept.update(ids[dets.keep & tracked].tolist())
+        self._loose_hidden = max(self._loose_hidden, int((hidden & ~tracked).sum()))
+        self._loose_kept = max(self._loose_kept, int((dets.keep & ~tracked).sum()))
+
+    def counts(self) -> Counts:
+        return Counts(faces=len(self._hidden) + self._loose_hidden, face_frames=self.face_frames,
+                      boxes=self.boxes, filled=self.filled,
+                      kept=len(self._kept) + self._loose_kept, kept_frames=self.kept_frames,
+                      frames=self.frames)

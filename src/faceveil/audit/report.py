@@ -25,7 +25,7 @@ import numpy as np
 from .._files import atomic_path
 from .._version import __version__
 from ..config import PipelineConfig
-from ..types import Detections
+from ..types import Counts, CountTally, Detections
 from .verify import Finding
 
 LOW_SCORE = 0.5  # a detection under this confidence is a risky moment
@@ -44,9 +44,7 @@ class FileAudit:
     width: int = 0
     height: int = 0
     frames: int = 0
-    faces_hidden: int = 0  # boxes, summed over frames
-    filled: int = 0  # of those, added by tracking (held, interpolated, lead)
-    kept: int = 0
+    counts: Counts = field(default_factory=Counts)  # faces, face-frames, boxes: types.Counts
     tracks: int = 0
     risky: dict[str, dict[str, Any]] = field(default_factory=dict)  # kind -> {count, moments}
     findings: list[Finding] = field(default_factory=list)
@@ -67,7 +65,9 @@ class FileAudit:
         return [f for f in self.findings if f.failing]
 
     def to_dict(self) -> dict[str, Any]:
-        out = {k: v for k, v in self.__dict__.items() if k not in ("findings", "thumbnails")}
+        out = {k: v for k, v in self.__dict__.items()
+               if k not in ("findings", "thumbnails", "counts")}
+        out["counts"] = self.counts.to_dict()
         out["status"] = self.status
         out["findings"] = [f.to_dict() for f in self.findings]
         out["thumbnails"] = len(self.thumbnails)
@@ -83,6 +83,7 @@ def audit_frames(audit: FileAudit, frames: Sequence[tuple[int, float | None, Det
     risky: dict[str, list[dict[str, Any]]] = {"low_confidence": [], "short_track": []}
     seen: dict[int, list[tuple[int, float | None]]] = {}
     state: dict[int, bool] = {}  # track -> kept, to list a track's decision only when it changes
+    tally = CountTally()
     for index, pts, dets in frames:
         if dets.why is not None:
             for j in range(len(dets)):
@@ -94,10 +95,7 @@ def audit_frames(audit: FileAudit, frames: Sequence[tuple[int, float | None, Det
                     audit.decisions.append({"frame": index, "time": pts, "track": track,
                                             "box": [round(float(v), 1) for v in dets.xyxy[j]],
                                             "kept": bool(dets.keep[j]), "why": str(dets.why[j])})
-        hidden = ~dets.keep
-        audit.faces_hidden += int(hidden.sum())
-        audit.filled += int((hidden & dets.filled).sum())
-        audit.kept += int(dets.keep.sum())
+        tally.add(dets)
         for j in range(len(dets)):
             box = [round(float(v), 1) for v in dets.xyxy[j]]
             if dets.filled[j]:
@@ -108,6 +106,7 @@ def audit_frames(audit: FileAudit, frames: Sequence[tuple[int, float | None, Det
             if dets.track_ids is not None and not dets.filled[j]:
                 seen.setdefault(int(dets.track_ids[j]), []).append((index, pts))
     audit.frames = len(frames)
+    audit.counts = tally.counts()
     audit.tracks = len(seen)
     for track, where in seen.items():
         if len(where) < SHORT_TRACK:
@@ -184,7 +183,8 @@ def render_html(audits: Sequence[FileAudit], facts: dict[str, Any]) -> str:
                                                               "not verified")}
     rows = "".join(
         f"<tr><td><a href='#f{i}'>{e(a.input)}</a></td><td>{a.kind}</td><td>{a.frames}</td>"
-        f"<td>{a.faces_hidden}</td><td>{sum(r['count'] for r in a.risky.values())}</td>"
+        f"<td>{e(a.counts.describe(a.kind == 'video'))}</td>"
+        f"<td>{sum(r['count'] for r in a.risky.values())}</td>"
         f"<td class='{a.status.split()[0]}'>{e(a.status)}</td></tr>" for i, a in enumerate(audits))
     parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
              f"<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; "
@@ -197,7 +197,7 @@ def render_html(audits: Sequence[FileAudit], facts: dict[str, Any]) -> str:
              + "</p>",
              f"<p>{len(audits)} file(s): {totals['verified']} verified clean, {totals['findings']} "
              f"with findings, {totals['failed']} failed, {totals['not verified']} not verified.</p>",
-             "<table><tr><th>file</th><th>kind</th><th>frames</th><th>faces hidden</th>"
+             "<table><tr><th>file</th><th>kind</th><th>frames</th><th>faces</th>"
              f"<th>risky moments</th><th>status</th></tr>{rows}</table>"]
     for i, a in enumerate(audits):
         parts.append(f"<h2 id='f{i}'>{e(a.input)}</h2>")
@@ -207,8 +207,10 @@ def render_html(audits: Sequence[FileAudit], facts: dict[str, Any]) -> str:
         parts.append(
             f"<table><tr><th>output</th><td>{e(str(a.output))}</td></tr>"
             f"<tr><th>size</th><td>{a.width} x {a.height}, {a.frames} frame(s)</td></tr>"
-            f"<tr><th>faces hidden</th><td>{a.faces_hidden} (of which {a.filled} filled in by "
-            f"tracking), {a.kept} kept visible, {a.tracks} track(s)</td></tr>"
+            f"<tr><th>faces</th><td>{e(a.counts.describe(a.kind == 'video'))}; "
+            f"{a.counts.boxes} boxes detected, {a.counts.filled} filled in by tracking"
+            + (f", {a.counts.kept_frames} kept face-frames" if a.counts.kept_frames else "")
+            + "</td></tr>"
             f"<tr><th>verification</th><td class='{a.status.split()[0]}'>{e(a.status)}"
             + (f" ({a.verified_frames} frame(s) checked)" if a.verified_frames is not None else "")
             + "</td></tr></table>")

@@ -5,8 +5,10 @@ manifest is read back (and the next run starts on a fresh line). Only one run at
 append to a manifest: it holds an exclusive lock on the file while it runs.
 
 Record fields: ``input`` (absolute path, URI or ARCHIVE!/member), ``size`` and ``sha256`` of the
-input bytes, ``output``, ``kind`` (picture or video), ``faces`` (hidden; for videos boxes summed
-over frames), ``kept`` (left visible for --keep/--only), ``frames``, ``status`` ("ok" or
+input bytes, ``output``, ``kind`` (picture or video), the counts of `faceveil.types.Counts`
+(``faces``: distinct faces hidden, a video's tracks; ``face_frames``: hidden boxes summed over
+frames, of which ``boxes`` detected and ``filled`` by the tracker; ``kept`` and
+``kept_frames``: left visible for --keep/--only; ``frames``), ``tracks``, ``status`` ("ok" or
 "error"), ``error``, ``warning`` (an "ok" that needs a look, e.g. a video cut short),
 ``damage`` (times in s where a video was damaged), ``seconds``, ``engine``, ``worker``,
 ``peak_rss_mb`` (of the worker so far), ``settings`` (fingerprint of what changes outputs),

@@ -26,6 +26,7 @@ from .._files import sweep_parts
 from ..config import PipelineConfig
 from ..errors import ConfigError
 from ..pipeline.events import Progress, ProgressCallback
+from ..types import Counts
 from . import storage
 from .manifest import ManifestWriter, read_manifest
 from .plan import BatchPlan, Item, plan_batch
@@ -73,8 +74,9 @@ class BatchReport:
     pictures: int = 0  # done in this run
     videos: int = 0
     frames: int = 0
-    faces: int = 0
-    kept: int = 0
+    faces: int = 0  # = counts.faces (distinct faces hidden; a video's tracks)
+    kept: int = 0  # = counts.kept
+    counts: Counts = field(default_factory=Counts)  # summed over the items done: types.Counts
     zip_members: int | None = None
     seconds: float = 0.0
     errors: list[tuple[str, str]] = field(default_factory=list)  # (input, why)
@@ -193,8 +195,8 @@ def _count(report: BatchReport, record: dict[str, Any]) -> None:
         report.frames += int(record.get("frames") or 0)
     else:
         report.pictures += 1
-    report.faces += int(record.get("faces") or 0)
-    report.kept += int(record.get("kept") or 0)
+    report.counts += Counts.from_dict(record)
+    report.faces, report.kept = report.counts.faces, report.counts.kept
 
 
 def _old_zip_names(plan: BatchPlan) -> set[str]:

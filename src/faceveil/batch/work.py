@@ -26,9 +26,9 @@ from typing import Any
 
 from .._files import sha256_file
 from ..config import PipelineConfig
-from ..errors import FaceveilError, UnsupportedMediaError
+from ..errors import UnsupportedMediaError
 from ..media.video import EncodeOptions
-from ..pipeline.runner import WriteOptions
+from ..pipeline.job import WriteOptions
 from . import storage
 from .plan import Item
 
@@ -129,10 +129,7 @@ class ItemWorker:
                     return record
                 remote_out = storage.is_uri(item.output)
                 local_out = work / "out" / Path(item.rel).name if remote_out else Path(item.output)
-                if item.video:
-                    self._video(local_in, local_out, record)
-                else:
-                    self._picture(local_in, local_out, record)
+                self._job(item, local_in, local_out, record)
                 if remote_out:
                     storage.upload(local_out, item.output)
             record["status"] = "ok"
@@ -172,46 +169,25 @@ class ItemWorker:
         record["size"], record["sha256"] = size, digest
         return target
 
-    def _picture(self, src: Path, dst: Path, record: dict[str, Any]) -> None:
-        from ..media.images import read_image, write_image
-        from ..types import Frame
+    def _job(self, item: Item, src: Path, dst: Path, record: dict[str, Any]) -> None:
+        """The file job (faceveil.pipeline.job) on the local copy; its result into the record."""
+        from ..pipeline.job import process_file
 
-        write = self.options.write
-        picture = read_image(src, write.max_pixels)
-        if picture.extra_frames:
-            record["warning"] = f"only the first of {picture.extra_frames + 1} frames is kept"
-        result = self.pipeline.process(Frame(picture.rgb, source=record["input"]))
-        dets = result.detections
-        write_image(dst, result.image, like=picture, quality=write.image_quality,
-                    keep_metadata=write.keep_metadata)
-        record["faces"], record["kept"] = int((~dets.keep).sum()), int(dets.keep.sum())
-        if self.auditor is not None:
-            self._verified(self.auditor.picture(src, dst, dets), dst, record)
-
-    def _video(self, src: Path, dst: Path, record: dict[str, Any]) -> None:
-        from ..pipeline.video import process_video
-
-        frames: list = []
-        report = process_video(src, dst, self.pipeline, encode=self.options.encode,
-                               max_pixels=self.options.write.max_pixels,
-                               on_frame=(lambda *f: frames.append(f)) if self.auditor else None)
-        record.update(faces=report.faces, kept=report.kept, frames=report.frames,
-                      filled=report.filled, tracks=report.tracks)
-        if report.damage:  # status stays "ok" (an output is there), but never a plain one
-            record["warning"] = (f"damaged, processed as far as it decodes ({report.frames} "
-                                 "frames)")
-            record["damage"] = [round(t, 3) for t in report.damage[:20]]
-        if self.auditor is not None:
-            self._verified(self.auditor.video(src, dst, report, frames), dst, record)
-
-    def _verified(self, audit, dst: Path, record: dict[str, Any]) -> None:
-        """Findings go into the record; under strict they fail the item and its output goes."""
-        record["verified"] = True
-        if audit.failing:
-            record["findings"] = [f.to_dict() for f in audit.failing[:20]]
-            record["warning"] = f"verification: {audit.failing[0].detail}" + (
-                f" (and {len(audit.failing) - 1} more)" if len(audit.failing) > 1 else "")
-        if self.auditor.fails(audit):
-            dst.unlink(missing_ok=True)
-            raise FaceveilError(f"verification found {len(audit.failing)} problem(s): "
-                                f"{audit.failing[0].detail}; output removed")
+        result = process_file(src, dst, self.pipeline, write=self.options.write,
+                              encode=self.options.encode, auditor=self.auditor,
+                              video=item.video)
+        record.update(result.counts.to_dict())
+        if item.video:
+            record["tracks"] = result.tracks
+        if result.damage:
+            record["damage"] = [round(t, 3) for t in result.damage[:20]]
+        if result.audit is not None and result.audit.verified_frames is not None:
+            record["verified"] = True
+            failing = result.audit.failing
+            if failing:
+                record["findings"] = [f.to_dict() for f in failing[:20]]
+                result.warnings.append(f"verification: {failing[0].detail}" + (
+                    f" (and {len(failing) - 1} more)" if len(failing) > 1 else ""))
+        if result.warnings:  # an "ok" that needs a look (never a plain one)
+            record["warning"] = "; ".join(result.warnings)
+        result.raise_for_error()

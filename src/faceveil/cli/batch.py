@@ -156,12 +156,9 @@ def _summary(report) -> None:
     parts = [f"{report.pictures} picture(s)"]
     if report.videos:
         parts.append(f"{report.videos} video(s) ({report.frames} frames)")
-    hidden = "face(s) hidden" if not report.videos else "face boxes hidden"
-    if report.kept:
-        hidden += f", {report.kept} kept visible"
     how = (f"{report.workers} worker(s) x {report.threads} thread(s)" if report.workers
            else f"Ray actors x {report.threads} thread(s)")
-    line = (f"faceveil: {' and '.join(parts)} anonymized, {report.faces} {hidden} -> "
+    line = (f"faceveil: {' and '.join(parts)} anonymized, {report.counts.describe(bool(report.videos))} -> "
             f"{report.output} ({report.seconds:.1f} s, {report.engine}: {how})")
     if report.failed:
         line += f"; {report.failed} failed"

@@ -86,11 +86,12 @@ def render(args: argparse.Namespace) -> int:
 
 def _execute(args: argparse.Namespace, jobs: list, pipeline, failed_before: int, skipped: int,
              video_faces: list | None = None) -> int:
-    """Run picture jobs (all at once) and video jobs (one by one); report; give the exit code."""
-    from .._files import sweep_parts
+    """Run the file job on the pictures (read ahead) and the videos (one by one); report; give
+    the exit code."""
     from ..media.video import EncodeOptions, is_video
-    from ..pipeline.runner import JobResult, WriteOptions, describe_error, run_images
-    from ..pipeline.video import process_video
+    from ..pipeline.job import process_file
+    from ..pipeline.runner import WriteOptions, run_images
+    from ..types import Counts
 
     to_stdout = args.output == "-"
     auditor = _auditor(args, pipeline)
@@ -101,61 +102,44 @@ def _execute(args: argparse.Namespace, jobs: list, pipeline, failed_before: int,
                            keep_audio=not args.no_audio)
     pictures = [j for j in jobs if not is_video(j.input)]
     videos = [j for j in jobs if is_video(j.input)]
-    sweep_parts(p for j in jobs for p in (j.output, j.sidecar) if p is not None)
     bar = _progress_bar(len(pictures), args)
-    results: list[JobResult] = []
+    results: list = []
 
-    def on_result(result: JobResult) -> None:
+    def on_result(result) -> None:
+        shown_bar = bar if result.kind == "picture" else None
+        if args.traceback and result.exception is not None:
+            traceback.print_exception(result.exception)
         if auditor is not None:
-            _audit(args, auditor, audits, result, bar)
+            _audit(args, auditor, audits, result, shown_bar)
+        if result.kind == "video":
+            for note in result.warnings:
+                _say(None, f"faceveil: warning: {result.input}: {note}")
         if not result.ok:
-            _say(bar, f"faceveil: error: {result.job.input}: {result.error}")
+            _say(shown_bar, f"faceveil: error: {result.input}: {result.error}")
         elif to_stdout and result.document is not None:
             _print_json(result.document)
-        if bar is not None:
-            bar.update(1)
+        if shown_bar is not None:
+            shown_bar.update(1)
 
     started = time.perf_counter()
     try:
         if pictures:
-            results += run_images(pictures, pipeline, write, on_result=on_result)
+            results += run_images(pictures, pipeline, write, on_result=on_result, auditor=auditor)
     finally:
         if bar is not None:
             bar.close()
-    video_frames = 0
     for job in videos:
-        frames: list = []
-        bar = _frame_bar(job.input, args)
+        frame_bar = _frame_bar(job.input, args)
         try:
-            report = process_video(
-                job.input, job.output, pipeline, encode=encode, sidecar=job.sidecar,
-                faces=video_faces, max_pixels=int(args.max_pixels),
-                on_frame=((lambda *rec, _frames=frames: _frames.append(rec))
-                          if to_stdout or auditor is not None else None),
-                on_progress=bar)
-        except (KeyboardInterrupt, MemoryError):
-            raise
-        except Exception as exc:
-            if args.traceback:
-                traceback.print_exc()
-            result = JobResult(job, False, error=describe_error(exc))
-        else:
-            video_frames += report.frames
-            result = JobResult(job, True, faces=report.faces, kept=report.kept,
-                               seconds=report.seconds)
-            if report.damage:
-                _say(None, f"faceveil: warning: {job.input}: damaged, processed as far as it "
-                           f"decodes ({report.frames} frames)")
-            if to_stdout:
-                _print_json(_video_document(job, report, frames, pipeline))
+            result = process_file(job.input, job.output, pipeline, write=write, encode=encode,
+                                  sidecar=job.sidecar, faces=video_faces, auditor=auditor,
+                                  on_progress=frame_bar, video=True)
         finally:
-            if bar is not None:
-                bar.close()
-        if auditor is not None:
-            _audit(args, auditor, audits, result, None, report if result.ok else None, frames)
+            if frame_bar is not None:
+                frame_bar.close()
+        result.job = job
+        on_result(result)
         results.append(result)
-        if not result.ok:
-            _say(None, f"faceveil: error: {job.input}: {result.error}")
 
     failed = sum(not r.ok for r in results) + failed_before
     if auditor is not None and auditor.verify:
@@ -169,7 +153,8 @@ def _execute(args: argparse.Namespace, jobs: list, pipeline, failed_before: int,
         write_report(args.report, audits, auditor.facts())
         _say(None, f"faceveil: report written to {args.report}")
     if not args.quiet:
-        _summary(args, results, failed, skipped, video_frames, time.perf_counter() - started)
+        total = sum((r.counts for r in results if r.ok), Counts())
+        _summary(args, results, total, failed, skipped, time.perf_counter() - started)
     return ExitCode.FAILED if failed else ExitCode.OK
 
 
@@ -184,46 +169,19 @@ def _auditor(args: argparse.Namespace, pipeline):
     return Auditor(pipeline.config, args.verify)
 
 
-def _audit(args, auditor, audits: list, result, bar, report=None, frames=()) -> None:
-    """Audit (and verify) one finished file; under strict, findings fail it."""
-    from ..errors import describe_error
-    from ..media.video import is_video
-
-    job = result.job
-    kind = "video" if is_video(job.input) else "picture"
-    if not result.ok:
-        audits.append(auditor.failed(job.input, result.error, kind))
-        return
-    try:
-        if kind == "video":
-            audit = auditor.video(job.input, job.output, report, frames)
-        else:
-            audit = auditor.picture(job.input, job.output, result.detections)
-    except Exception as exc:  # a verification that cannot run must not pass silently
-        audit = auditor.failed(job.input, f"could not be verified: {describe_error(exc)}", kind)
-        result.ok, result.error = False, audit.error
-        audits.append(audit)
-        return
+def _audit(args, auditor, audits: list, result, bar) -> None:
+    """The file job audited (and verified) the file; say its findings."""
+    audit = result.audit
+    if audit is None:  # the file failed before it could be audited
+        audit = auditor.failed(result.input, result.error, result.kind)
     audits.append(audit)
     shown = 5
     for f in audit.failing[:shown]:
         where = f"{f.time:.2f} s: " if f.time is not None else ""
-        _say(bar, f"faceveil: warning: {job.input}: {where}{f.detail} at {f.box}")
+        _say(bar, f"faceveil: warning: {result.input}: {where}{f.detail} at {f.box}")
     if len(audit.failing) > shown:
-        _say(bar, f"faceveil: warning: {job.input}: and {len(audit.failing) - shown} more finding(s)"
-                  + (f" (see {args.report})" if args.report else ""))
-    if auditor.fails(audit):  # strict: an output that may show a face is not left behind
-        Path(job.output).unlink(missing_ok=True)
-        result.ok = audit.ok = False
-        result.error = audit.error = (f"verification found {len(audit.failing)} problem(s); "
-                                      "output removed")
-
-
-def _video_document(job, report, frames, pipeline) -> dict:
-    from ..sidecar import faces_document
-
-    return faces_document(source=str(job.input), output=None, width=report.width,
-                          height=report.height, frames=frames, config=pipeline.config)
+        _say(bar, f"faceveil: warning: {result.input}: and {len(audit.failing) - shown} more "
+                  "finding(s)" + (f" (see {args.report})" if args.report else ""))
 
 
 def _print_json(document: dict) -> None:
@@ -231,29 +189,26 @@ def _print_json(document: dict) -> None:
     sys.stdout.flush()
 
 
-def _summary(args, results, failed: int, skipped: int, video_frames: int, seconds: float) -> None:
-    from ..media.video import is_video
-
+def _summary(args, results, counts, failed: int, skipped: int, seconds: float) -> None:
+    """One line: what was done, with the counts every door shows (faceveil.types.Counts)."""
     to_stdout = args.output == "-"
     ok = [r for r in results if r.ok]
-    n_videos = sum(is_video(r.job.input) for r in ok)
-    faces = sum(r.faces for r in ok)
+    n_videos = sum(r.kind == "video" for r in ok)
     parts = []
     if len(ok) - n_videos or not n_videos:
-        any_video = any(is_video(r.job.input) for r in results)
+        any_video = any(r.kind == "video" for r in results)
         parts.append(f"{len(ok) - n_videos} {'file' if any_video else 'picture'}(s)")
     if n_videos:
-        parts.append(f"{n_videos} video(s) ({video_frames} frames)")
+        frames = sum(r.counts.frames for r in ok if r.kind == "video")
+        parts.append(f"{n_videos} video(s) ({frames} frames)")
     verb = "scanned" if to_stdout else "anonymized"
     where = ""
     if not to_stdout and len(ok) == 1 and len(results) == 1:
-        where = f" -> {ok[0].job.output}"
+        where = f" -> {ok[0].output}"
     elif not to_stdout and args.output and ok:
         where = f" -> {args.output}"
-    hidden = "face(s) hidden" if not n_videos else "face boxes hidden"
-    if kept := sum(r.kept for r in ok):
-        hidden += f", {kept} kept visible"
-    _err(f"faceveil: {' and '.join(parts)} {verb}, {faces} {hidden}{where} ({seconds:.1f} s)"
+    _err(f"faceveil: {' and '.join(parts)} {verb}, {counts.describe(bool(n_videos))}{where} "
+         f"({seconds:.1f} s)"
          + (f"; {failed} failed" if failed else "")
          + (f"; {skipped} skipped" if skipped else ""))
 

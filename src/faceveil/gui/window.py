@@ -49,7 +49,7 @@ from ..pipeline.pipeline import Pipeline
 from ..registry import extra_installed
 from ..review import Review, follow_in_video
 from ..sidecar import SCHEMA
-from ..types import Frame
+from ..types import Counts, Frame
 from .tasks import PREVIEW_SIDE, Previewer, PreviewRequest, Task
 from .widgets import Box, FrameView, Timeline
 
@@ -552,9 +552,9 @@ class MainWindow(QMainWindow):
             self.timeline.set_marks(review.marks())
         self.go_to(self.index)
         self._enable()
-        faces = int(review.marks()[:, :3].sum()) if review.frame_count else 0
         what = f"{review.frame_count} frames, " if video else ""
-        self.set_status(f"{review.path.name}: {what}{faces} face boxes. Click a face to keep it "
+        self.set_status(f"{review.path.name}: {what}{review.counts().describe(video)}. "
+                        "Click a face to keep it "
                         "visible; drag to hide one the detector missed.")
 
     def go_to(self, index: int) -> None:
@@ -798,7 +798,7 @@ class MainWindow(QMainWindow):
         reviews = dict(self.reviews)
 
         def work(progress, cancel):
-            failed, done = list(problems), 0
+            failed, done, counts = list(problems), 0, Counts()
             for n, (src, dst) in enumerate(pairs):
                 if cancel.is_set():
                     break
@@ -806,19 +806,20 @@ class MainWindow(QMainWindow):
                 try:
                     review = reviews.get(src) or Review.open(src)
                     review.export(dst, pipeline, on_progress=progress, cancel=cancel)
-                    done += 1
+                    done, counts = done + 1, counts + review.counts()
                 except FaceveilError as exc:
                     if cancel.is_set():
                         raise
                     failed.append(f"{src.name}: {exc}")
                 except OSError as exc:
                     failed.append(f"{src.name}: {exc.strerror or exc}")
-            return done, failed
+            return done, failed, counts
 
-        def finished(result: tuple[int, list[str]]) -> None:
-            done, failed = result
+        def finished(result: tuple[int, list[str], Counts]) -> None:
+            done, failed, counts = result
             self._keep_detector(pipeline)
-            self.set_status(f"Exported {done} of {len(pairs)} files to {folder}")
+            self.set_status(f"Exported {done} of {len(pairs)} files to {folder}: "
+                            f"{counts.describe(counts.frames > done)}")
             if failed:
                 self.show_error(f"{len(failed)} could not be exported:\n" + "\n".join(failed))
 

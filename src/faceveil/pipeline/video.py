@@ -29,7 +29,7 @@ from ..anonymization.planar import apply_i420
 from ..errors import CorruptMediaError, UnsupportedMediaError
 from ..media.video import DEFAULT_MAX_PIXELS, EncodeOptions, VideoInput, VideoOutput
 from ..sidecar import SidecarStream, faces_document
-from ..types import Detections
+from ..types import Counts, CountTally, Detections
 from .events import Progress, ProgressCallback
 from .pipeline import Pipeline, draw_boxes
 from .step import PRESETS as STEP_PRESETS
@@ -60,6 +60,7 @@ class VideoReport:
     tracks: int = 0
     seconds: float = 0.0
     damage: list[float] = field(default_factory=list)  # times (s) where the input was damaged
+    counts: Counts = field(default_factory=Counts)  # faces, face-frames, boxes: faceveil.types.Counts
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,7 @@ class _Run:
         self.encoded: queue.Queue = queue.Queue(_QUEUE)
         self.packets: queue.SimpleQueue = queue.SimpleQueue()
         self.tracks: set[int] = set()
+        self.tally = CountTally()
         self.masker = (pipeline.person_masker(video=True)
                        if pipeline.backdrop is not None and out_path is not None else None)
 
@@ -237,8 +239,9 @@ class _Run:
                     writer.join(0.1)
             if self.errors:
                 raise self.errors[0]
+            self.report.counts = self.tally.counts()
             if side is not None:
-                side.close()
+                side.close(counts=self.report.counts.to_dict())
                 side = None
         finally:
             self.stop.set()
@@ -301,6 +304,7 @@ class _Run:
         self.report.faces += int((hidden & ~dets.filled).sum())
         self.report.filled += int((hidden & dets.filled).sum())
         self.report.kept += int(dets.keep.sum())
+        self.tally.add(dets)
         if dets.track_ids is not None:
             self.tracks.update(dets.track_ids.tolist())
         if side is not None:

@@ -111,8 +111,10 @@ class FileStatus(BaseModel):
     progress: float
     frames_done: int | None
     frames_total: int | None
-    faces: int
+    faces: int  # distinct faces hidden (a video's tracks): counts.faces
     kept: int
+    counts: dict[str, int]  # faceveil.types.Counts: faces, face_frames, boxes, filled, kept, ...
+    summary: str | None  # the counts in words, as every door says them
     error: str | None
     size: int
     upload: int
@@ -134,6 +136,8 @@ class JobStatus(BaseModel):
     files_done: int
     files_total: int
     faces: int
+    counts: dict[str, int]
+    summary: str
     files: list[FileStatus]
     rejected: list[dict[str, str]]
     skipped: list[dict[str, str]]
@@ -246,7 +250,7 @@ class Runtime:
 
     def anonymize_one(self, worker: Any, upload: Any, kind: Kind, choice: Any) -> OneResult:
         from ..media.images import encode_image, read_image
-        from ..types import Frame
+        from ..types import Counts, Frame
 
         started = time.perf_counter()
         upload.seek(0)
@@ -254,9 +258,9 @@ class Runtime:
         result = worker.pipeline(choice.config).process(Frame(picture.rgb))
         suffix = _image_suffix(choice, kind, result.image.ndim == 3 and result.image.shape[2] == 4)
         data = encode_image(result.image, _SUFFIX_FORMAT[suffix], like=picture)
-        dets = result.detections
-        return OneResult(data, _SUFFIX_MIME[suffix], suffix, int((~dets.keep).sum()),
-                         int(dets.keep.sum()), time.perf_counter() - started)
+        counts = Counts.of([result.detections])  # counted as every door counts
+        return OneResult(data, _SUFFIX_MIME[suffix], suffix, counts.faces, counts.kept,
+                         time.perf_counter() - started)
 
     # ---- jobs
 

@@ -31,6 +31,7 @@ from typing import Any
 
 from ..config import PipelineConfig
 from ..errors import FaceveilError
+from ..types import Counts
 from .errors import Busy, NotFound, NotReady
 
 log = logging.getLogger(__name__)
@@ -228,10 +229,17 @@ class Item:
     state: str = "queued"  # queued | working | done | failed | cancelled
     done: int = 0  # frames, for videos
     total: int | None = None
-    faces: int = 0
-    kept: int = 0
+    counts: Counts = field(default_factory=Counts)  # faces, face-frames, boxes: types.Counts
     error: str = ""
     seconds: float = 0.0
+
+    @property
+    def faces(self) -> int:
+        return self.counts.faces
+
+    @property
+    def kept(self) -> int:
+        return self.counts.kept
 
     @property
     def progress(self) -> float:
@@ -247,7 +255,9 @@ class Item:
             "index": self.index, "name": self.name, "kind": self.kind, "state": self.state,
             "progress": round(self.progress, 4), "frames_done": self.done if self.kind == "video" else None,
             "frames_total": self.total if self.kind == "video" else None, "faces": self.faces,
-            "kept": self.kept, "error": self.error or None, "size": self.size, "upload": self.upload,
+            "kept": self.kept, "counts": self.counts.to_dict(),
+            "summary": self.counts.describe(self.kind == "video") if self.state == "done" else None,
+            "error": self.error or None, "size": self.size, "upload": self.upload,
             "entry": self.entry, "seconds": round(self.seconds, 3),
             "result_url": f"/api/jobs/{job_id}/files/{self.index}" if ready else None,
             "result_name": self.out_name, "result_type": self.mime,
@@ -280,6 +290,7 @@ class Job:
 
     def public(self, ttl: float) -> dict[str, Any]:
         items = [i.public(self.id) for i in self.items]
+        counts = sum((i.counts for i in self.items), Counts())
         progress = sum(i.progress for i in self.items) / len(self.items) if self.items else 1.0
         expires = None if self.active else max(0.0, ttl - (time.monotonic() - self.last_used))
         return {
@@ -287,7 +298,8 @@ class Job:
             "created": self.created, "started": self.started, "finished": self.finished,
             "expires_in": None if expires is None else round(expires, 1),
             "files_done": sum(i.state in ("done", "failed", "cancelled") for i in self.items),
-            "files_total": len(self.items), "faces": sum(i.faces for i in self.items),
+            "files_total": len(self.items), "faces": counts.faces, "counts": counts.to_dict(),
+            "summary": counts.describe(any(i.kind == "video" for i in self.items)),
             "files": items, "rejected": self.rejected, "skipped": self.skipped,
             "result_url": f"/api/jobs/{self.id}/result" if self.state == "done" else None,
         }
@@ -413,8 +425,8 @@ class JobStore:
                 deleted = job.deleted and not job.readers  # else the last download removes it
             if deleted:
                 shutil.rmtree(job.dir, ignore_errors=True)
-            log.info("job %s %s: %d file(s), %d face(s) hidden", job.id, job.state, len(job.items),
-                     sum(i.faces for i in job.items))
+            log.info("job %s %s: %d file(s), %s", job.id, job.state, len(job.items),
+                     sum((i.counts for i in job.items), Counts()).describe())
 
     def _images(self, job: Job, items: list[Item], pipeline: Any) -> None:
         from ..pipeline.runner import ImageJob, WriteOptions, run_images
@@ -429,7 +441,7 @@ class JobStore:
             item = by_input[result.job.input]
             item.seconds = result.seconds
             if result.ok:
-                item.state, item.faces, item.kept = "done", result.faces, result.kept
+                item.state, item.counts = "done", result.counts
             else:
                 item.state, item.error = "failed", result.error
             _discard_input(item)
@@ -443,13 +455,11 @@ class JobStore:
         run_images(jobs, pipeline, WriteOptions(max_pixels=self.max_pixels), on_result=on_result)
 
     def _video(self, job: Job, item: Item, pipeline: Any, encode: Any) -> None:
-        from ..errors import describe_error
-        from ..pipeline.video import process_video
+        from ..pipeline.job import WriteOptions, process_file
 
         if job.cancel.is_set():
             raise Cancelled
         item.state = "working"
-        started = time.perf_counter()
 
         def on_progress(event: Any) -> None:
             if event.stage in ("start", "frame"):
@@ -460,23 +470,26 @@ class JobStore:
                 raise Cancelled
 
         try:
-            report = process_video(item.input, item.output, pipeline, encode=encode,
-                                   max_pixels=self.max_pixels, on_progress=on_progress)
+            assert item.input is not None
+            result = process_file(item.input, item.output, pipeline, encode=encode,
+                                  write=WriteOptions(max_pixels=self.max_pixels),
+                                  on_progress=on_progress, video=True, passthrough=(Cancelled,))
         except Cancelled:
             item.state = "cancelled"
             raise
-        except Exception as exc:
-            if not isinstance(exc, (FaceveilError, OSError)):
-                log.exception("job %s: a video failed", job.id)
-            item.state, item.error = "failed", describe_error(exc)
-        else:
-            item.state, item.faces, item.kept = "done", report.faces, report.kept
-            item.total = item.done = report.frames
-            if report.damage:
-                item.error = f"damaged; processed as far as it decodes ({report.frames} frames)"
         finally:
-            item.seconds = time.perf_counter() - started
             _discard_input(item)
+        item.seconds = result.seconds
+        if not result.ok:
+            if result.exception is not None and not isinstance(result.exception,
+                                                                (FaceveilError, OSError)):
+                log.error("job %s: a video failed", job.id, exc_info=result.exception)
+            item.state, item.error = "failed", result.error
+            return
+        item.state, item.counts = "done", result.counts
+        item.total = item.done = result.counts.frames
+        if result.warnings:
+            item.error = "; ".join(result.warnings)
 
     # ---- results
 

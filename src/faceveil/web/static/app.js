@@ -299,7 +299,7 @@
       const done = status.files.filter((f) => f.state === "done").length;
       const failed = status.files.filter((f) => f.state === "failed").length;
       const words = { queued: "Waiting for a free worker…", running: "Working…", cancelled: "Cancelled",
-        failed: "Nothing could be anonymized", done: `Done: ${done} of ${status.files_total} file(s), ${status.faces} face(s) hidden` };
+        failed: "Nothing could be anonymized", done: `Done: ${done} of ${status.files_total} file(s), ${status.summary}` };
       this.state.textContent = words[status.state] + (failed && status.state === "done" ? `, ${failed} failed` : "");
       this.state.classList.toggle("error", status.state === "failed");
       this.root.dataset.state = status.state;
@@ -334,7 +334,7 @@
       if (file.state === "working" && file.kind === "video" && file.frames_done) {
         text = `working… frame ${file.frames_done}${file.frames_total ? ` of ${file.frames_total}` : ""}`;
       } else if (file.state === "done") {
-        text = `${file.faces} face(s) hidden${file.kept ? `, ${file.kept} left visible` : ""}${file.error ? ` (${file.error})` : ""}`;
+        text = `${file.summary}${file.error ? ` (${file.error})` : ""}`;
       } else if (file.state === "failed") {
         text = `failed: ${file.error}`;
       }
@@ -379,7 +379,7 @@
       for (const other of this.rows.values()) other.root.classList.toggle("selected", other === row);
       const file = row.file;
       const before = await this.original(file);
-      const caption = el("figcaption", { text: `${file.name}: ${file.faces} face(s) hidden` });
+      const caption = el("figcaption", { text: `${file.name}: ${file.summary}` });
       let view;
       if (file.kind === "video") {
         view = el("div", { class: "videos" },
