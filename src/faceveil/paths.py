@@ -1,12 +1,18 @@
-"""Turning command-line inputs into (input, output) pairs. Pure: no pixels are read here."""
+"""Turning command-line inputs into (input, output) pairs. Pure: no pixels are read here.
+
+The walk, globs, media names, hidden files, link checks and alpha naming are here once;
+batch planning (`faceveil.batch.plan`) builds on them and adds zips, remote URIs and its
+manifest."""
 
 from __future__ import annotations
 
 import glob
 import logging
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath, PurePosixPath
+from typing import TypeVar
 
 from ._files import dangling, resolved
 from .media.images import SUFFIXES
@@ -16,6 +22,11 @@ log = logging.getLogger(__name__)
 
 MEDIA_SUFFIXES = frozenset(SUFFIXES) | VIDEO_SUFFIXES
 _MAGIC = set("*?[")
+P = TypeVar("P", bound=PurePath)
+
+NO_MATCH = "no files match this pattern"
+EMPTY_FOLDER = "no pictures or videos found in this folder"
+EMPTY_REASONS = (NO_MATCH, EMPTY_FOLDER)  # nothing to process, rather than a failed input
 
 
 @dataclass
@@ -25,23 +36,32 @@ class Plan:
     skipped: int = 0  # files left out on purpose (outputs of an earlier run, existing outputs)
 
 
-def _is_media(path: Path) -> bool:
-    return path.suffix.lower() in MEDIA_SUFFIXES
+def is_media(name: str | PurePath) -> bool:
+    """A picture or video name faceveil reads, by its suffix as pathlib sees it (`..mp4` is an
+    MP4). Hidden names are the walk's business (`hidden`), not this one's."""
+    return PurePosixPath(os.fspath(name).replace(os.sep, "/")).suffix.lower() in MEDIA_SUFFIXES
 
 
-def _walk(root: Path, exclude: Path | None, errors: list[tuple[str, str]]) -> list[Path]:
-    """Media files below `root`, sorted; symbolic links that loop or lead nowhere go to
-    `errors` (one line each) and the walk goes on. Linked folders are not followed."""
+def hidden(name: str) -> bool:
+    """A name a folder walk leaves out: dot files and dot folders."""
+    return name.startswith(".")
+
+
+def walk(root: Path, exclude: Iterable[Path] | Path | None,
+         errors: list[tuple[str, str]]) -> list[Path]:
+    """Media files below `root`, sorted; hidden files and folders are left out, and so are
+    the folders in `exclude` (resolved paths: the output). Symbolic links that loop or lead
+    nowhere go to `errors` (one line each, named as found below `root`) and the walk goes on.
+    Linked folders are not followed. Used by `plan` and by batch planning."""
+    excluded = {exclude} if isinstance(exclude, Path) else set(exclude or ())
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
         here = Path(dirpath)
-        dirnames[:] = sorted(
-            d for d in dirnames
-            if not d.startswith(".") and (exclude is None or resolved(here / d) != exclude)
-        )
+        dirnames[:] = sorted(d for d in dirnames
+                             if not hidden(d) and resolved(here / d) not in excluded)
         for f in sorted(filenames):
             path = here / f
-            if f.startswith(".") or not _is_media(path):
+            if hidden(f) or not is_media(f):
                 continue
             why = dangling(path)
             if why is None:
@@ -51,21 +71,43 @@ def _walk(root: Path, exclude: Path | None, errors: list[tuple[str, str]]) -> li
     return found
 
 
-def _glob_base(pattern: str) -> Path:
+def glob_base(pattern: str) -> Path:
+    """The fixed part of a glob pattern (`shots/**/*.jpg` -> `shots`): matches are placed
+    below the output by their path relative to it."""
     parts = Path(pattern).parts
     base = [p for p in parts[: next(i for i, p in enumerate(parts) if _MAGIC & set(p))]]
     return Path(*base) if base else Path(".")
+
+
+def is_pattern(arg: str) -> bool:
+    return bool(_MAGIC & set(arg))
+
+
+def glob_files(pattern: str, errors: list[tuple[str, str]]) -> list[Path]:
+    """The files a glob matches, sorted; matches that are media links that loop or lead nowhere
+    go to `errors`; nothing at all is `NO_MATCH` there."""
+    matches = sorted(glob.glob(pattern, recursive=True))
+    files = [Path(m) for m in matches if Path(m).is_file()]
+    loops = [(m, why) for m in matches if is_media(m) and (why := dangling(Path(m)))]
+    errors += loops
+    if not files and not loops:
+        errors.append((pattern, NO_MATCH))
+    return files
+
+
+def with_alpha(path: P) -> P:
+    """A picture name whose format holds no transparency gets a .png suffix (for
+    background="transparent"); other names are left as they are."""
+    from .media.images import ALPHA_FORMATS, SUFFIXES
+
+    fmt = SUFFIXES.get(path.suffix.lower())
+    return path if fmt is None or fmt in ALPHA_FORMATS else path.with_suffix(".png")
 
 
 def _wants_folder(output: str, n_inputs: int, any_folder: bool) -> bool:
     p = Path(output)
     return (any_folder or n_inputs > 1 or output.endswith(("/", os.sep)) or p.is_dir()
             or not p.suffix)
-
-
-NO_MATCH = "no files match this pattern"
-EMPTY_FOLDER = "no pictures or videos found in this folder"
-EMPTY_REASONS = (NO_MATCH, EMPTY_FOLDER)  # nothing to process, rather than a failed input
 
 
 def plan(inputs: list[str], output: str | None, suffix: str = ".anonymized",
@@ -88,14 +130,9 @@ def plan(inputs: list[str], output: str | None, suffix: str = ".anonymized",
             sources.append((path, None, False))
         elif path.is_dir():
             sources.append((path, path, True))
-        elif _MAGIC & set(arg):
-            matches = sorted(glob.glob(arg, recursive=True))
-            files = [Path(m) for m in matches if Path(m).is_file()]
-            loops = [(m, why) for m in matches if (why := dangling(Path(m))) and _is_media(Path(m))]
-            result.errors += loops
-            if not files and not loops:
-                result.errors.append((arg, NO_MATCH))
-            base = _glob_base(arg)
+        elif is_pattern(arg):
+            files = glob_files(arg, result.errors)
+            base = glob_base(arg)
             sources += [(f, base, False) for f in files]
         elif os.path.lexists(arg):
             result.errors.append((arg, dangling(path) or "not a regular file or folder"))
@@ -118,7 +155,7 @@ def plan(inputs: list[str], output: str | None, suffix: str = ".anonymized",
             files = [(src, root)]
         else:
             before = len(result.errors)
-            files = [(f, src) for f in _walk(src, exclude, result.errors)]
+            files = [(f, src) for f in walk(src, exclude, result.errors)]
             if not files and len(result.errors) == before:
                 result.errors.append((str(src), EMPTY_FOLDER))
         for f, base in files:
@@ -133,20 +170,13 @@ def plan(inputs: list[str], output: str | None, suffix: str = ".anonymized",
                     target = full.with_name(full.name + suffix) / f.relative_to(base)
                 else:
                     target = f.with_name(f.stem + suffix + f.suffix)
-                result.pairs.append((f, _with_alpha(target) if alpha else target))
+                result.pairs.append((f, with_alpha(target) if alpha else target))
             else:
                 rel = f.relative_to(base) if base is not None and f.is_relative_to(base) else \
                     Path(f.name)
                 target = out_dir / rel
-                result.pairs.append((f, _with_alpha(target) if alpha else target))
+                result.pairs.append((f, with_alpha(target) if alpha else target))
     return _check(result, skip_existing)
-
-
-def _with_alpha(path: Path) -> Path:
-    from .media.images import ALPHA_FORMATS, SUFFIXES
-
-    fmt = SUFFIXES.get(path.suffix.lower())
-    return path if fmt is None or fmt in ALPHA_FORMATS else path.with_suffix(".png")
 
 
 def _check(result: Plan, skip_existing: bool) -> Plan:

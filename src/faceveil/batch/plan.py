@@ -1,6 +1,9 @@
 """What a batch does: inputs (files, folders, globs, zips, URIs) -> items with their outputs.
 
-Pure planning: only names and zip directories are read here, never pixels. Folder inputs are
+Pure planning: only names and zip directories are read here, never pixels. Local files,
+folders and globs are expanded by `faceveil.paths` (the walk, hidden files, link checks, glob
+bases, alpha naming: the same as `faceveil run`); this module adds zips, remote URIs and the
+manifest. Folder inputs are
 mirrored below the output, zip members keep their paths inside the archive, single files and
 glob matches are placed by name (or path relative to the pattern's fixed part), as `faceveil run`
 does. The output is a folder, a ``.zip`` (written at the end from a staging folder beside it), or
@@ -9,7 +12,6 @@ a URI of a folder on any filesystem pyarrow or fsspec knows.
 
 from __future__ import annotations
 
-import glob
 import os
 import posixpath
 import re
@@ -17,17 +19,25 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from .. import paths
 from .._files import dangling, resolved
 from ..errors import ConfigError, FaceveilError
-from ..media.images import ALPHA_FORMATS, SUFFIXES
 from ..media.video import VIDEO_SUFFIXES
-from ..paths import EMPTY_FOLDER, NO_MATCH
+from ..paths import (
+    EMPTY_FOLDER,
+    MEDIA_SUFFIXES,
+    NO_MATCH,
+    glob_base,
+    glob_files,
+    hidden,
+    is_pattern,
+    walk,
+    with_alpha,
+)
 from . import storage
 from .zips import UnsafeArchiveError, ZipLimits, archive_folders, check_archive, safe_name
 
-MEDIA_SUFFIXES = frozenset(SUFFIXES) | VIDEO_SUFFIXES
 MANIFEST_NAME = ".faceveil-manifest.jsonl"
-_MAGIC = set("*?[")
 SEP = "!/"  # ARCHIVE!/member, in the manifest
 
 
@@ -64,24 +74,23 @@ class BatchPlan:
 
 
 def _suffix(name: str) -> str:
-    """The lower-case suffix as pathlib sees it: `..mp4` is an MP4 (posixpath.splitext says no
-    suffix at all)."""
+    """The lower-case suffix as pathlib sees it (`..mp4` is an MP4)."""
     return PurePosixPath(name).suffix.lower()
 
 
 def is_media(name: str) -> bool:
+    """A picture or video that is not hidden (by its last part)."""
     base = posixpath.basename(name)
-    return not base.startswith(".") and posixpath.splitext(base)[1].lower() in MEDIA_SUFFIXES
+    return not hidden(base) and paths.is_media(base)
 
 
 def _hidden(rel: str) -> bool:
-    return any(p.startswith(".") or p == "__MACOSX" for p in rel.split("/"))
+    """Inside zips and remote folders: any hidden part, or macOS's __MACOSX folder."""
+    return any(hidden(p) or p == "__MACOSX" for p in rel.split("/"))
 
 
 def _with_alpha(rel: str) -> str:
-    suffix = _suffix(rel)
-    fmt = SUFFIXES.get(suffix)
-    return rel if fmt is None or fmt in ALPHA_FORMATS else rel[: len(rel) - len(suffix)] + ".png"
+    return with_alpha(PurePosixPath(rel)).as_posix()
 
 
 def zip_member_name(rel: str) -> str:
@@ -92,30 +101,6 @@ def zip_member_name(rel: str) -> str:
     except UnicodeEncodeError:
         return os.fsencode(rel).decode("utf-8", "backslashreplace")
     return rel
-
-
-def _walk(root: Path, exclude: set[Path], errors: list[tuple[str, str]]) -> list[Path]:
-    """Media files below `root`; symbolic links that loop or lead nowhere go to `errors`."""
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        here = Path(dirpath)
-        dirnames[:] = sorted(d for d in dirnames
-                             if not d.startswith(".") and resolved(here / d) not in exclude)
-        for f in sorted(filenames):
-            if not is_media(f):
-                continue
-            why = dangling(here / f)
-            if why is None:
-                found.append(here / f)
-            else:
-                errors.append((os.path.abspath(here / f), why))
-    return found
-
-
-def _glob_base(pattern: str) -> Path:
-    parts = Path(pattern).parts
-    base = parts[: next(i for i, p in enumerate(parts) if _MAGIC & set(p))]
-    return Path(*base) if base else Path(".")
 
 
 def default_manifest(output: str) -> str:
@@ -221,18 +206,17 @@ def _expand(arg: str, exclude: set[Path], limits: ZipLimits,
     if path.is_dir():
         if resolved(path) in exclude:
             raise ConfigError("is the output folder")
+        root = Path(os.path.abspath(path))  # so the walk names what it finds in full
         before = len(errors)
-        files = _walk(path, exclude, errors)
+        files = walk(root, exclude, errors)
         if not files and len(errors) == before:
             raise ConfigError(EMPTY_FOLDER)
-        return [(os.path.abspath(f), os.path.abspath(f), None, f.relative_to(path).as_posix())
-                for f in files]
-    if _MAGIC & set(arg):
-        base = _glob_base(arg)
-        matches = sorted(glob.glob(arg, recursive=True))
-        files = [Path(m) for m in matches if Path(m).is_file() and is_media(m)]
-        loops = [(os.path.abspath(m), why) for m in matches
-                 if is_media(m) and (why := dangling(Path(m)))]
+        return [(str(f), str(f), None, f.relative_to(root).as_posix()) for f in files]
+    if is_pattern(arg):
+        base = glob_base(arg)
+        found: list[tuple[str, str]] = []
+        files = [f for f in glob_files(arg, found) if is_media(f.name)]
+        loops = [(os.path.abspath(m), why) for m, why in found if why != NO_MATCH]
         errors += loops
         if not files and not loops:
             raise ConfigError(NO_MATCH)
