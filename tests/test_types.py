@@ -335,3 +335,53 @@ def test_frame_keeps_contiguous_image_and_is_frozen():
     assert (f.height, f.width) == (2, 3)
     with pytest.raises(dataclasses.FrozenInstanceError):
         f.index = 1  # type: ignore[misc]
+
+
+# ---------------------------------------------------------------------------------- Counts
+
+
+def _frame(tracks, keep=None, filled=None):
+    from faceveil.types import Detections
+
+    n = len(tracks)
+    return Detections(np.tile(np.array([[0, 0, 10, 10]], np.float32), (n, 1)), np.ones(n),
+                      track_ids=None if any(t is None for t in tracks) else tracks,
+                      keep=keep, filled=filled)
+
+
+@pytest.mark.parametrize("frames, want", [
+    # a picture: boxes without tracks are faces each
+    ([[None, None, None]], dict(faces=3, face_frames=3, boxes=3, frames=1)),
+    # one face followed through 4 frames, held (filled) in one: 1 face, 4 face-frames
+    ([[7], [7], [7], [7]], dict(faces=1, face_frames=4, boxes=3, filled=1, frames=4)),
+    # two faces, one kept visible in every frame
+    ([[1, 2], [1, 2]], dict(faces=1, face_frames=2, boxes=2, kept=1, kept_frames=2, frames=2)),
+    # untracked boxes (-1) in a video: the most in any one frame
+    ([[-1, -1], [-1], [3]], dict(faces=3, face_frames=4, boxes=4, frames=3)),
+    ([], dict()),
+])
+def test_counts_are_defined_once(frames, want):
+    from faceveil.types import Counts
+
+    dets = []
+    for i, tracks in enumerate(frames):
+        keep = [t == 2 for t in tracks] if tracks == [1, 2] else None
+        filled = [i == 3] * len(tracks) if tracks == [7] else None
+        dets.append(_frame(tracks, keep, filled))
+    counts = Counts.of(dets)
+    assert counts == Counts(**want)
+    assert counts.boxes + counts.filled == counts.face_frames
+    assert Counts.from_dict(counts.to_dict()) == counts
+    assert Counts.of((i, None, d) for i, d in enumerate(dets)) == counts  # faces-file records
+
+
+def test_counts_are_said_the_same_way_everywhere():
+    from faceveil.types import Counts
+
+    assert Counts(12, 340, 300, 40, frames=100).describe() == "12 faces hidden (340 face-frames)"
+    assert Counts(1, 1, 1, frames=1).describe() == "1 face hidden"
+    assert Counts(3, 3, 3, kept=1, kept_frames=1, frames=1).describe() == \
+        "3 faces hidden, 1 kept visible"
+    total = Counts(1, 1, 1, frames=1) + Counts(2, 50, 45, 5, frames=50)
+    assert total == Counts(3, 51, 46, 5, frames=51)
+    assert total.describe(video=True) == "3 faces hidden (51 face-frames)"
