@@ -123,40 +123,107 @@ def process_file(
     not tell it (a web upload's content was sniffed).
     """
     src = Path(src)
-    dst_path = Path(dst) if dst is not None else None
-    side = Path(sidecar) if sidecar is not None else None
-    write = write or WriteOptions()
-    kind = "video" if (is_video(src) if video is None else video) else "picture"
-    result = FileResult(src, dst_path, kind, sidecar=side)
+    if not (is_video(src) if video is None else video):
+        stage = picture_stage(src, dst, pipeline, write=write, sidecar=sidecar, faces=faces,
+                              picture=picture, pixels=pixels, passthrough=passthrough)
+        return picture_finish(stage, auditor=auditor, passthrough=passthrough)
+    result = FileResult(src, Path(dst) if dst is not None else None, "video",
+                        sidecar=Path(sidecar) if sidecar is not None else None)
     started = time.perf_counter()
     written: list[Path] = []
     try:
-        sweep_parts(p for p in (dst_path, side) if p is not None)  # leftovers of a killed run
-        if kind == "video":
-            _video(result, pipeline, write, encode or EncodeOptions(), faces, auditor, on_progress,
-                   written)
-        else:
-            _picture(result, pipeline, write, faces, picture, pixels, auditor, written)
+        _sweep(result)
+        _video(result, pipeline, write or WriteOptions(), encode or EncodeOptions(), faces,
+               auditor, on_progress, written)
         result.ok = True
     except passthrough:
         _remove(written)
         raise
     except Exception as exc:
-        result.ok, result.error, result.exception = False, describe_error(exc), exc
-        log.debug("%s failed", src, exc_info=True)
+        _failed(result, exc)
+    _end(result, auditor, written, started)
+    return result
+
+
+@dataclass
+class PictureStage:
+    """A picture anonymized in memory, not written yet: `picture_finish` writes it. Two halves,
+    so a runner can write one picture (a slow PNG) while the next one is detected."""
+
+    result: FileResult
+    write: WriteOptions
+    started: float
+    picture: Picture | None = None
+
+
+def picture_stage(src: str | Path, dst: str | Path | None, pipeline: Pipeline, *,
+                  write: WriteOptions | None = None, sidecar: str | Path | None = None,
+                  faces: Detections | Sequence[Detections] | None = None,
+                  picture: Picture | None = None, pixels: np.ndarray | None = None,
+                  passthrough: tuple[type[BaseException], ...] = ()) -> PictureStage:
+    """The first half of a picture's file job: read, detect (or take `faces`), hide, count."""
+    result = FileResult(Path(src), Path(dst) if dst is not None else None, "picture",
+                        sidecar=Path(sidecar) if sidecar is not None else None)
+    stage = PictureStage(result, write or WriteOptions(), time.perf_counter(), picture)
+    try:
+        _sweep(result)
+        _picture(stage, pipeline, faces, pixels)
+    except passthrough:
+        raise
+    except Exception as exc:
+        _failed(result, exc)
+    return stage
+
+
+def picture_finish(stage: PictureStage, *, auditor: Auditor | None = None,
+                   passthrough: tuple[type[BaseException], ...] = ()) -> FileResult:
+    """The second half: write the picture and its faces file (atomically), verify; a failure
+    removes what this job wrote."""
+    result, write = stage.result, stage.write
+    written: list[Path] = []
+    if result.exception is None:
+        try:
+            if result.output is not None:
+                assert result.image is not None
+                write_image(result.output, result.image, like=stage.picture,
+                            quality=write.image_quality, keep_metadata=write.keep_metadata)
+                written.append(result.output)
+            if result.sidecar is not None:
+                write_sidecar(result.sidecar, result.document)
+                written.append(result.sidecar)
+            result.ok = True
+        except passthrough:
+            _remove(written)
+            raise
+        except Exception as exc:
+            _failed(result, exc)
+    _end(result, auditor, written, stage.started)
+    return result
+
+
+def _sweep(result: FileResult) -> None:
+    sweep_parts(p for p in (result.output, result.sidecar) if p is not None)  # a killed run's
+
+
+def _failed(result: FileResult, exc: Exception) -> None:
+    result.ok, result.error, result.exception = False, describe_error(exc), exc
+    log.debug("%s failed", result.input, exc_info=True)
+
+
+def _end(result: FileResult, auditor: Auditor | None, written: list[Path], started: float) -> None:
     if result.ok and auditor is not None:
         _verify(result, auditor, written)
     if not result.ok:
         _remove(written)
     result.seconds = time.perf_counter() - started
-    return result
 
 
-def _picture(result: FileResult, pipeline: Pipeline, write: WriteOptions, faces: Any,
-             picture: Picture | None, pixels: np.ndarray | None, auditor: Auditor | None,
-             written: list[Path]) -> None:
-    if pixels is None and picture is None:
-        picture = read_image(result.input, write.max_pixels)
+def _picture(stage: PictureStage, pipeline: Pipeline, faces: Any,
+             pixels: np.ndarray | None) -> None:
+    result, write = stage.result, stage.write
+    if pixels is None and stage.picture is None:
+        stage.picture = read_image(result.input, write.max_pixels)
+    picture = stage.picture
     if picture is not None:
         pixels = picture.rgb
         if picture.extra_frames:
@@ -185,13 +252,6 @@ def _picture(result: FileResult, pipeline: Pipeline, write: WriteOptions, faces:
             source=str(result.input), output=str(result.output) if result.output else None,
             width=result.width, height=result.height, frames=[(0, None, dets)],
             config=pipeline.config, counts=result.counts.to_dict())
-    if result.output is not None:
-        write_image(result.output, image, like=picture, quality=write.image_quality,
-                    keep_metadata=write.keep_metadata)
-        written.append(result.output)
-    if result.sidecar is not None:
-        write_sidecar(result.sidecar, result.document)
-        written.append(result.sidecar)
 
 
 def _video(result: FileResult, pipeline: Pipeline, write: WriteOptions, encode: EncodeOptions,

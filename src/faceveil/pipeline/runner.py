@@ -1,7 +1,8 @@
-"""Runs the file job over many pictures: reads the next ones ahead in a thread.
+"""Runs the file job (.job) over many pictures: reads ahead and writes behind in threads.
 
-`process_file` (the file job, .job) stays on the calling thread; decoding the next files
-overlaps with detecting and writing this one. One bad file is reported and the run goes on.
+Detection stays on the calling thread (the job's first half, `picture_stage`); decoding the
+next files and writing the last one (`picture_finish`: atomic writes, verification) overlap
+with it. One bad file is reported and the run goes on.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from ..errors import describe_error
 from ..media.images import Picture, read_image
 from ..types import Detections
 from .events import Progress, ProgressCallback
-from .job import FileResult, WriteOptions, process_file
+from .job import FileResult, WriteOptions, picture_finish, picture_stage
 from .pipeline import Pipeline
 
 log = logging.getLogger(__name__)
@@ -43,17 +44,36 @@ def run_images(
     on_result: Callable[[FileResult], None] | None = None,
     auditor=None,
 ) -> list[FileResult]:
-    """`process_file` for each picture, in order, the next ones read ahead. Each result's
-    `job` is its ImageJob."""
+    """The file job for each picture, in order: the next ones are read ahead and the last one
+    is written (and verified) behind, both in threads, while this thread detects. Each
+    result's `job` is its ImageJob; `on_result` is called on this thread, in input order."""
     options = options or WriteOptions()
     notify = on_progress or (lambda event: None)
     total = len(jobs)
     notify(Progress("start", 0, total))
     results: list[FileResult] = []
     read_ahead = 2
-    with ThreadPoolExecutor(1, "faceveil-read") as reader:
+
+    def finish(result: FileResult, job: ImageJob) -> None:
+        result.job = job
+        results.append(result)
+        if not result.ok:
+            log.debug("%s failed: %s", job.input, result.error)
+        if on_result:
+            on_result(result)
+        notify(Progress("file", len(results), total, str(job.input), result.ok, result.error))
+
+    with ThreadPoolExecutor(1, "faceveil-read") as reader, \
+            ThreadPoolExecutor(1, "faceveil-write") as writer:
         reads: deque[Future[Picture]] = deque()
+        writes: deque[tuple[Future[FileResult], ImageJob]] = deque()
         next_read = 0
+
+        def drain(keep: int) -> None:
+            while len(writes) > keep:
+                fut, job = writes.popleft()
+                finish(fut.result(), job)
+
         for job in jobs:
             while next_read < total and len(reads) < read_ahead:
                 reads.append(reader.submit(read_image, jobs[next_read].input, options.max_pixels))
@@ -61,18 +81,14 @@ def run_images(
             try:
                 picture = reads.popleft().result()
             except Exception as exc:
-                result = FileResult(Path(job.input), job.output, "picture", error=describe_error(exc),
-                                    exception=exc)
-            else:
-                result = process_file(job.input, job.output, pipeline, write=options,
-                                      sidecar=job.sidecar, faces=job.faces, picture=picture,
-                                      auditor=auditor, video=False)
-            result.job = job
-            results.append(result)
-            if not result.ok:
-                log.debug("%s failed: %s", job.input, result.error)
-            if on_result:
-                on_result(result)
-            notify(Progress("file", len(results), total, str(job.input), result.ok, result.error))
+                drain(0)  # keep results in input order
+                finish(FileResult(Path(job.input), job.output, "picture",
+                                  error=describe_error(exc), exception=exc), job)
+                continue
+            stage = picture_stage(job.input, job.output, pipeline, write=options,
+                                  sidecar=job.sidecar, faces=job.faces, picture=picture)
+            writes.append((writer.submit(picture_finish, stage, auditor=auditor), job))
+            drain(1)
+        drain(0)
     notify(Progress("done", len(results), total))
     return results
