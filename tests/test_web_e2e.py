@@ -149,7 +149,7 @@ def test_upload_a_real_photo_wait_download_and_check_faces_are_hidden(browser, s
     page.click("#start")
     page.wait_for_selector(".job[data-state=done]", timeout=120_000)
     row = page.locator(".file[data-state=done]")
-    assert re.search(r"\d+ face\(s\) hidden", row.locator(".fstate").inner_text())
+    assert re.search(r"\d+ faces? hidden", row.locator(".fstate").inner_text())
     # the comparison: the original on one side, the result on the other
     page.wait_for_selector(".frame img.after[src^='blob:']")
     page.wait_for_function("document.querySelector('.frame img.before').naturalWidth > 0")

@@ -54,9 +54,10 @@ class VideoReport:
     width: int = 0  # of the displayed (upright) frame
     height: int = 0
     frames: int = 0
-    faces: int = 0  # hidden boxes found by the detector, summed over frames
-    filled: int = 0  # hidden boxes added by the tracker (held, interpolated, lead)
-    kept: int = 0  # boxes left visible (--keep/--only people), summed over frames
+    # boxes, summed over frames (kept for callers of old); what every door shows is `counts`
+    faces: int = 0  # hidden boxes found by the detector (= counts.boxes)
+    filled: int = 0  # hidden boxes added by the tracker, held, interpolated, lead (= counts.filled)
+    kept: int = 0  # boxes left visible, --keep/--only people (= counts.kept_frames)
     tracks: int = 0
     seconds: float = 0.0
     damage: list[float] = field(default_factory=list)  # times (s) where the input was damaged
