@@ -171,7 +171,8 @@ def test_video_report_lists_risky_moments_and_verifies(tmp_path, capsys):
     assert video["kind"] == "video" and video["frames"] == 275
     assert video["verified_frames"] >= 20
     # frames the tracker filled are counted, not listed as risky: they are the design working
-    assert video["filled"] > 0 and set(video["risky"]) == {"low_confidence", "short_track"}
+    assert video["counts"]["filled"] > 0 and set(video["risky"]) == {"low_confidence", "short_track"}
+    assert 0 < video["counts"]["faces"] < video["counts"]["face_frames"]  # tracks, not boxes
     assert video["risky"]["low_confidence"]["count"] > 0
     assert video["tracks"] > 0 and video["thumbnails"] > 0
     moment = video["risky"]["low_confidence"]["moments"][0]
