@@ -367,3 +367,28 @@ def test_lazy_attributes_resolve():
     assert faceveil.ConfigError is ConfigError
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         faceveil.nope  # noqa: B018
+
+
+@pytest.mark.parametrize(("text", "match"), [
+    ("quallity = 'fast'", r"unknown option 'quallity' \(did you mean 'quality'\?\)"),
+    ("[effect]\nmethd = 'blur'", r"unknown option \[effect\] methd \(did you mean \[effect\] method\?\)"),
+    ("[mask]\nscal = 2", r"did you mean \[mask\] scale\?"),
+    ("blocks = 'ten'", "option 'blocks' must be a whole number, got 'ten'"),
+    ("strength = true", "option 'strength' must be a number"),
+    ("draw_boxes = 'yes'", "option 'draw_boxes' must be true or false"),
+    ("keep = 3", "option 'keep' must be a text or a list of texts"),
+])
+def test_from_toml_names_the_nearest_key_and_checks_types(tmp_path, text, match):
+    """TOML keys and types are checked against the option table, in one line."""
+    with pytest.raises(ConfigError, match=match) as info:
+        PipelineConfig.from_toml(write(tmp_path, text))
+    assert "\n" not in str(info.value)
+
+
+def test_toml_accepts_every_pipeline_option_of_the_table(tmp_path):
+    from faceveil.options import config_options
+
+    assert set(PipelineConfig.option_names()) == {o.name for o in config_options()}
+    cfg = PipelineConfig.from_toml(write(tmp_path, "keep = 'ann'\ncolor = [255, 0, 0]\nthreshold = 0.3"))
+    assert cfg.identity.keep == ("ann",) and cfg.effect.color == (255, 0, 0)
+    assert cfg.detector.threshold == 0.3
