@@ -290,7 +290,9 @@ TABLE: tuple[Option, ...] = (
            "or reference photos (a file or folder); repeat for several",
            config=("identity", "keep"), metavar="WHO", label="Leave visible",
            cli={"action": "append"}, doors=_doors("all", render=NO_PEOPLE_RENDER, gui=GUI_PEOPLE),
-           per_door={"live": {"help": "leave this person visible and hide everyone else: a name "
+           per_door={"web": {"help": "people from this computer's gallery (faceveil people add); "
+                                     "everyone else is hidden"},
+                     "live": {"help": "leave this person visible and hide everyone else: a name "
                                       "from `faceveil people list`, or reference photos (a file "
                                       "or folder); repeat for several" + _LIVE_KEEP_NOTE}}),
     Option("only", PEOPLE, tuple, "hide only this person (and any face that might be them); "
@@ -328,7 +330,7 @@ TABLE: tuple[Option, ...] = (
     Option("blocks", HIDING, int, "pixelate: blocks across a face (default {default})",
            config=("effect", "blocks"), range=(2, 64), step=1, metavar="N",
            label="Blocks across a face", when={"method": ("pixelate",)}, doors=_doors("all")),
-    Option("color", HIDING, str, "solid: #rrggbb, r,g,b or a name (default black)",
+    Option("color", HIDING, str, "solid: #rrggbb, r,g,b or a name (default {default})",
            config=("effect", "color"), metavar="COLOUR", label="Fill colour",
            when={"method": ("solid",)}, doors=_doors("all")),
     Option("image", HIDING, str, "image: picture put over each face", config=("effect", "image"),
