@@ -16,22 +16,17 @@ from PySide6.QtCore import QByteArray, QObject, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
-    QComboBox,
     QDockWidget,
-    QDoubleSpinBox,
     QFileDialog,
-    QFormLayout,
     QHBoxLayout,
     QInputDialog,
     QLabel,
-    QLineEdit,
     QListWidget,
     QListWidgetItem,
     QMainWindow,
     QMessageBox,
     QProgressBar,
     QPushButton,
-    QSpinBox,
     QSplitter,
     QStyle,
     QToolButton,
@@ -39,17 +34,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..anonymization import effects
-from ..config import BACKGROUNDS, QUALITIES, SHAPES, PipelineConfig
-from ..detection import detectors
+from ..config import PipelineConfig
 from ..errors import FaceveilError
 from ..media.images import SUFFIXES, read_image
 from ..media.video import VIDEO_SUFFIXES, FrameReader
 from ..pipeline.pipeline import Pipeline
-from ..registry import extra_installed
 from ..review import Review, follow_in_video
 from ..sidecar import SCHEMA
 from ..types import Frame
+from .settings import SettingsPanel
 from .tasks import PREVIEW_SIDE, Previewer, PreviewRequest, Task
 from .widgets import Box, FrameView, Timeline
 
@@ -58,7 +51,6 @@ log = logging.getLogger(__name__)
 MEDIA_FILTER = "Pictures and videos ({})".format(
     " ".join(f"*{s}" for s in sorted(set(SUFFIXES) | VIDEO_SUFFIXES)))
 REVIEW_FILTER = "Saved reviews (*.faces.json *.json)"
-NO_BACKGROUND = "none"
 
 
 class _Frames:
@@ -209,73 +201,15 @@ class MainWindow(QMainWindow):
         return b
 
     def _settings_dock(self) -> QDockWidget:
-        form = QFormLayout()
-
-        def combo(names: list[str], helps: dict[str, str] | None = None,
-                  available: dict[str, bool] | None = None) -> QComboBox:
-            c = QComboBox()
-            for i, n in enumerate(names):
-                c.addItem(n)
-                if helps and helps.get(n):
-                    c.setItemData(i, helps[n], Qt.ItemDataRole.ToolTipRole)
-                if available is not None and not available.get(n, True):
-                    c.model().item(i).setEnabled(False)
-            c.currentIndexChanged.connect(self._options_changed)
-            return c
-
-        self.method = combo(effects.names(), {e.name: e.help for e in effects.entries()})
-        self.strength = QDoubleSpinBox()
-        self.strength.setRange(0.05, 20.0)
-        self.strength.setSingleStep(0.25)
-        self.strength.setValue(1.0)
-        self.strength.setToolTip("blur: multiplies the blur scaled to each face")
-        self.blocks = QSpinBox()
-        self.blocks.setRange(2, 64)
-        self.blocks.setValue(8)
-        self.blocks.setToolTip("pixelate: mosaic blocks across a face")
-        self.color = QLineEdit("#000000")
-        self.color.setToolTip("solid: the colour, as #rrggbb, r,g,b or a name")
-        self.effect_image = QLineEdit()
-        self.effect_image.setPlaceholderText("picture to put over faces")
-        self.shape = combo(list(SHAPES))
-        self.detector = combo(detectors.names(), {e.name: e.help for e in detectors.entries()},
-                              {e.name: extra_installed(e.extra) for e in detectors.entries()})
-        self.quality = combo(list(QUALITIES))
-        self.quality.setCurrentText("balanced")
-        self.background = combo([NO_BACKGROUND, *BACKGROUNDS])
-        self.background_color = QLineEdit("#00b140")
-        self.background_image = QLineEdit()
-        self.background_image.setPlaceholderText("picture to put behind people")
-        for w in (self.strength, self.blocks):
-            w.valueChanged.connect(self._options_changed)
-        for w in (self.color, self.effect_image, self.background_color, self.background_image):
-            w.editingFinished.connect(self._options_changed)
-        self.reanalyse_button = QPushButton("Detect again with these settings")
-        self.reanalyse_button.setToolTip("Detector and quality apply when faces are detected; your "
-                                         "choices and drawn boxes are kept")
-        self.reanalyse_button.clicked.connect(self.analyse_again)
-
-        form.addRow(QLabel("<b>Hiding</b>"))
-        form.addRow("Method", self.method)
-        form.addRow("Strength", self.strength)
-        form.addRow("Blocks", self.blocks)
-        form.addRow("Colour", self.color)
-        form.addRow("Image", self.effect_image)
-        form.addRow("Shape", self.shape)
-        form.addRow(QLabel("<b>Detection</b>"))
-        form.addRow("Detector", self.detector)
-        form.addRow("Quality", self.quality)
-        form.addRow(self.reanalyse_button)
-        form.addRow(QLabel("<b>Background</b>"))
-        form.addRow("Background", self.background)
-        form.addRow("Colour", self.background_color)
-        form.addRow("Picture", self.background_image)
-        self.option_error = QLabel("")
-        self.option_error.setWordWrap(True)
-        self.option_error.setStyleSheet("color: #d04040")
-        form.addRow(self.option_error)
-        panel = QWidget()
-        panel.setLayout(form)
+        """The settings panel (gui/settings.py, built from the option table) in a dock."""
+        self.settings_panel = panel = SettingsPanel()
+        panel.changed.connect(self._options_changed)
+        panel.reanalyse_button.clicked.connect(self.analyse_again)
+        self.reanalyse_button = panel.reanalyse_button
+        # the controls, also as the window's attributes (window.method, window.blocks, ...)
+        for name, widget in panel.widgets.items():
+            setattr(self, name, widget)
+        self.effect_image = panel.widgets["image"]
         dock = QDockWidget("Settings", self)
         dock.setObjectName("settings")
         dock.setWidget(panel)
@@ -332,74 +266,31 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ settings remembered
 
-    _REMEMBERED = ("method", "shape", "detector", "quality", "background")
-
     def _restore(self) -> None:
         s = self.settings
-        for name in self._REMEMBERED:
-            value = s.value(f"options/{name}")
-            box: QComboBox = getattr(self, name)
-            if value is not None and box.findText(str(value)) >= 0:
-                box.blockSignals(True)
-                box.setCurrentText(str(value))
-                box.blockSignals(False)
-        for name, widget in (("strength", self.strength), ("blocks", self.blocks)):
-            value = s.value(f"options/{name}")
-            if value is not None:
-                widget.blockSignals(True)
-                widget.setValue(type(widget.value())(value))
-                widget.blockSignals(False)
-        for name in ("color", "effect_image", "background_color", "background_image"):
-            value = s.value(f"options/{name}")
-            if value is not None:
-                getattr(self, name).setText(str(value))
+        self.settings_panel.restore(s)
         if (geometry := s.value("window/geometry")) is not None:
             self.restoreGeometry(QByteArray(geometry))
         if (state := s.value("window/state")) is not None:
             self.restoreState(QByteArray(state))
 
     def _remember(self) -> None:
-        s = self.settings
-        for name in self._REMEMBERED:
-            s.setValue(f"options/{name}", getattr(self, name).currentText())
-        s.setValue("options/strength", self.strength.value())
-        s.setValue("options/blocks", self.blocks.value())
-        for name in ("color", "effect_image", "background_color", "background_image"):
-            s.setValue(f"options/{name}", getattr(self, name).text())
+        self.settings_panel.remember(self.settings)
 
     def options(self) -> dict[str, Any]:
         """The controls as the pipeline's flat options (what `faceveil run` flags set)."""
-        method = self.method.currentText()
-        background = self.background.currentText()
-        return {
-            "method": method, "strength": self.strength.value(), "blocks": self.blocks.value(),
-            "color": self.color.text().strip() or "#000000",
-            "image": self.effect_image.text().strip() or None if method == "image" else None,
-            "shape": self.shape.currentText(), "detector": self.detector.currentText(),
-            "quality": self.quality.currentText(),
-            "background": None if background == NO_BACKGROUND else background,
-            "background_color": self.background_color.text().strip() or "#00b140",
-            "background_image": (self.background_image.text().strip() or None)
-            if background == "image" else None,
-        }
+        return self.settings_panel.options()
 
     def _options_changed(self, *_: Any) -> None:
         if not self._ready:
             return
-        method, background = self.method.currentText(), self.background.currentText()
-        self.strength.setEnabled(method == "blur")
-        self.blocks.setEnabled(method == "pixelate")
-        self.color.setEnabled(method == "solid")
-        self.effect_image.setEnabled(method == "image")
-        self.background_color.setEnabled(background == "color")
-        self.background_image.setEnabled(background == "image")
         try:
             config = PipelineConfig.from_options(**self.options())
             render = Pipeline(config)
         except (FaceveilError, ValueError) as exc:
-            self.option_error.setText(str(exc))
+            self.settings_panel.show_error(str(exc))
             return
-        self.option_error.setText("")
+        self.settings_panel.show_error("")
         self.config, self._render = config, render
         self._remember()
         self._enable()
