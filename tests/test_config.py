@@ -148,11 +148,25 @@ def test_option_names_cover_every_flat_option():
     assert set(PipelineConfig.option_names()) == {
         "detector", "quality", "threshold", "threads", "device", "shape", "mask_scale", "feather",
         "method", "strength", "blocks", "color", "image", "draw_boxes",
-        "detect_every", "detect_size", "scan_every", "hold", "lead", "max_gap", "scene_cut",
+        "detect_every", "detect_size", "scan_every", "hold", "lead", "max_gap", "scene_cut", "iou",
         "keep", "only", "keep_distance", "keep_margin", "only_distance", "min_face", "gallery",
+        "min_score", "min_sharpness", "embedder",
         "background", "background_strength", "background_image", "background_color", "segmenter",
         "background_threshold", "background_feather", "background_smooth",
     }
+
+
+def test_every_field_of_the_config_is_a_flat_option():
+    """A setting added to a config dataclass without an option-table row fails here."""
+    import dataclasses
+
+    reachable = set(PipelineConfig._FLAT.values())
+    for section in dataclasses.fields(PipelineConfig):
+        if dataclasses.is_dataclass(section.default_factory):
+            for f in dataclasses.fields(section.default_factory):
+                assert (section.name, f.name) in reachable, (section.name, f.name)
+        else:
+            assert (None, section.name) in reachable, section.name
 
 
 def test_replace_several_options_in_one_section():

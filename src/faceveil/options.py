@@ -149,6 +149,7 @@ REGISTRIES: dict[str, Callable[[], Any]] = {
     "effects": _registry("anonymization.effects", "effects"),
     "masks": _registry("anonymization.masks", "masks"),
     "segmenters": _registry("segmentation", "segmenters"),
+    "embedders": _registry("identity", "embedders"),
 }
 
 
@@ -280,6 +281,10 @@ TABLE: tuple[Option, ...] = (
            "interpolation (default {default})", config=("video", "max_gap"), range=(0, 1000),
            doors=_doors("toml api", **dict.fromkeys(CLI_DOORS, PIPELINE_ONLY), web=WEB_TUNING,
                         gui=GUI_TUNING)),
+    Option("iou", TRACKING, float, "box overlap that links a detection to a track (default "
+           "{default})", config=("video", "iou"), range=(0.0, 1.0),
+           doors=_doors("toml api", **dict.fromkeys(CLI_DOORS, PIPELINE_ONLY), web=WEB_TUNING,
+                        gui=GUI_TUNING)),
     Option("scene_cut", TRACKING, float, "frame difference that makes a scene cut (tracks end "
            "there); 0: off (default {default})", config=("video", "scene_cut"), range=(0.0, 1.0),
            doors=_doors("toml api", **dict.fromkeys(CLI_DOORS, PIPELINE_ONLY), web=WEB_TUNING,
@@ -316,6 +321,19 @@ TABLE: tuple[Option, ...] = (
     Option("min_face", PEOPLE, int, "smaller faces are not judged, so hidden (default {default})",
            config=("identity", "min_face"), range=(8, 4096), metavar="PX",
            doors=_doors("run live batch toml api", render=NO_PEOPLE_RENDER, web=WEB_TUNING,
+                        gui=GUI_PEOPLE)),
+    Option("min_score", PEOPLE, float, "detection confidence needed to judge a face (default "
+           "{default}); below it a face is hidden", config=("identity", "min_score"),
+           range=(0.0, 1.0), doors=_doors("toml api", **dict.fromkeys(CLI_DOORS, PIPELINE_ONLY),
+                                          web=WEB_TUNING, gui=GUI_PEOPLE)),
+    Option("min_sharpness", PEOPLE, float, "sharpness (variance of the Laplacian of the aligned "
+           "face) needed to judge a face (default {default}); below it a face is hidden",
+           config=("identity", "min_sharpness"), range=(0.0, 1e6),
+           doors=_doors("toml api", **dict.fromkeys(CLI_DOORS, PIPELINE_ONLY), web=WEB_TUNING,
+                        gui=GUI_PEOPLE)),
+    Option("embedder", PEOPLE, str, "{choices}", config=("identity", "embedder"),
+           choices="embedders",
+           doors=_doors("toml api", **dict.fromkeys(CLI_DOORS, PIPELINE_ONLY), web=WEB_TUNING,
                         gui=GUI_PEOPLE)),
     Option("gallery", PEOPLE, str, "people gallery file (default: user data folder)",
            config=("identity", "gallery"), metavar="FILE",
