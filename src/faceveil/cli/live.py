@@ -46,7 +46,9 @@ def add_parser(sub, common, choices) -> None:
                     "about one detection; frames that would wait over 0.15 s are dropped (and\n"
                     "counted), never shown unchecked. Stop with q in the preview, Ctrl-C or SIGTERM.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(live, "live", format_help={
+    # a live run's outputs and source first, then the settings it shares with files
+    groups = {s: live.add_argument_group(s) for s in ("outputs (any number at once)", "source")}
+    add_arguments(live, "live", groups=groups, format_help={
         "presets": presets, "scans": ", ".join(f"{q} {p.scan_every}" for q, p in PRESETS.items()),
         "open": f"{d.open_timeout:g}", "read": f"{d.read_timeout:g}", "backoff": f"{d.backoff:g}",
         "backoff_max": f"{d.backoff_max:g}", "reconnects": d.reconnects})

@@ -29,14 +29,16 @@ from ..options import BACKGROUND, DETECTION, HIDING, Option, options_for
 from ..registry import extra_installed
 
 NO_BACKGROUND = "none"  # the background combo's "leave the background as it is"
-HEADINGS = {HIDING: "Hiding", DETECTION: "Detection", BACKGROUND: "Background"}
+HEADINGS = {HIDING: "Hiding", DETECTION: "Detection", BACKGROUND: "Background"}  # in this order
 # the keys older versions remembered an option under in QSettings
 _SETTING_KEYS = {"image": "effect_image"}
 
 
 def gui_options() -> list[Option]:
-    """The rows of the option table the settings panel shows, in table order."""
-    return options_for("gui")
+    """The rows of the option table the settings panel shows, by section (HEADINGS' order)."""
+    order = list(HEADINGS)
+    return sorted(options_for("gui"), key=lambda o: order.index(o.section)
+                  if o.section in order else len(order))
 
 
 def _hex(value: Any) -> str:
