@@ -217,7 +217,7 @@ TABLE: tuple[Option, ...] = (
            doors=_doors("all", render=NO_DETECTION)),
     Option("quality", DETECTION, str,
            "speed against recall: fast, balanced (default), thorough", config=("detector", "quality"),
-           choices="qualities", label="Detection", doors=_doors("all", render=NO_DETECTION),
+           choices="qualities", label="Detection quality", doors=_doors("all", render=NO_DETECTION),
            per_door={"live": {"help": "speed against recall (default {default})"}}),
     Option("threshold", DETECTION, float,
            "detection score threshold (default: set by --quality; lower finds more)",
