@@ -1,7 +1,9 @@
 """The main window: open, review (keep/hide faces, draw missed ones), export.
 
 Thin: every decision about faces is `faceveil.review.Review`'s, every picture comes from the
-pipeline; the window turns clicks into calls and runs long work on a `Task` thread.
+pipeline; the window turns clicks into calls and runs long work on a `Task` thread. Its rooms:
+settings.py (the settings panel, built from the option table), preview.py (the frames the
+preview shows), widgets.py (the picture and the timeline), tasks.py (work off the Qt thread).
 """
 
 from __future__ import annotations
@@ -10,9 +12,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
-from PySide6.QtCore import QByteArray, QObject, QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -36,14 +37,15 @@ from PySide6.QtWidgets import (
 
 from ..config import PipelineConfig
 from ..errors import FaceveilError
-from ..media.images import SUFFIXES, read_image
-from ..media.video import VIDEO_SUFFIXES, FrameReader
+from ..media.images import SUFFIXES
+from ..media.video import VIDEO_SUFFIXES
 from ..pipeline.pipeline import Pipeline
 from ..review import Review, follow_in_video
 from ..sidecar import SCHEMA
 from ..types import Frame
+from .preview import CameraFrames, PreviewFrames
 from .settings import SettingsPanel
-from .tasks import PREVIEW_SIDE, Previewer, PreviewRequest, Task
+from .tasks import Previewer, PreviewRequest, Task
 from .widgets import Box, FrameView, Timeline
 
 log = logging.getLogger(__name__)
@@ -51,47 +53,6 @@ log = logging.getLogger(__name__)
 MEDIA_FILTER = "Pictures and videos ({})".format(
     " ".join(f"*{s}" for s in sorted(set(SUFFIXES) | VIDEO_SUFFIXES)))
 REVIEW_FILTER = "Saved reviews (*.faces.json *.json)"
-
-
-class _Frames:
-    """Originals for the preview, used on the preview thread only: one video reader (kept
-    for cheap next-frame reads) and the last picture."""
-
-    def __init__(self) -> None:
-        self._reader: FrameReader | None = None
-        self._key: tuple | None = None
-        self._picture: tuple[Path, np.ndarray] | None = None
-
-    def get(self, review: Review, index: int) -> np.ndarray:
-        if review.kind == "picture":
-            if self._picture is None or self._picture[0] != review.path:
-                rgb = read_image(review.path).rgb
-                s = min(1.0, PREVIEW_SIDE / max(rgb.shape[:2]))
-                if s < 1:
-                    rgb = cv2.resize(rgb, (round(rgb.shape[1] * s), round(rgb.shape[0] * s)),
-                                     interpolation=cv2.INTER_AREA)
-                self._picture = (review.path, rgb)
-            return self._picture[1]
-        key = (review.path, len(review.pts))
-        if self._reader is None or key != self._key:
-            if self._reader is not None:
-                self._reader.close()
-            self._reader, self._key = FrameReader(review.path, review.pts, max_side=PREVIEW_SIDE), key
-        return self._reader.image(index)
-
-
-class _CameraFrames(QObject):
-    """A live sink that hands each frame (original, anonymized) to the window's thread."""
-
-    frame = Signal(object, object)
-    name = "window"
-    wants_stop = False
-
-    def send(self, image: np.ndarray, frame: Any) -> None:
-        self.frame.emit(frame.image, image)
-
-    def close(self) -> None:
-        pass
 
 
 class MainWindow(QMainWindow):
@@ -111,7 +72,7 @@ class MainWindow(QMainWindow):
         self.config = PipelineConfig()
         self._detectors: dict[Any, Any] = {}  # DetectorConfig -> loaded detector
         self._render: Pipeline | None = None  # used by the preview thread only
-        self._frames = _Frames()
+        self._frames = PreviewFrames()
         self._preview_key = 0
         self._preview_meta = (0, 0, 0)  # (request key, picture width, height)
         self._task_what, self._note = "", ""
@@ -119,7 +80,7 @@ class MainWindow(QMainWindow):
         self.previewer = Previewer(self)
         self.previewer.ready.connect(self._preview_ready)
         self.previewer.failed.connect(self._preview_failed)
-        self.camera = _CameraFrames(self)
+        self.camera = CameraFrames(self)
         self.camera.frame.connect(self._camera_frame)
         self.play_timer = QTimer(self)
         self.play_timer.timeout.connect(self._play_step)
