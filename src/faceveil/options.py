@@ -563,10 +563,10 @@ def nearest(name: str, known: list[str] | None = None) -> str | None:
     return close[0] if close else None
 
 
-def add_arguments(parser, door: str, *, only: tuple[str, ...] | None = None,
-                  groups: dict[str, Any] | None = None, format_help: Mapping[str, Any] = {}) -> None:
-    """Add the flags of the rows `door` offers (optionally only the sections `only`) to
-    an argparse parser, one argument group per section, in table order.
+def add_arguments(parser, door: str, *, groups: dict[str, Any] | None = None,
+                  format_help: Mapping[str, Any] | None = None) -> None:
+    """Add the flags of the rows `door` offers to an argparse parser, one argument group per
+    section, in table order (`groups`: sections made beforehand, to show them first).
 
     Pipeline options default to None on the command line, so a TOML file (--config) and the
     config's own defaults apply unless a flag is given. `format_help` fills further {names} in
@@ -576,10 +576,8 @@ def add_arguments(parser, door: str, *, only: tuple[str, ...] | None = None,
     for option in options_for(door):
         extra = dict(option.per_door.get(door, {}))
         section = extra.pop("section", option.section)
-        if only is not None and section not in only:
-            continue
         kwargs: dict[str, Any] = {**option.cli, **extra}
-        kwargs["help"] = option.help_text(door, **format_help)
+        kwargs["help"] = option.help_text(door, **(format_help or {}))
         flags = option.flags or ("--" + option.name.replace("_", "-"),)
         positional = not flags[0].startswith("-")
         if option.metavar and "metavar" not in kwargs:

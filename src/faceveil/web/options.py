@@ -54,7 +54,8 @@ WEB_SECTIONS = (HIDING, DETECTION, BACKGROUND, PEOPLE, "output")
 def web_options() -> list[Option]:
     """The rows of the option table the web app offers, in the page's order."""
     rows = options_for("web")
-    return sorted(rows, key=lambda o: WEB_SECTIONS.index(o.section))
+    return sorted(rows, key=lambda o: WEB_SECTIONS.index(o.section)
+                  if o.section in WEB_SECTIONS else len(WEB_SECTIONS))
 
 
 def _kind(option: Option) -> str:
