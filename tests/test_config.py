@@ -148,11 +148,25 @@ def test_option_names_cover_every_flat_option():
     assert set(PipelineConfig.option_names()) == {
         "detector", "quality", "threshold", "threads", "device", "shape", "mask_scale", "feather",
         "method", "strength", "blocks", "color", "image", "draw_boxes",
-        "detect_every", "detect_size", "scan_every", "hold", "lead", "max_gap", "scene_cut",
+        "detect_every", "detect_size", "scan_every", "hold", "lead", "max_gap", "scene_cut", "iou",
         "keep", "only", "keep_distance", "keep_margin", "only_distance", "min_face", "gallery",
+        "min_score", "min_sharpness", "embedder",
         "background", "background_strength", "background_image", "background_color", "segmenter",
         "background_threshold", "background_feather", "background_smooth",
     }
+
+
+def test_every_field_of_the_config_is_a_flat_option():
+    """A setting added to a config dataclass without an option-table row fails here."""
+    import dataclasses
+
+    reachable = set(PipelineConfig._FLAT.values())
+    for section in dataclasses.fields(PipelineConfig):
+        if dataclasses.is_dataclass(section.default_factory):
+            for f in dataclasses.fields(section.default_factory):
+                assert (section.name, f.name) in reachable, (section.name, f.name)
+        else:
+            assert (None, section.name) in reachable, section.name
 
 
 def test_replace_several_options_in_one_section():
@@ -367,3 +381,28 @@ def test_lazy_attributes_resolve():
     assert faceveil.ConfigError is ConfigError
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         faceveil.nope  # noqa: B018
+
+
+@pytest.mark.parametrize(("text", "match"), [
+    ("quallity = 'fast'", r"unknown option 'quallity' \(did you mean 'quality'\?\)"),
+    ("[effect]\nmethd = 'blur'", r"unknown option \[effect\] methd \(did you mean \[effect\] method\?\)"),
+    ("[mask]\nscal = 2", r"did you mean \[mask\] scale\?"),
+    ("blocks = 'ten'", "option 'blocks' must be a whole number, got 'ten'"),
+    ("strength = true", "option 'strength' must be a number"),
+    ("draw_boxes = 'yes'", "option 'draw_boxes' must be true or false"),
+    ("keep = 3", "option 'keep' must be a text or a list of texts"),
+])
+def test_from_toml_names_the_nearest_key_and_checks_types(tmp_path, text, match):
+    """TOML keys and types are checked against the option table, in one line."""
+    with pytest.raises(ConfigError, match=match) as info:
+        PipelineConfig.from_toml(write(tmp_path, text))
+    assert "\n" not in str(info.value)
+
+
+def test_toml_accepts_every_pipeline_option_of_the_table(tmp_path):
+    from faceveil.options import config_options
+
+    assert set(PipelineConfig.option_names()) == {o.name for o in config_options()}
+    cfg = PipelineConfig.from_toml(write(tmp_path, "keep = 'ann'\ncolor = [255, 0, 0]\nthreshold = 0.3"))
+    assert cfg.identity.keep == ("ann",) and cfg.effect.color == (255, 0, 0)
+    assert cfg.detector.threshold == 0.3

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from . import options as _options
 from .errors import ConfigError
 
 QUALITIES = ("fast", "balanced", "thorough")
@@ -41,6 +42,28 @@ def parse_color(value: str | tuple[int, int, int] | list[int]) -> tuple[int, int
     if len(rgb) != 3 or not all(0 <= c <= 255 for c in rgb):
         raise ConfigError(f"not a colour: {value!r} (use #rrggbb, #rgb, r,g,b or a name like black)")
     return rgb  # type: ignore[return-value]
+
+
+def _check_type(path: str | Path, option: _options.Option, value: Any) -> None:
+    """A TOML value has the type the option table declares (colours also as [r, g, b])."""
+    if option.type is bool:
+        ok, want = isinstance(value, bool), "true or false"
+    elif option.type is int:
+        ok, want = isinstance(value, int) and not isinstance(value, bool), "a whole number"
+    elif option.type is float:
+        ok, want = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+    elif option.type is tuple:
+        ok = isinstance(value, str) or (isinstance(value, list)
+                                         and all(isinstance(v, str) for v in value))
+        want = "a text or a list of texts"
+    elif option.name.endswith("color"):
+        ok = isinstance(value, str) or (isinstance(value, list)
+                                        and all(isinstance(v, int) for v in value))
+        want = "a colour: '#rrggbb', 'r,g,b', a name or [r, g, b]"
+    else:
+        ok, want = isinstance(value, str), "a text"
+    if not ok:
+        raise ConfigError(f"{path}: option {option.name!r} must be {want}, got {value!r:.40}")
 
 
 def _check(cond: bool, message: str) -> None:
@@ -248,29 +271,10 @@ class PipelineConfig:
     background: BackgroundConfig = field(default_factory=BackgroundConfig)
     draw_boxes: bool = False  # draw detections on the output, for tuning
 
-    # flat option name -> (section, field); what keyword arguments and CLI flags use
+    # flat option name -> (section, field); what keyword arguments, TOML keys and CLI flags use.
+    # Read from the option table (faceveil.options), where each option is declared once.
     _FLAT: ClassVar[dict[str, tuple[str | None, str]]] = {
-        "detector": ("detector", "name"), "quality": ("detector", "quality"),
-        "threshold": ("detector", "threshold"), "threads": ("detector", "threads"),
-        "device": ("detector", "device"),
-        "shape": ("mask", "shape"), "mask_scale": ("mask", "scale"), "feather": ("mask", "feather"),
-        "method": ("effect", "method"), "strength": ("effect", "strength"),
-        "blocks": ("effect", "blocks"), "color": ("effect", "color"), "image": ("effect", "image"),
-        "detect_every": ("video", "detect_every"), "detect_size": ("video", "detect_size"),
-        "scan_every": ("video", "scan_every"),
-        "hold": ("video", "hold"), "lead": ("video", "lead"), "max_gap": ("video", "max_gap"),
-        "scene_cut": ("video", "scene_cut"),
-        "keep": ("identity", "keep"), "only": ("identity", "only"),
-        "keep_distance": ("identity", "keep_distance"), "only_distance": ("identity", "only_distance"),
-        "keep_margin": ("identity", "keep_margin"),
-        "min_face": ("identity", "min_face"), "gallery": ("identity", "gallery"),
-        "background": ("background", "mode"), "background_strength": ("background", "strength"),
-        "background_image": ("background", "image"), "background_color": ("background", "color"),
-        "segmenter": ("background", "segmenter"),
-        "background_threshold": ("background", "threshold"),
-        "background_feather": ("background", "feather"), "background_smooth": ("background", "smooth"),
-        "draw_boxes": (None, "draw_boxes"),
-    }
+        o.name: o.config for o in _options.config_options() if o.config is not None}
 
     @classmethod
     def option_names(cls) -> list[str]:
@@ -298,7 +302,11 @@ class PipelineConfig:
 
     @classmethod
     def from_toml(cls, path: str | Path) -> PipelineConfig:
-        """Flat keys (method = "pixelate") and/or tables ([effect] method = "pixelate")."""
+        """Flat keys (method = "pixelate") and/or tables ([effect] method = "pixelate").
+
+        Every key is checked against the option table: an unknown one is a one-line error naming
+        it and the nearest valid key, a value of the wrong type one naming the option.
+        """
         import tomllib
 
         try:
@@ -307,14 +315,23 @@ class PipelineConfig:
             raise ConfigError(f"cannot read config file {path}: {exc}") from exc
         flat: dict[str, Any] = {}
         reverse = {v: k for k, v in cls._FLAT.items()}
+        tabled = [f"[{s}] {n}" for s, n in reverse if s is not None]
         for key, value in data.items():
             if isinstance(value, dict):
                 for sub, v in value.items():
                     if (key, sub) not in reverse:
-                        raise ConfigError(f"{path}: unknown option [{key}] {sub}")
+                        near = _options.nearest(f"[{key}] {sub}", tabled)
+                        hint = f" (did you mean {near}?)" if near else ""
+                        raise ConfigError(f"{path}: unknown option [{key}] {sub}{hint}")
                     flat[reverse[(key, sub)]] = v
             else:
+                if key not in cls._FLAT:
+                    near = _options.nearest(key, list(cls._FLAT))
+                    hint = f" (did you mean {near!r}?)" if near else ""
+                    raise ConfigError(f"{path}: unknown option {key!r}{hint}")
                 flat[key] = value
+        for key, value in flat.items():
+            _check_type(path, _options.BY_NAME[key], value)
         return cls.from_options(**flat)
 
     def to_dict(self) -> dict[str, Any]:

@@ -30,7 +30,7 @@ failed (the others are done), 130 when stopped (Ctrl-C or SIGTERM; run again wit
 
 
 def add_parser(sub) -> None:
-    from .options import _common, _detection_options, _hiding_options, _output_options
+    from ..options import add_arguments
 
     p = sub.add_parser(
         "batch", help="anonymize whole archives: folders, zips, URIs; parallel and resumable",
@@ -39,35 +39,7 @@ def add_parser(sub) -> None:
                     "or on a Ray cluster. A bad file is recorded and the rest goes on; a stopped "
                     "run is continued with --resume.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("inputs", nargs="+", metavar="INPUT",
-                   help="files, folders, glob patterns, .zip files, or URIs (s3://..., with the "
-                        "cluster extra)")
-    p.add_argument("-o", "--output", required=True, metavar="OUT",
-                   help="output folder, OUT.zip (written at the end, atomically), or a URI folder")
-    g = p.add_argument_group("batch")
-    g.add_argument("--workers", type=int, metavar="N",
-                   help="worker processes (local; default one per core) or Ray actors (default: "
-                        "the cluster's CPUs / --threads); each loads the models once. Unless "
-                        "--threads is given, each gets cores / N inference threads (Ray: 1)")
-    g.add_argument("--resume", action="store_true",
-                   help="skip items already done (same input bytes and settings, output present)")
-    g.add_argument("--manifest", metavar="FILE",
-                   help="the JSON-lines manifest (default OUT/.faceveil-manifest.jsonl, or "
-                        "OUT.zip.faceveil-manifest.jsonl beside an output zip)")
-    g.add_argument("--engine", choices=("local", "ray"), default="local",
-                   help="local worker processes (default) or Ray Data (needs faceveil[cluster])")
-    g.add_argument("--address", metavar="ADDR",
-                   help="--engine ray: join this cluster (auto, ray://host:10001, host:6379); "
-                        "default: start a local Ray for the run")
-    g.add_argument("--json", action="store_true", help="print the run's summary as JSON on stdout")
-    _detection_options(p)
-    _hiding_options(p)
-    _output_options(p, sidecar=False, naming=False)
-    p.add_argument("--verify", nargs="?", const="warn", choices=("warn", "strict"),
-                   help="check every output with a second detector (and, with the people extra, "
-                        "how recognisable hidden faces are); strict: items with findings fail "
-                        "and their outputs are removed")
-    _common(p)
+    add_arguments(p, "batch")
 
 
 @contextlib.contextmanager

@@ -28,10 +28,9 @@ examples:
 """
 
 
-def add_parser(sub, common, choices, hiding, people) -> None:
-    from ..config import QUALITIES, LiveConfig
-    from ..detection import detectors
-    from ..models.runtime import DEVICES
+def add_parser(sub, common, choices) -> None:
+    from ..config import LiveConfig
+    from ..options import add_arguments
     from ..pipeline.step import PRESETS
 
     d = LiveConfig()
@@ -47,69 +46,13 @@ def add_parser(sub, common, choices, hiding, people) -> None:
                     "about one detection; frames that would wait over 0.15 s are dropped (and\n"
                     "counted), never shown unchecked. Stop with q in the preview, Ctrl-C or SIGTERM.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    live.add_argument("source", metavar="SOURCE",
-                      help="a camera number (0), a device (/dev/video0), a stream URL (rtsp://, "
-                           "http://, tcp://, udp://, rtmp://, srt://) or a video file")
-    g = live.add_argument_group("outputs (any number at once)")
-    g.add_argument("--no-preview", action="store_true",
-                   help="no preview window (default: one where a display is available)")
-    g.add_argument("--serve", nargs="?", const="", metavar="[HOST:]PORT",
-                   help="serve an MJPEG stream and a page showing it (default 127.0.0.1:8765; "
-                        "port 0 picks a free one); open it in a browser, VLC or OBS")
-    g.add_argument("--allow-remote", action="store_true",
-                   help="let --serve use an address other than loopback; without --token one is "
-                        "made and printed (in the address to open)")
-    g.add_argument("--token", metavar="T",
-                   help="--serve: access token every viewer needs (default: $FACEVEIL_TOKEN; "
-                        "needed off loopback); also the password a browser or VLC asks for")
-    g.add_argument("--image-quality", type=int, default=80, metavar="1..100",
-                   help="JPEG quality of the served frames (default 80)")
-    g.add_argument("--record", metavar="FILE",
-                   help="record the anonymized stream (.mp4, .mkv, .mov, .webm, .avi) at the pace "
-                        "it was seen; written under a temporary name and renamed at the end")
-    g.add_argument("--crf", type=int, default=23, metavar="N",
-                   help="--record: constant quality, lower is better and bigger (default 23)")
-    g.add_argument("--no-audio", action="store_true",
-                   help="--record: leave the source's sound out (default: copied when it has one)")
-    g.add_argument("--preset", default="ultrafast", metavar="NAME",
-                   help="--record: x264 speed preset (default ultrafast: the least CPU, taken from "
-                        "detection; veryfast makes ~2x smaller files for ~2x the CPU)")
-    g.add_argument("--fps-overlay", action="store_true",
-                   help="draw output fps, latency and dropped frames on the frames")
-    g.add_argument("--json", action="store_true", help="print the end summary as JSON on stdout")
-    g = live.add_argument_group("source")
-    g.add_argument("--timeout", type=float, metavar="S",
-                   help=f"seconds to wait for the source, to open it or for data, before it counts "
-                        f"as lost (default {d.open_timeout:g} to open, {d.read_timeout:g} for data)")
-    g.add_argument("--reconnect", type=int, default=d.reconnects, metavar="N",
-                   help=f"attempts to reconnect a stream or camera that dropped, waiting "
-                        f"{d.backoff:g} s, then twice as long each time, up to {d.backoff_max:g} s "
-                        f"(default {d.reconnects}; 0: stop at once)")
-    g = live.add_argument_group("detection and tracking")
-    g.add_argument("--detector", choices=detectors.names(), help=choices(detectors))
-    g.add_argument("--quality", choices=QUALITIES, help="speed against recall (default balanced)")
-    g.add_argument("--threshold", type=float, metavar="0..1",
-                   help="detection score threshold (default: set by --quality)")
-    g.add_argument("--threads", type=int, metavar="N", help="inference threads (default: all cores)")
-    g.add_argument("--device", choices=DEVICES,
-                   help="where the ONNX models run: cpu (default), auto, cuda, ... (as for run)")
-    g.add_argument("--detect-every", type=int, metavar="K",
-                   help="the detector runs beside the stream on the newest frame whenever it is "
-                        "free, but at most every K-th frame (a full scan or a quick pass, as for "
-                        "files); the frames in between wait for it and are interpolated "
-                        f"(default by --quality: {presets})")
-    g.add_argument("--detect-size", type=int, metavar="PX",
-                   help="long side of the picture the detector sees (default by --quality)")
-    g.add_argument("--scan-every", type=int, metavar="N",
-                   help="frames between full scans; quick passes in between (default by "
-                        "--quality, as for files: " + ", ".join(
-                            f"{q} {p.scan_every}" for q, p in PRESETS.items()) + ")")
-    g.add_argument("--hold", type=int, metavar="N",
-                   help="frames a face stays hidden after it was last seen (default 8)")
-    people(live, keep_note=". A face stays hidden until it is judged; judging takes ~80 ms a face, "
-                           "which the stream waits for (expect dropped frames)")
-    hiding(live)
-    common(live)
+    # a live run's outputs and source first, then the settings it shares with files
+    groups = {s: live.add_argument_group(s) for s in ("outputs (any number at once)", "source")}
+    add_arguments(live, "live", groups=groups, format_help={
+        "presets": presets, "scans": ", ".join(f"{q} {p.scan_every}" for q, p in PRESETS.items()),
+        "open": f"{d.open_timeout:g}", "read": f"{d.read_timeout:g}", "backoff": f"{d.backoff:g}",
+        "backoff_max": f"{d.backoff_max:g}", "reconnects": d.reconnects})
+    live.set_defaults(reconnect=d.reconnects)  # the default is LiveConfig's
 
 
 @contextlib.contextmanager

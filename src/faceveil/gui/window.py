@@ -1,7 +1,9 @@
 """The main window: open, review (keep/hide faces, draw missed ones), export.
 
 Thin: every decision about faces is `faceveil.review.Review`'s, every picture comes from the
-pipeline; the window turns clicks into calls and runs long work on a `Task` thread.
+pipeline; the window turns clicks into calls and runs long work on a `Task` thread. Its rooms:
+settings.py (the settings panel, built from the option table), preview.py (the frames the
+preview shows), widgets.py (the picture and the timeline), tasks.py (work off the Qt thread).
 """
 
 from __future__ import annotations
@@ -10,28 +12,22 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
-from PySide6.QtCore import QByteArray, QObject, QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
-    QComboBox,
     QDockWidget,
-    QDoubleSpinBox,
     QFileDialog,
-    QFormLayout,
     QHBoxLayout,
     QInputDialog,
     QLabel,
-    QLineEdit,
     QListWidget,
     QListWidgetItem,
     QMainWindow,
     QMessageBox,
     QProgressBar,
     QPushButton,
-    QSpinBox,
     QSplitter,
     QStyle,
     QToolButton,
@@ -39,18 +35,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..anonymization import effects
-from ..config import BACKGROUNDS, QUALITIES, SHAPES, PipelineConfig
-from ..detection import detectors
+from ..config import PipelineConfig
 from ..errors import FaceveilError
-from ..media.images import SUFFIXES, read_image
-from ..media.video import VIDEO_SUFFIXES, FrameReader
+from ..media.images import SUFFIXES
+from ..media.video import VIDEO_SUFFIXES
 from ..pipeline.pipeline import Pipeline
-from ..registry import extra_installed
 from ..review import Review, follow_in_video
 from ..sidecar import SCHEMA
 from ..types import Counts, Frame
-from .tasks import PREVIEW_SIDE, Previewer, PreviewRequest, Task
+from .preview import CameraFrames, PreviewFrames
+from .settings import SettingsPanel
+from .tasks import Previewer, PreviewRequest, Task
 from .widgets import Box, FrameView, Timeline
 
 log = logging.getLogger(__name__)
@@ -58,48 +53,6 @@ log = logging.getLogger(__name__)
 MEDIA_FILTER = "Pictures and videos ({})".format(
     " ".join(f"*{s}" for s in sorted(set(SUFFIXES) | VIDEO_SUFFIXES)))
 REVIEW_FILTER = "Saved reviews (*.faces.json *.json)"
-NO_BACKGROUND = "none"
-
-
-class _Frames:
-    """Originals for the preview, used on the preview thread only: one video reader (kept
-    for cheap next-frame reads) and the last picture."""
-
-    def __init__(self) -> None:
-        self._reader: FrameReader | None = None
-        self._key: tuple | None = None
-        self._picture: tuple[Path, np.ndarray] | None = None
-
-    def get(self, review: Review, index: int) -> np.ndarray:
-        if review.kind == "picture":
-            if self._picture is None or self._picture[0] != review.path:
-                rgb = read_image(review.path).rgb
-                s = min(1.0, PREVIEW_SIDE / max(rgb.shape[:2]))
-                if s < 1:
-                    rgb = cv2.resize(rgb, (round(rgb.shape[1] * s), round(rgb.shape[0] * s)),
-                                     interpolation=cv2.INTER_AREA)
-                self._picture = (review.path, rgb)
-            return self._picture[1]
-        key = (review.path, len(review.pts))
-        if self._reader is None or key != self._key:
-            if self._reader is not None:
-                self._reader.close()
-            self._reader, self._key = FrameReader(review.path, review.pts, max_side=PREVIEW_SIDE), key
-        return self._reader.image(index)
-
-
-class _CameraFrames(QObject):
-    """A live sink that hands each frame (original, anonymized) to the window's thread."""
-
-    frame = Signal(object, object)
-    name = "window"
-    wants_stop = False
-
-    def send(self, image: np.ndarray, frame: Any) -> None:
-        self.frame.emit(frame.image, image)
-
-    def close(self) -> None:
-        pass
 
 
 class MainWindow(QMainWindow):
@@ -119,7 +72,7 @@ class MainWindow(QMainWindow):
         self.config = PipelineConfig()
         self._detectors: dict[Any, Any] = {}  # DetectorConfig -> loaded detector
         self._render: Pipeline | None = None  # used by the preview thread only
-        self._frames = _Frames()
+        self._frames = PreviewFrames()
         self._preview_key = 0
         self._preview_meta = (0, 0, 0)  # (request key, picture width, height)
         self._task_what, self._note = "", ""
@@ -127,7 +80,7 @@ class MainWindow(QMainWindow):
         self.previewer = Previewer(self)
         self.previewer.ready.connect(self._preview_ready)
         self.previewer.failed.connect(self._preview_failed)
-        self.camera = _CameraFrames(self)
+        self.camera = CameraFrames(self)
         self.camera.frame.connect(self._camera_frame)
         self.play_timer = QTimer(self)
         self.play_timer.timeout.connect(self._play_step)
@@ -209,73 +162,15 @@ class MainWindow(QMainWindow):
         return b
 
     def _settings_dock(self) -> QDockWidget:
-        form = QFormLayout()
-
-        def combo(names: list[str], helps: dict[str, str] | None = None,
-                  available: dict[str, bool] | None = None) -> QComboBox:
-            c = QComboBox()
-            for i, n in enumerate(names):
-                c.addItem(n)
-                if helps and helps.get(n):
-                    c.setItemData(i, helps[n], Qt.ItemDataRole.ToolTipRole)
-                if available is not None and not available.get(n, True):
-                    c.model().item(i).setEnabled(False)
-            c.currentIndexChanged.connect(self._options_changed)
-            return c
-
-        self.method = combo(effects.names(), {e.name: e.help for e in effects.entries()})
-        self.strength = QDoubleSpinBox()
-        self.strength.setRange(0.05, 20.0)
-        self.strength.setSingleStep(0.25)
-        self.strength.setValue(1.0)
-        self.strength.setToolTip("blur: multiplies the blur scaled to each face")
-        self.blocks = QSpinBox()
-        self.blocks.setRange(2, 64)
-        self.blocks.setValue(8)
-        self.blocks.setToolTip("pixelate: mosaic blocks across a face")
-        self.color = QLineEdit("#000000")
-        self.color.setToolTip("solid: the colour, as #rrggbb, r,g,b or a name")
-        self.effect_image = QLineEdit()
-        self.effect_image.setPlaceholderText("picture to put over faces")
-        self.shape = combo(list(SHAPES))
-        self.detector = combo(detectors.names(), {e.name: e.help for e in detectors.entries()},
-                              {e.name: extra_installed(e.extra) for e in detectors.entries()})
-        self.quality = combo(list(QUALITIES))
-        self.quality.setCurrentText("balanced")
-        self.background = combo([NO_BACKGROUND, *BACKGROUNDS])
-        self.background_color = QLineEdit("#00b140")
-        self.background_image = QLineEdit()
-        self.background_image.setPlaceholderText("picture to put behind people")
-        for w in (self.strength, self.blocks):
-            w.valueChanged.connect(self._options_changed)
-        for w in (self.color, self.effect_image, self.background_color, self.background_image):
-            w.editingFinished.connect(self._options_changed)
-        self.reanalyse_button = QPushButton("Detect again with these settings")
-        self.reanalyse_button.setToolTip("Detector and quality apply when faces are detected; your "
-                                         "choices and drawn boxes are kept")
-        self.reanalyse_button.clicked.connect(self.analyse_again)
-
-        form.addRow(QLabel("<b>Hiding</b>"))
-        form.addRow("Method", self.method)
-        form.addRow("Strength", self.strength)
-        form.addRow("Blocks", self.blocks)
-        form.addRow("Colour", self.color)
-        form.addRow("Image", self.effect_image)
-        form.addRow("Shape", self.shape)
-        form.addRow(QLabel("<b>Detection</b>"))
-        form.addRow("Detector", self.detector)
-        form.addRow("Quality", self.quality)
-        form.addRow(self.reanalyse_button)
-        form.addRow(QLabel("<b>Background</b>"))
-        form.addRow("Background", self.background)
-        form.addRow("Colour", self.background_color)
-        form.addRow("Picture", self.background_image)
-        self.option_error = QLabel("")
-        self.option_error.setWordWrap(True)
-        self.option_error.setStyleSheet("color: #d04040")
-        form.addRow(self.option_error)
-        panel = QWidget()
-        panel.setLayout(form)
+        """The settings panel (gui/settings.py, built from the option table) in a dock."""
+        self.settings_panel = panel = SettingsPanel()
+        panel.changed.connect(self._options_changed)
+        panel.reanalyse_button.clicked.connect(self.analyse_again)
+        self.reanalyse_button = panel.reanalyse_button
+        # the controls, also as the window's attributes (window.method, window.blocks, ...)
+        for name, widget in panel.widgets.items():
+            setattr(self, name, widget)
+        self.effect_image = panel.widgets["image"]
         dock = QDockWidget("Settings", self)
         dock.setObjectName("settings")
         dock.setWidget(panel)
@@ -332,74 +227,31 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ settings remembered
 
-    _REMEMBERED = ("method", "shape", "detector", "quality", "background")
-
     def _restore(self) -> None:
         s = self.settings
-        for name in self._REMEMBERED:
-            value = s.value(f"options/{name}")
-            box: QComboBox = getattr(self, name)
-            if value is not None and box.findText(str(value)) >= 0:
-                box.blockSignals(True)
-                box.setCurrentText(str(value))
-                box.blockSignals(False)
-        for name, widget in (("strength", self.strength), ("blocks", self.blocks)):
-            value = s.value(f"options/{name}")
-            if value is not None:
-                widget.blockSignals(True)
-                widget.setValue(type(widget.value())(value))
-                widget.blockSignals(False)
-        for name in ("color", "effect_image", "background_color", "background_image"):
-            value = s.value(f"options/{name}")
-            if value is not None:
-                getattr(self, name).setText(str(value))
+        self.settings_panel.restore(s)
         if (geometry := s.value("window/geometry")) is not None:
             self.restoreGeometry(QByteArray(geometry))
         if (state := s.value("window/state")) is not None:
             self.restoreState(QByteArray(state))
 
     def _remember(self) -> None:
-        s = self.settings
-        for name in self._REMEMBERED:
-            s.setValue(f"options/{name}", getattr(self, name).currentText())
-        s.setValue("options/strength", self.strength.value())
-        s.setValue("options/blocks", self.blocks.value())
-        for name in ("color", "effect_image", "background_color", "background_image"):
-            s.setValue(f"options/{name}", getattr(self, name).text())
+        self.settings_panel.remember(self.settings)
 
     def options(self) -> dict[str, Any]:
         """The controls as the pipeline's flat options (what `faceveil run` flags set)."""
-        method = self.method.currentText()
-        background = self.background.currentText()
-        return {
-            "method": method, "strength": self.strength.value(), "blocks": self.blocks.value(),
-            "color": self.color.text().strip() or "#000000",
-            "image": self.effect_image.text().strip() or None if method == "image" else None,
-            "shape": self.shape.currentText(), "detector": self.detector.currentText(),
-            "quality": self.quality.currentText(),
-            "background": None if background == NO_BACKGROUND else background,
-            "background_color": self.background_color.text().strip() or "#00b140",
-            "background_image": (self.background_image.text().strip() or None)
-            if background == "image" else None,
-        }
+        return self.settings_panel.options()
 
     def _options_changed(self, *_: Any) -> None:
         if not self._ready:
             return
-        method, background = self.method.currentText(), self.background.currentText()
-        self.strength.setEnabled(method == "blur")
-        self.blocks.setEnabled(method == "pixelate")
-        self.color.setEnabled(method == "solid")
-        self.effect_image.setEnabled(method == "image")
-        self.background_color.setEnabled(background == "color")
-        self.background_image.setEnabled(background == "image")
         try:
             config = PipelineConfig.from_options(**self.options())
             render = Pipeline(config)
         except (FaceveilError, ValueError) as exc:
-            self.option_error.setText(str(exc))
+            self.settings_panel.show_error(str(exc))
             return
-        self.option_error.setText("")
+        self.settings_panel.show_error("")
         self.config, self._render = config, render
         self._remember()
         self._enable()

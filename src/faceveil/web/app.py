@@ -170,25 +170,8 @@ _JOB_ERRORS = {code: {"model": ErrorBody, "description": text} for code, text in
     (401, "missing or wrong token"), (404, "no such job (deleted or expired)"),
     (409, "not finished yet"))}
 def _option_fields() -> dict[str, str]:
-    """The form fields besides the files, with their choices from the registries."""
-    from ..anonymization import effects, masks
-    from ..config import BACKGROUNDS, QUALITIES
-    from ..detection import detectors
-
-    def one_of(names) -> str:
-        return " | ".join(names)
-
-    return {
-        "method": one_of(n for n in effects.names() if n not in web_options.WEB_EXCLUDED_METHODS),
-        "strength": "blur strength, 0.05..20", "blocks": "pixelate: blocks across a face, 2..64",
-        "color": "solid fill: #rrggbb, r,g,b or a name", "shape": one_of(masks.names()),
-        "detector": one_of(detectors.names()), "quality": one_of(QUALITIES),
-        "background": one_of(b for b in BACKGROUNDS if b not in web_options.WEB_EXCLUDED_BACKGROUNDS)
-        + " (default: left as is)",
-        "background_strength": "background blur strength", "background_color": "background colour",
-        "keep": "a person from the server's people gallery to leave visible (repeatable)",
-        "format": "pictures: " + one_of(web_options.OUTPUT_FORMATS),
-    }
+    """The form fields besides the files, from the option table (choices from the registries)."""
+    return web_options.form_fields()
 
 
 def _form_schema(field: str, many: bool) -> dict[str, Any]:

@@ -11,8 +11,9 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import BACKGROUNDS, QUALITIES, PipelineConfig
+from ..config import PipelineConfig
 from ..errors import ConfigError
+from ..options import BACKGROUND, DETECTION, HIDING, PEOPLE, Option, options_for
 from ..registry import extra_installed
 
 log = logging.getLogger(__name__)
@@ -20,7 +21,7 @@ log = logging.getLogger(__name__)
 # Options that need a file on the server, or leave faces visible (the web has no tuning view).
 WEB_EXCLUDED_METHODS = ("image", "none")
 WEB_EXCLUDED_BACKGROUNDS = ("image",)
-OUTPUT_FORMATS = {"keep": None, "jpeg": ".jpg", "png": ".png", "webp": ".webp"}
+OUTPUT_FORMATS = {"keep": None, "jpeg": ".jpg", "png": ".png", "webp": ".webp"}  # table: format
 
 def _hex(rgb: tuple[int, int, int]) -> str:
     return "#{:02x}{:02x}{:02x}".format(*rgb)
@@ -46,48 +47,110 @@ def people_names(gallery: str | None) -> list[str]:
         return []
 
 
-def describe(base: PipelineConfig) -> list[dict[str, Any]]:
-    """The options the page shows: name, label, kind, choices, default, range, when shown."""
-    from ..anonymization import effects, masks
-    from ..detection import detectors
-    from ..segmentation import segmenters
+# the page's sections, in the order it shows them
+WEB_SECTIONS = (HIDING, DETECTION, BACKGROUND, PEOPLE, "output")
 
-    segmenter_ok = extra_installed(segmenters.entry(base.background.segmenter).extra)
-    people = people_names(base.identity.gallery)
-    method = base.effect.method if base.effect.method not in WEB_EXCLUDED_METHODS else "blur"
-    backgrounds = [{"value": "", "label": "leave as is", "help": "", "available": True}] + [
-        {"value": b, "label": b, "help": _BACKGROUND_HELP.get(b, ""), "available": segmenter_ok}
-        for b in BACKGROUNDS if b not in WEB_EXCLUDED_BACKGROUNDS]
-    return [
-        {"name": "method", "label": "Hide faces with", "kind": "choice", "default": method,
-         "choices": _choices(effects, WEB_EXCLUDED_METHODS)},
-        {"name": "strength", "label": "Blur strength", "kind": "number", "min": 0.05, "max": 20,
-         "step": 0.05, "default": base.effect.strength, "when": {"method": ["blur"]}},
-        {"name": "blocks", "label": "Blocks across a face", "kind": "integer", "min": 2, "max": 64,
-         "step": 1, "default": base.effect.blocks, "when": {"method": ["pixelate"]}},
-        {"name": "color", "label": "Fill colour", "kind": "color", "default": _hex(base.effect.color),
-         "when": {"method": ["solid"]}},
-        {"name": "shape", "label": "Shape", "kind": "choice", "default": base.mask.shape,
-         "choices": _choices(masks)},
-        {"name": "detector", "label": "Detector", "kind": "choice", "default": base.detector.name,
-         "choices": _choices(detectors)},
-        {"name": "quality", "label": "Detection", "kind": "choice", "default": base.detector.quality,
-         "choices": [{"value": q, "label": q, "help": _QUALITY_HELP[q], "available": True}
-                     for q in QUALITIES]},
-        {"name": "background", "label": "Background", "kind": "choice",
-         "default": base.background.mode or "", "choices": backgrounds},
-        {"name": "background_strength", "label": "Background blur", "kind": "number", "min": 0.05,
-         "max": 20, "step": 0.05, "default": base.background.strength,
-         "when": {"background": ["blur"]}},
-        {"name": "background_color", "label": "Background colour", "kind": "color",
-         "default": _hex(base.background.color), "when": {"background": ["color"]}},
-        {"name": "keep", "label": "Leave visible", "kind": "multi", "default": [],
-         "choices": [{"value": n, "label": n, "help": "", "available": True} for n in people],
-         "help": "people from this computer's gallery (faceveil people add); everyone else is hidden"},
-        {"name": "format", "label": "Save pictures as", "kind": "choice", "default": "keep",
-         "choices": [{"value": k, "label": _FORMAT_LABEL[k], "help": "", "available": True}
-                     for k in OUTPUT_FORMATS]},
-    ]
+
+def web_options() -> list[Option]:
+    """The rows of the option table the web app offers, in the page's order."""
+    rows = options_for("web")
+    return sorted(rows, key=lambda o: WEB_SECTIONS.index(o.section)
+                  if o.section in WEB_SECTIONS else len(WEB_SECTIONS))
+
+
+def _kind(option: Option) -> str:
+    if option.type is tuple:
+        return "multi"
+    if option.choices is not None:
+        return "choice"
+    if option.name.endswith("color"):
+        return "color"
+    return {int: "integer", float: "number"}.get(option.type, "text")
+
+
+def _value(base: PipelineConfig, option: Option) -> Any:
+    """The option's value in the server's settings (its defaults, or its TOML file)."""
+    if option.config is None:
+        return option.default
+    section, name = option.config
+    return getattr(base if section is None else getattr(base, section), name)
+
+
+def _web_choices(option: Option, base: PipelineConfig) -> list[dict[str, Any]]:
+    if option.name == "method":
+        return _choices(option.registry(), WEB_EXCLUDED_METHODS)
+    if (registry := option.registry()) is not None:
+        return _choices(registry)
+    if option.name == "quality":
+        return [{"value": q, "label": q, "help": _QUALITY_HELP[q], "available": True}
+                for q in option.choice_names() or ()]
+    if option.name == "background":
+        from ..segmentation import segmenters
+
+        segmenter_ok = extra_installed(segmenters.entry(base.background.segmenter).extra)
+        return [{"value": "", "label": "leave as is", "help": "", "available": True}] + [
+            {"value": b, "label": b, "help": _BACKGROUND_HELP.get(b, ""), "available": segmenter_ok}
+            for b in option.choice_names() or () if b not in WEB_EXCLUDED_BACKGROUNDS]
+    if option.name == "keep":
+        return [{"value": n, "label": n, "help": "", "available": True}
+                for n in people_names(base.identity.gallery)]
+    if option.name == "format":
+        return [{"value": k, "label": _FORMAT_LABEL[k], "help": "", "available": True}
+                for k in option.choice_names() or ()]
+    raise AssertionError(f"the web app has no choices for {option.name!r}")  # a table row to add
+
+
+def describe(base: PipelineConfig) -> list[dict[str, Any]]:
+    """The options the page shows (name, label, kind, choices, default, range, when shown):
+    the option table's rows for the web, with the server's settings as defaults."""
+    described = []
+    for option in web_options():
+        kind = _kind(option)
+        spec: dict[str, Any] = {"name": option.name, "label": option.label or option.name,
+                                "kind": kind}
+        value = _value(base, option)
+        if kind == "color":
+            value = _hex(value)
+        elif kind == "multi":
+            value = []
+        elif option.name == "method" and value in WEB_EXCLUDED_METHODS:
+            value = "blur"
+        elif option.name == "background":
+            value = value or ""
+        elif option.name == "format":
+            value = "keep"
+        spec["default"] = value
+        if kind in ("integer", "number") and option.range is not None:
+            spec["min"], spec["max"] = option.range
+            spec["step"] = option.step or (1 if kind == "integer" else 0.05)
+        if option.when:
+            spec["when"] = {k: list(v) for k, v in option.when.items()}
+        if option.choices is not None or kind == "multi":
+            spec["choices"] = _web_choices(option, base)
+        if (text := option.per_door.get("web", {}).get("help")) is not None:
+            spec["help"] = text
+        described.append(spec)
+    return described
+
+
+def form_fields() -> dict[str, str]:
+    """The form fields besides the files (for the OpenAPI schema): choices or what they take."""
+    fields = {}
+    for option in web_options():
+        names = option.choice_names()
+        if option.name == "method":
+            names = [n for n in names or () if n not in WEB_EXCLUDED_METHODS]
+        elif option.name == "background":
+            names = [n for n in names or () if n not in WEB_EXCLUDED_BACKGROUNDS]
+        text = option.per_door.get("web", {}).get("help") or option.help_text()
+        if names and option.type is not tuple:
+            text = " | ".join(names) + (" (default: left as is)" if option.name == "background"
+                                        else "")
+        elif option.range is not None:
+            low, high = option.range
+            text = f"{text.split(' (default')[0]}, {low:g}..{high:g}"
+        fields[option.name] = text
+    return fields
 
 
 _QUALITY_HELP = {"fast": "quickest, may miss small faces", "balanced": "the default",
@@ -106,13 +169,16 @@ class Choice:
     out_suffix: str | None  # None: the original's format
 
 
-_NUMBERS = {"strength": float, "blocks": int, "background_strength": float}
-
-
 def parse(fields: dict[str, list[str]], base: PipelineConfig) -> Choice:
-    """Form fields (name -> values) -> settings. Unknown names and bad values are ConfigErrors."""
-    known = {"method", "strength", "blocks", "color", "shape", "detector", "quality", "background",
-             "background_strength", "background_color", "keep", "format"}
+    """Form fields (name -> values) -> settings. Unknown names and bad values are ConfigErrors.
+
+    The fields are the option table's rows for the web; `keep`, `background` and `format` have
+    checks of their own below, the others are read by their type.
+    """
+    rows = web_options()
+    known = {o.name for o in rows}
+    numbers = {o.name: o.type for o in rows if o.type in (int, float) and o.choices is None}
+    texts = [o.name for o in rows if o.type is str and o.name not in ("background", "format")]
     unknown = sorted(set(fields) - known)
     if unknown:
         raise ConfigError(f"unknown option {unknown[0]!r} (known: {', '.join(sorted(known))})")
@@ -124,10 +190,10 @@ def parse(fields: dict[str, list[str]], base: PipelineConfig) -> Choice:
         return values[0] if values else None
 
     options: dict[str, Any] = {}
-    for name in ("method", "color", "shape", "detector", "quality", "background_color"):
+    for name in texts:
         if (value := one(name)) is not None:
             options[name] = value
-    for name, kind in _NUMBERS.items():
+    for name, kind in numbers.items():
         if (value := one(name)) is not None:
             try:
                 options[name] = kind(value)
