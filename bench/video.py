@@ -339,6 +339,30 @@ class ToolRun:
         return min(self.rounds, key=lambda r: r.seconds) if self.rounds else None
 
 
+# The privacy figure printed beside the speed: the leak rate of `faceveil run` (defaults, solid
+# black) on the shared pan clip with exact boxes (bench/live.py's pan scene, same code), against
+# the rate before issue 22's video work (2026-12-03, commit 3308e46: 70 of 3,351 face-frames).
+PAN_LEAK_BEFORE = 70 / 3351
+
+
+def live_module() -> Any:
+    """bench/live.py, for the pan clip and its leak scoring."""
+    images_module()  # puts bench/ on sys.path
+    import live
+
+    return live
+
+
+def pan_leak(data: Path, outdir: Path, timeout: float) -> dict[str, Any]:
+    live = live_module()
+    try:
+        clip, boxes = live.prepare_pan(data)
+    except SystemExit as exc:
+        return {"error": str(exc)}
+    log("pan clip: faceveil run (defaults, solid black), scored by video_leaks.py ...")
+    return live.file_leaks(clip, boxes, outdir, data, timeout)
+
+
 def images_module() -> Any:
     """bench/images.py, for the helpers both benchmarks share (machine facts, CPU meter)."""
     here = str(Path(__file__).resolve().parent)
@@ -931,6 +955,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             log(f"timing faceveil with and without --keep on {len(people_clips)} clip(s), "
                 f"{args.repeat} round(s), outputs in {base}")
             pairs = time_people(people_clips, persons, people_infos, gallery, base, args)
+        leak: dict[str, Any] = {}
+        if tools_on and any(t.startswith("faceveil") for t in args.tools):
+            leak = pan_leak(data, base, args.timeout)
         with contextlib.suppress(OSError):
             facts["loadavg_after_timing"] = [round(v, 2) for v in os.getloadavg()]
         log("checking outputs ...")
@@ -975,6 +1002,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             print()
             print(table(rows, args.markdown))
             print()
+            if leak:
+                name = f"pan-clip leak rate (faceveil run, defaults) <= {PAN_LEAK_BEFORE:.4f} (before)"
+                if "error" in leak:
+                    targets.append({"target": name, "status": "FAIL", "detail": leak["error"]})
+                else:
+                    print(f"{bullet}privacy, same run: pan clip leak rate {leak['leak_rate']:.4f} "
+                          f"({leak['leaks']}/{leak['face_frames']} face-frames), file mode, defaults, "
+                          f"solid black, scored by ../shared/tools/video_leaks.py")
+                    targets.append({"target": name, "status":
+                                    "PASS" if leak["leak_rate"] <= PAN_LEAK_BEFORE else "FAIL",
+                                    "detail": f"{leak['leak_rate']:.4f} ({leak['leaks']}/"
+                                              f"{leak['face_frames']})"})
             for t in targets:
                 print(f"{t['status']}: {t['target']} -- {t['detail']}")
             print_notes(rows)
@@ -1007,7 +1046,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                     "duration": info.duration, "audio_packets": len(info.audio),
                                     "audio_codec": info.audio_codec}
                              for name, info in infos.items()},
-                   "results": rows,
+                   "results": rows, "pan_leak": leak,
                    "people": {"clips": {name: {"path": str(people_clips[name]), "person": persons[name],
                                                "frames": info.frames, "size": [info.width, info.height],
                                                "fps": info.fps, "duration": info.duration}
