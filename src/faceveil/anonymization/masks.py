@@ -150,13 +150,14 @@ class ShapeMask:
         """Alpha of one padded face box over its integer bounds (pixel centres sampled)."""
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
         ax, ay = max((box[2] - box[0]) / 2, 0.5), max((box[3] - box[1]) / 2, 0.5)
-        dx = np.abs((np.arange(bounds[0], bounds[2]) + 0.5 - cx) / ax)[None, :]
-        dy = np.abs((np.arange(bounds[1], bounds[3]) + 0.5 - cy) / ay)[:, None]
+        # float32 over the box's region only: the per-pixel work is most of a frame's rendering
+        dx = np.abs((np.arange(bounds[0], bounds[2]) + 0.5 - cx) / ax).astype(np.float32)[None, :]
+        dy = np.abs((np.arange(bounds[1], bounds[3]) + 0.5 - cy) / ay).astype(np.float32)[:, None]
         r = np.sqrt(dx * dx + dy * dy) if self.shape == "ellipse" else np.maximum(dx, dy)
         # Feather width: a fraction of the radius, but never under ~1.5 px (no jagged edges).
         f = max(self.config.feather, 1.5 / min(ax, ay)) if self.config.feather > 0 else 1e-6
-        t = np.clip((1.0 - r) / f, 0.0, 1.0)
-        return (t * t * (3 - 2 * t)).astype(np.float32)  # smoothstep
+        t = np.clip((1.0 - r) * np.float32(1.0 / f), 0.0, 1.0)
+        return t * t * (3 - 2 * t)  # smoothstep
 
 
 def EllipseMask(config: MaskConfig | None = None) -> ShapeMask:
