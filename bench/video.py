@@ -4,7 +4,10 @@ Every tool turns the same clip into an H.264 file with the same encoder settings
 --crf and --preset for all), keeping the audio, each as its own subprocess (process start-up,
 model loading and writing the file included), timed with the wall clock:
 
-- deface: its CLI, `deface -k`, with the encoder settings passed through `--ffmpeg-config`;
+- deface: its CLI, `deface -k`, with the encoder settings passed through `--ffmpeg-config`, run
+  from its own virtualenv (deface is not a dependency of faceveil; `make bench-deps` builds
+  `.venv-deface/` in the repo root; `--deface-venv DIR` or FACEVEIL_DEFACE_VENV=DIR point
+  elsewhere). Without it its rows are skipped, with a line saying so;
 - plain-transcode: decode every frame with PyAV and encode it again, audio packets copied: no
   detection, no blurring, the most any tool that re-encodes the video can do;
 - faceveil, faceveil-every3: `faceveil run` with its defaults, and with `--detect-every 3`.
@@ -57,6 +60,25 @@ CLIPS = {"720p": (1280, 720, 20.0), "1080p": (1920, 1080, 10.0)}  # width, heigh
 CLIP_CRF, CLIP_PRESET = 18, "veryfast"  # how the clips themselves are encoded (untimed)
 
 TOOLS = ("deface", "plain-transcode", "faceveil", "faceveil-every3")
+DEFAULT_DEFACE_VENV = REPO / ".venv-deface"  # `make bench-deps`
+DEFACE = {"venv": DEFAULT_DEFACE_VENV}  # set from --deface-venv in main
+
+
+def deface_executable(venv: Path) -> Path:
+    return venv / ("Scripts/deface.exe" if os.name == "nt" else "bin/deface")
+
+
+def deface_facts(venv: Path) -> dict[str, str]:
+    """deface's version and its ffmpeg's, asked of deface's own interpreter (best effort)."""
+    python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    code = ("import importlib.metadata as m, imageio_ffmpeg as f; "
+            "print(m.version('deface')); print(m.version('imageio-ffmpeg')); print(f.get_ffmpeg_exe())")
+    try:
+        out = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=60,
+                             check=True).stdout.split("\n")
+        return {"deface": out[0], "imageio_ffmpeg": out[1], "deface_ffmpeg": ffmpeg_version(out[2])}
+    except (OSError, subprocess.SubprocessError, IndexError):
+        return {"deface": "absent", "imageio_ffmpeg": "?", "deface_ffmpeg": "?"}
 FACEVEIL_FLAGS = {"faceveil": [], "faceveil-every3": ["--detect-every", "3"]}
 REFERENCE = "deface"
 LIMIT = "plain-transcode"
@@ -317,6 +339,30 @@ class ToolRun:
         return min(self.rounds, key=lambda r: r.seconds) if self.rounds else None
 
 
+# The privacy figure printed beside the speed: the leak rate of `faceveil run` (defaults, solid
+# black) on the shared pan clip with exact boxes (bench/live.py's pan scene, same code), against
+# the rate before issue 22's video work (2026-12-03, commit 3308e46: 70 of 3,351 face-frames).
+PAN_LEAK_BEFORE = 70 / 3351
+
+
+def live_module() -> Any:
+    """bench/live.py, for the pan clip and its leak scoring."""
+    images_module()  # puts bench/ on sys.path
+    import live
+
+    return live
+
+
+def pan_leak(data: Path, outdir: Path, timeout: float) -> dict[str, Any]:
+    live = live_module()
+    try:
+        clip, boxes = live.prepare_pan(data)
+    except SystemExit as exc:
+        return {"error": str(exc)}
+    log("pan clip: faceveil run (defaults, solid black), scored by video_leaks.py ...")
+    return live.file_leaks(clip, boxes, outdir, data, timeout)
+
+
 def images_module() -> Any:
     """bench/images.py, for the helpers both benchmarks share (machine facts, CPU meter)."""
     here = str(Path(__file__).resolve().parent)
@@ -349,8 +395,8 @@ def deface_config(crf: int, preset: str) -> dict[str, Any]:
 
 def command(tool: str, src: Path, dst: Path, crf: int, preset: str) -> list[str]:
     if tool == "deface":
-        return [executable("deface"), "-k", "--ffmpeg-config", json.dumps(deface_config(crf, preset)),
-                "-o", str(dst), str(src)]
+        return [str(deface_executable(DEFACE["venv"])), "-k", "--ffmpeg-config",
+                json.dumps(deface_config(crf, preset)), "-o", str(dst), str(src)]
     if tool == "plain-transcode":
         return [sys.executable, str(Path(__file__).resolve()), "--plain-transcode", str(src), str(dst),
                 "--crf", str(crf), "--preset", preset]
@@ -767,13 +813,7 @@ def video_facts() -> dict[str, Any]:
         facts["pyav_libavcodec"] = ".".join(map(str, av.library_versions["libavcodec"]))
     except Exception:  # facts are best effort
         facts["pyav_libavcodec"] = "?"
-    facts["imageio_ffmpeg"] = _version("imageio-ffmpeg")
-    try:
-        import imageio_ffmpeg
-
-        facts["deface_ffmpeg"] = ffmpeg_version(imageio_ffmpeg.get_ffmpeg_exe())
-    except Exception:
-        facts["deface_ffmpeg"] = "?"
+    facts.update(deface_facts(DEFACE["venv"]))
     return facts
 
 
@@ -823,6 +863,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--preset", default="medium", help="libx264 preset for every tool (default medium)")
     p.add_argument("--repeat", type=int, default=1, metavar="K",
                    help="run each tool K times per clip (order rotated each round), keep the best")
+    p.add_argument("--deface-venv", default=None, metavar="DIR",
+                   help="deface's own virtualenv (default: $FACEVEIL_DEFACE_VENV, else "
+                        f"{DEFAULT_DEFACE_VENV}, which `make bench-deps` builds)")
     p.add_argument("--timeout", type=float, default=1800, metavar="S",
                    help="give up on one run after S seconds (default 1800)")
     p.add_argument("--data", default=None,
@@ -862,7 +905,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         plain_transcode(Path(args.plain_transcode[0]), Path(args.plain_transcode[1]), args.crf, args.preset)
         return 0
 
-    tools_on, people_on = "tools" in args.sections, "people" in args.sections
+    DEFACE["venv"] = Path(args.deface_venv or os.environ.get("FACEVEIL_DEFACE_VENV")
+                          or DEFAULT_DEFACE_VENV)
+    skipped = ""
+    if "deface" in args.tools and not deface_executable(DEFACE["venv"]).is_file():
+        skipped = (f"deface: SKIPPED, no {deface_executable(DEFACE['venv'])} (`make bench-deps` "
+                   "builds it; --deface-venv DIR or FACEVEIL_DEFACE_VENV=DIR point elsewhere); "
+                   "its rows and the targets against it are left out")
+        log(skipped)
+        args.tools = [t for t in args.tools if t != "deface"]
+    tools_on, people_on = "tools" in args.sections and bool(args.tools), "people" in args.sections
     data = find_data(args.data, args.people_clips if people_on else ())
     facts = video_facts()
     clips = prepare_clips(args.clips, data, args.seconds) if tools_on else {}
@@ -903,6 +955,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             log(f"timing faceveil with and without --keep on {len(people_clips)} clip(s), "
                 f"{args.repeat} round(s), outputs in {base}")
             pairs = time_people(people_clips, persons, people_infos, gallery, base, args)
+        leak: dict[str, Any] = {}
+        if tools_on and any(t.startswith("faceveil") for t in args.tools):
+            leak = pan_leak(data, base, args.timeout)
         with contextlib.suppress(OSError):
             facts["loadavg_after_timing"] = [round(v, 2) for v in os.getloadavg()]
         log("checking outputs ...")
@@ -926,6 +981,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"{facts['imageio_ffmpeg']}: {facts['deface_ffmpeg']}), faceveil {facts['faceveil']}, "
                     f"numpy {facts['numpy']}")
         images_module().print_facts(facts, bullet, software)
+        if skipped:
+            print(f"{bullet}{skipped}")
         print(f"{bullet}best of {args.repeat} run(s); fps = input frames / wall time of the whole process")
 
         def shown(cmd: list[str]) -> str:
@@ -945,6 +1002,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             print()
             print(table(rows, args.markdown))
             print()
+            if leak:
+                name = f"pan-clip leak rate (faceveil run, defaults) <= {PAN_LEAK_BEFORE:.4f} (before)"
+                if "error" in leak:
+                    targets.append({"target": name, "status": "FAIL", "detail": leak["error"]})
+                else:
+                    print(f"{bullet}privacy, same run: pan clip leak rate {leak['leak_rate']:.4f} "
+                          f"({leak['leaks']}/{leak['face_frames']} face-frames), file mode, defaults, "
+                          f"solid black, scored by ../shared/tools/video_leaks.py")
+                    targets.append({"target": name, "status":
+                                    "PASS" if leak["leak_rate"] <= PAN_LEAK_BEFORE else "FAIL",
+                                    "detail": f"{leak['leak_rate']:.4f} ({leak['leaks']}/"
+                                              f"{leak['face_frames']})"})
             for t in targets:
                 print(f"{t['status']}: {t['target']} -- {t['detail']}")
             print_notes(rows)
@@ -977,7 +1046,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                     "duration": info.duration, "audio_packets": len(info.audio),
                                     "audio_codec": info.audio_codec}
                              for name, info in infos.items()},
-                   "results": rows,
+                   "results": rows, "pan_leak": leak,
                    "people": {"clips": {name: {"path": str(people_clips[name]), "person": persons[name],
                                                "frames": info.frames, "size": [info.width, info.height],
                                                "fps": info.fps, "duration": info.duration}

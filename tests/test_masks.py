@@ -266,3 +266,24 @@ def test_face_size_of_a_patch_is_its_largest_face(boxes, largest):
 def test_face_size_uses_the_detected_box_not_the_padded_or_clipped_one():
     (p,) = render([[-20, 10, 20, 50]], scale=2.0).patches  # half outside the frame
     assert p.face_size == pytest.approx(40.0)
+
+
+@pytest.mark.parametrize("mask_shape", SHAPES)
+@pytest.mark.parametrize(("score", "factor"), [(0.9, 1.0), (0.6, 1.0), (0.4, 1.15), (0.2, 1.3),
+                                               (0.05, 1.3)])
+def test_unsure_detections_get_a_wider_mask(mask_shape, score, factor):
+    """A detector places the box of a face it is unsure of less well: the padding grows as the
+    score falls (score_padding), and a sure face keeps `scale` exactly."""
+    box = [100, 60, 140, 110]
+    d = make_detections([box], scores=np.array([score], np.float32))
+    mask = ShapeMask(MaskConfig(shape=mask_shape)).render(d, (200, 300))
+    (patch,) = mask.patches
+    w, h = patch.boxes[0, 2] - patch.boxes[0, 0], patch.boxes[0, 3] - patch.boxes[0, 1]
+    assert w == pytest.approx(40 * 1.3 * factor, rel=1e-4)
+    assert h == pytest.approx(50 * 1.3 * factor, rel=1e-4)
+    # the opaque part covers the whole core of a face whose box sits a fifth of its size off
+    # only when the detector was unsure enough to widen it
+    alpha = mask.to_array()
+    core = alpha[int(85 - 0.3 * 50 + 10):int(85 + 0.3 * 50 + 10), (120 - 12 + 8):(120 + 12 + 8)]
+    if mask_shape == "ellipse":  # (a box's corners reach further)
+        assert (core.min() >= 0.99) == (factor >= 1.3)

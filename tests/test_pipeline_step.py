@@ -54,21 +54,24 @@ def test_presets_are_one_table_for_files_and_live():
     assert (v.detect_size, v.detect_every, v.scan_every) == (320, 1, PRESETS["balanced"].scan_every)
 
 
-@pytest.mark.parametrize(("live", "known_face", "full", "scan", "side"), [
+@pytest.mark.parametrize(("live", "known_face", "full", "scan", "side", "coarse"), [
     # file: a quick pass shows the smallest known face at 16 px, at least 320 px
-    (False, 80, 1280, False, 320),
-    (False, 20, 1280, False, 640),  # ... at most the scan's 640
-    (False, 40, 640, False, 320),
+    (False, 80, 1280, False, 320, False),
+    (False, 20, 1280, False, 640, False),  # ... at most the scan's 640
+    (False, 40, 640, False, 320, False),
+    (False, 128, 1280, False, 320, True),  # a face of COARSE_FACE px at that size: coarse too
     # live: also new faces of 20 px at 10 px: at least half the frame
-    (True, 80, 1280, False, 640),
-    (True, 80, 640, False, 320),
-    (True, 20, 640, False, 512),
+    (True, 80, 1280, False, 640, True),
+    (True, 80, 640, False, 320, True),
+    (True, 20, 640, False, 512, False),
 ])
-def test_the_schedule_plans_scans_and_quick_passes(live, known_face, full, scan, side):
+def test_the_schedule_plans_scans_and_quick_passes(live, known_face, full, scan, side, coarse):
     s = Schedule(VideoConfig(detect_size=640, scan_every=8, detect_every=2), live=live)
     known = np.array([[10, 10, 10 + known_face, 10 + known_face]], np.float32)
     assert s.plan(0, cut=False, full=full, known=known) == Pass(True, min(640, full))
-    assert s.plan(2, cut=False, full=full, known=known) == Pass(scan, side)
+    quick = s.plan(2, cut=False, full=full, known=known)
+    assert (quick.scan, quick.side, quick.coarse) == (scan, side, coarse)
+    assert (quick.regions is None) == live, "a file's quick pass looks around the known faces"
     assert s.plan(4, cut=True, full=full, known=known).scan, "a cut gets a full scan"
     assert s.plan(11, cut=False, full=full, known=known).scan is False
     assert s.plan(12, cut=False, full=full, known=known).scan, "8 frames after the last scan"
@@ -284,3 +287,69 @@ def test_keep_and_only_work_live(pan, file_leaks, centerface, tmp_path, astronau
         assert leaked <= max(2 * file_leaks[1] / file_leaks[0], 0.01) * faces, (leaked, faces)
     else:
         assert leaked >= 0.2 * faces, "kept faces are shown"
+
+
+class _Recorder:
+    """A detector that records the scales each detection ran at (for the plan's passes)."""
+
+    def __init__(self) -> None:
+        self.runs: list[list[float]] = []
+
+    def scales(self, height: int, width: int) -> list[float]:
+        return [1.0, 0.5, 0.25]
+
+    def detect_at(self, frame, scales) -> Detections:
+        self.runs.append(list(scales))
+        return Detections.empty()
+
+
+@pytest.mark.parametrize(("plan", "scales"), [
+    (Pass(True, 640), [1.0, 0.5]),  # a scan: every pass whose frame is COARSE_MIN px or more
+    (Pass(False, 640), [1.0]),  # a quick pass: native pixels only
+    (Pass(False, 640, coarse=True), [1.0, 0.5]),  # ... and the coarse ones for big faces
+])
+def test_a_pass_runs_the_planned_scales(plan, scales):
+    from faceveil.pipeline.step import detect
+
+    rec = _Recorder()
+    detect(rec, np.zeros((360, 640, 3), np.uint8), plan, (1280, 720))
+    assert rec.runs == [scales]
+
+
+def test_follow_regions_grow_each_face_and_merge_overlaps():
+    from faceveil.pipeline.step import REGION_PAD, follow_regions
+
+    boxes = np.array([[100, 100, 120, 130], [125, 100, 145, 130], [400, 300, 410, 310]], np.float32)
+    regions = sorted(follow_regions(boxes))
+    pad = REGION_PAD * 30  # the first two faces' size: they overlap once grown, one rectangle
+    assert regions[0] == pytest.approx((100 - pad, 100 - pad, 145 + pad, 130 + pad))
+    assert regions[1] == pytest.approx((400 - REGION_PAD * 10, 300 - REGION_PAD * 10,
+                                        410 + REGION_PAD * 10, 310 + REGION_PAD * 10))
+
+
+def test_a_files_quick_pass_looks_only_around_followed_faces():
+    """A face far from every followed one is not looked for by a file's quick pass (the next
+    full scan finds it and `lead` hides it back to there); the followed face is found, in frame
+    pixels; live always looks at the whole frame."""
+    from faceveil.pipeline.step import detect
+
+    frame = np.full((360, 640, 3), 128, np.uint8)
+    known = np.array([[100, 100, 140, 150]], np.float32)
+    file_plan = Schedule(VideoConfig(detect_size=640, scan_every=8, detect_every=2))
+    file_plan.plan(0, cut=False, full=640, known=known)
+    quick = file_plan.plan(2, cut=False, full=640, known=known)
+    assert not quick.scan and quick.regions
+    live_plan = Schedule(VideoConfig(detect_size=640, scan_every=8, detect_every=2), live=True)
+    live_plan.plan(0, cut=False, full=640, known=known)
+    assert live_plan.plan(2, cut=False, full=640, known=known).regions is None
+
+    class Spy(_Recorder):
+        def detect_at(self, f, scales):
+            self.runs.append(f.image.shape[:2])
+            h, w = f.image.shape[:2]
+            return Detections(np.array([[w / 2 - 20, h / 2 - 25, w / 2 + 20, h / 2 + 25]], np.float32), [0.9])
+
+    spy = Spy()
+    found = detect(spy, frame, quick, (640, 360))
+    assert len(spy.runs) == 1 and spy.runs[0][0] * spy.runs[0][1] < 0.6 * 640 * 360
+    assert found.xyxy[0] == pytest.approx([100, 100, 140, 150], abs=1)
