@@ -247,3 +247,30 @@ def test_thorough_hides_big_faces_regular_passes_miss(wider, name, why):
     missed = [box for box, ign in zip(entry["boxes"], entry["ignore"], strict=True)
               if not ign and box[3] - box[1] >= 64 and not face_covered(changed, box)]
     assert not missed, why
+
+
+class _Seeded(ScaledDetector):
+    """No model: only the closer look's window planning is exercised."""
+
+    name = "seeded"
+    closer_seed = 0.05
+
+
+def test_closer_windows_cover_small_seeds_within_the_budget():
+    det = _Seeded(DetectorConfig(name="seeded", quality="balanced"))
+    assert det.closer_look()
+    seeds = Detections([[100, 100, 112, 114],  # small, unsure
+                        [130, 104, 142, 118],  # its neighbour: one window for both
+                        [600, 300, 620, 322],  # elsewhere, likelier
+                        [300, 300, 400, 420]],  # too big to need a closer look
+                       [0.08, 0.06, 0.12, 0.1])
+    windows = det.closer_windows(seeds, 480, 800)
+    assert len(windows) == 2
+    assert windows[0][0] <= 300 <= 322 <= windows[0][2]  # the likeliest first
+    for (x1, y1, x2, y2) in seeds.xyxy[:3]:
+        assert any(y0 <= y1 and y2 <= yy and x0 <= x1 and x2 <= xx for y0, x0, yy, xx in windows)
+    for y0, x0, y1, x1 in windows:  # never around the big face
+        assert not (y0 <= 360 < y1 and x0 <= 350 < x1)
+    det.closer_budget = 0.02  # a 96 px window is 2.4% of 480x800: none fits
+    assert det.closer_windows(seeds, 480, 800) == []
+    assert det.closer_windows(Detections.empty(), 480, 800) == []
