@@ -50,6 +50,7 @@ REFERENCE = "deface"
 
 # Targets (see README): balanced against deface, thorough against absolute figures.
 BALANCED_SPEEDUP = 1.5
+BALANCED_RECALL_16 = 0.97  # issue 22: thorough's recall at balanced's cost
 THOROUGH_RECALL_16 = 0.97
 THOROUGH_RECALL_64 = 0.995
 THOROUGH_COLLATERAL = 0.03
@@ -485,6 +486,11 @@ def check_targets(rows: list[dict], scored: bool = True) -> list[dict]:
         target(name, ok, "; ".join(parts))
     else:
         target(name, None, "needs deface and faceveil-balanced in --tools")
+    name = f"faceveil-balanced recall >= {BALANCED_RECALL_16} for faces >= 16 px"
+    if balanced and scored:
+        target(name, balanced["recall_ge16"] >= BALANCED_RECALL_16, _fmt_recall(balanced["recall_ge16"]))
+    else:
+        target(name, None, "not scored (--format jpg)" if balanced else "needs faceveil-balanced")
     name = f"faceveil-balanced pictures/s >= {BALANCED_SPEEDUP}x deface's"
     if deface and balanced:
         ratio = balanced["speed_vs_deface"]
