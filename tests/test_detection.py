@@ -274,3 +274,21 @@ def test_closer_windows_cover_small_seeds_within_the_budget():
     det.closer_budget = 0.02  # a 96 px window is 2.4% of 480x800: none fits
     assert det.closer_windows(seeds, 480, 800) == []
     assert det.closer_windows(Detections.empty(), 480, 800) == []
+
+
+def test_balanced_looks_closer_at_unsure_small_faces(centerface, wider):
+    """On a crowd, the closer look keeps every face the plain passes find and adds faces where
+    the native pass was unsure; thorough and fast do not take it."""
+    root, entries = wider
+    entry = max(entries, key=lambda e: len(e["boxes"]))
+    frame = Frame(read_image(root / entry["file"]).rgb)
+    assert centerface.closer_look()
+    closer = centerface.detect(frame)
+    h, w = frame.image.shape[:2]
+    plain = centerface.detect_at(frame, centerface.scales(h, w))
+    for box in plain.xyxy:
+        assert max((iou(box, b) for b in closer.xyxy), default=0) > 0.5, box
+    assert len(closer) > len(plain)
+    for quality in ("fast", "thorough"):
+        assert not create_detector(DetectorConfig(quality=quality)).closer_look()
+    assert not create_detector(DetectorConfig(threshold=0.3)).closer_look()

@@ -117,6 +117,7 @@ class ScaledDetector:
     closer_zoom = 2.0
     closer_budget = 0.25
     closer_cell = 32  # windows are merged on a grid of cells this many px wide
+    closer_window_max = 256  # ... into windows of at most this many px a side
     #: None: a closer look keeps what scores the threshold; else also what it and its mirror
     #: image both find (boxes overlapping by view_agreement IoU) with at least this score.
     closer_accept: float | None = None
@@ -190,11 +191,19 @@ class ScaledDetector:
             np.maximum(best[gy0:gy1, gx0:gx1], score, out=best[gy0:gy1, gx0:gx1])
         count, labels, stats, _ = cv2.connectedComponentsWithStats(grid, connectivity=8)
         windows = []
+        side = self.closer_window_max // cell
         for label in range(1, count):
             gx, gy, gw_, gh_ = (int(v) for v in stats[label, :4])
-            y0, x0 = gy * cell, gx * cell
-            y1, x1 = min(height, (gy + gh_) * cell), min(width, (gx + gw_) * cell)
-            windows.append((float(best[labels == label].max()), (y0, x0, y1, x1)))
+            mine = np.where(labels == label, best, 0)
+            # a big group (a crowd) is cut into windows of at most closer_window_max px, so that
+            # the budget takes its likeliest parts rather than all or nothing
+            for ty in range(gy, gy + gh_, side):
+                for tx in range(gx, gx + gw_, side):
+                    ty1, tx1 = min(gy + gh_, ty + side), min(gx + gw_, tx + side)
+                    score = float(mine[ty:ty1, tx:tx1].max())
+                    if score > 0:
+                        windows.append((score, (ty * cell, tx * cell, min(height, ty1 * cell),
+                                                min(width, tx1 * cell))))
         windows.sort(key=lambda t: -t[0])
         budget = self.closer_budget * height * width
         out = []
