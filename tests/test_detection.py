@@ -107,10 +107,11 @@ def test_tiled_detection_matches_whole_frame(centerface, wider):
     root, entries = wider
     entry = sorted(entries, key=lambda e: len(e["boxes"]))[len(entries) // 2]
     frame = Frame(read_image(root / entry["file"]).rgb)
-    whole = centerface.detect(frame)
+    scales = centerface.scales(*frame.image.shape[:2])  # the passes (the closer look aside)
+    whole = centerface.detect_at(frame, scales)
     tiled = create_detector(DetectorConfig())
     tiled.tile_size, tiled.tile_overlap = 384, 96
-    parts = tiled.detect(frame)
+    parts = tiled.detect_at(frame, scales)
     big = whole[whole.heights >= 16]
     for box in big.xyxy:
         assert max((iou(box, b) for b in parts.xyxy), default=0) > 0.5, box
