@@ -30,7 +30,7 @@ class CenterFaceDetector(ScaledDetector):
         if self.config.quality == "balanced" and self.config.threshold is None:
             # Pictures: a closer look around the native pass's unsure small candidates (scores
             # 0.05-0.15, at most 40 px): each window and its mirror image are looked at again,
-            # and a face both find with 0.08 or more is kept. Costs ~10% more model pixels on
+            # and a face both find with 0.08 or more is kept. Costs ~14% more model pixels on
             # the WIDER subset (where it was measured; bench/README.md). Video is unaffected:
             # its frame step calls detect_at.
             self.closer_seed, self.closer_zoom, self.closer_accept = 0.05, 1.0, 0.08
