@@ -1,18 +1,19 @@
 """Side-by-side benchmark on still pictures: faceveil (fast / balanced / thorough) against deface,
 and every detector of faceveil's registry at balanced (faceveil-balanced-<detector>).
 
-Every tool reads the same WIDER FACE validation JPEGs and writes PNG files (lossless, so the
-changed pixels are exactly what the tool changed) into its own temporary folder, in one process
-on one machine. Model loading and one warm-up picture are not timed; the loop over all pictures
-is, with the wall clock. Afterwards each output is scored against the decoded input with
-`faceveil.evaluation.CoverageScore`.
+Every tool is its command-line program, run once over all pictures (one call, start-up and model
+loading included, as a user runs it): deface 1.5.0's CLI from its own venv (`make bench-deps`,
+`--deface-venv`), faceveil's `run` from this checkout. Each reads the same WIDER FACE validation
+JPEGs and writes PNG files (lossless, so the changed pixels are exactly what the tool changed;
+`--format jpg` times JPEG out, unscored) into its own temporary folder. The wall clock times each
+call; with --repeat the tools take turns, round after round. Afterwards each output is scored
+against the decoded input with `faceveil.evaluation.CoverageScore`.
 
     .venv/bin/python bench/images.py                      # all tools, all 274 pictures
     .venv/bin/python bench/images.py --limit 20 --tools deface,faceveil-balanced
     .venv/bin/python bench/images.py --limit 60 --tools faceveil-balanced,faceveil-balanced-yunet
 
-deface is not a dependency of faceveil: install it beside (pip install deface==1.5.0) to have its
-row; without it the row is left out with a note.
+deface is not a dependency of faceveil: without its venv its row is left out with a note.
     .venv/bin/python bench/images.py --markdown --json bench/out/results.json --check
 
 Progress goes to stderr; machine facts, the results table and the targets go to stdout.
@@ -25,7 +26,6 @@ import argparse
 import contextlib
 import datetime as dt
 import gc
-import io
 import json
 import math
 import os
@@ -50,6 +50,7 @@ REFERENCE = "deface"
 
 # Targets (see README): balanced against deface, thorough against absolute figures.
 BALANCED_SPEEDUP = 1.5
+BALANCED_RECALL_16 = 0.97  # issue 22: thorough's recall at balanced's cost
 THOROUGH_RECALL_16 = 0.97
 THOROUGH_RECALL_64 = 0.995
 THOROUGH_COLLATERAL = 0.03
@@ -66,101 +67,122 @@ def log(message: str) -> None:
 
 
 class Tool:
+    """One command-line tool, run once over all pictures, file to file, like a user would."""
+
     name: str
 
     def load(self) -> None:
-        """Load models; not timed."""
+        """Check the tool is there; not timed."""
+
+    def command(self, inputs: Sequence[Path], outdir: Path) -> list[str]:
+        raise NotImplementedError
+
+    def output_of(self, link: Path, outdir: Path) -> Path:
+        """Where the tool wrote its result for the input `link`."""
+        return outdir / link.name
+
+    def env(self) -> dict[str, str]:
+        return dict(os.environ)
 
     def run(self, jobs: Sequence[Job], progress: Progress) -> list[str | None]:
-        """Process every job file to file; one error message (or None) per job."""
-        raise NotImplementedError
+        """All jobs in one call of the tool (start-up and model loading included, for every tool
+        alike). The inputs are symbolic links named like the wanted outputs, in a folder of their
+        own, so the shared data is never written to and both tools pick the format from the name."""
+        import subprocess
+
+        if not jobs:
+            return []
+        work = Path(tempfile.mkdtemp(prefix="in-", dir=jobs[0][1].parent))
+        outdir = Path(tempfile.mkdtemp(prefix="out-", dir=jobs[0][1].parent))
+        try:
+            links = []
+            for src, dst in jobs:
+                link = work / dst.name
+                link.symlink_to(src.resolve())
+                links.append(link)
+            proc = subprocess.run(self.command(links, outdir), capture_output=True, text=True,
+                                  env=self.env(), check=False)
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+            errors: list[str | None] = []
+            for link, (_, dst) in zip(links, jobs, strict=True):
+                made = self.output_of(link, outdir)
+                if made.is_file():
+                    made.replace(dst)
+                    errors.append(None)
+                else:
+                    errors.append(f"no output (exit {proc.returncode}: {' | '.join(tail)})")
+            progress(len(jobs))
+            return errors
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+            shutil.rmtree(outdir, ignore_errors=True)
 
     def describe(self) -> str:
         return self.name
 
 
+def deface_venv(arg: str | None = None) -> Path:
+    """deface's own virtual environment: --deface-venv, $FACEVEIL_DEFACE_VENV, else
+    <repo>/.venv-deface (made by `make bench-deps`). deface is not a dependency of faceveil."""
+    return Path(arg or os.environ.get("FACEVEIL_DEFACE_VENV") or REPO / ".venv-deface").expanduser()
+
+
 class DefaceTool(Tool):
-    """deface 1.5.0 as its CLI runs it on a picture, with its CLI defaults, in-process."""
+    """deface 1.5.0's CLI from its own venv, with its CLI defaults, all pictures in one call."""
 
     name = "deface"
-    threshold = 0.2  # deface --thresh default
-    mask_scale = 1.3  # deface --mask-scale default
 
-    def __init__(self) -> None:
-        self.provider = ""
+    def __init__(self, venv: Path) -> None:
+        self.venv = venv
+        self.exe = venv / "bin" / "deface"
+        self.version = "?"
 
     def load(self) -> None:
-        from deface.centerface import CenterFace
-        from deface.deface import image_detect
+        import subprocess
 
-        buf = io.StringIO()
-        with contextlib.redirect_stdout(buf):  # it prints "Running on <provider>."
-            self.centerface = CenterFace(in_shape=None, backend="auto")
-        self.provider = buf.getvalue().strip()
-        self._image_detect = image_detect
+        out = subprocess.run([str(self.venv / "bin" / "python"), "-c",
+                              "import importlib.metadata as m; print(m.version('deface'))"],
+                             capture_output=True, text=True, check=False)
+        self.version = out.stdout.strip() or "?"
 
-    def run(self, jobs: Sequence[Job], progress: Progress) -> list[str | None]:
-        errors: list[str | None] = []
-        for i, (src, dst) in enumerate(jobs, 1):
-            try:
-                self._image_detect(
-                    str(src), str(dst), self.centerface, threshold=self.threshold,
-                    replacewith="blur", mask_scale=self.mask_scale, ellipse=True,
-                    draw_scores=False, enable_preview=False, keep_metadata=False,
-                )
-                errors.append(None)
-            except Exception as exc:  # one bad picture must not stop the benchmark
-                errors.append(f"{type(exc).__name__}: {exc}")
-            progress(i)
-        return errors
+    def command(self, inputs: Sequence[Path], outdir: Path) -> list[str]:
+        return [str(self.exe), *map(str, inputs)]
+
+    def output_of(self, link: Path, outdir: Path) -> Path:
+        return link.with_name(f"{link.stem}_anonymized{link.suffix}")  # deface's own naming
 
     def describe(self) -> str:
-        sess = getattr(self.centerface, "sess", None)
-        providers = ", ".join(sess.get_providers()) if sess is not None else self.provider or "?"
-        return (f"deface: CenterFace ({self.centerface.backend}: {providers}), "
-                f"threshold {self.threshold}, mask scale {self.mask_scale}, ellipse blur")
+        return (f"deface {self.version}: `{self.exe} IN...` (its defaults: CenterFace at full size, "
+                "threshold 0.2, mask scale 1.3, ellipse blur; JPEG through imageio, quality 75)")
 
 
 class FaceveilTool(Tool):
-    """faceveil through its public API, on the CLI's path: run_images with read-ahead/write-behind."""
+    """faceveil's CLI (`python -m faceveil run FOLDER -o FOLDER`), from this checkout's src/."""
 
     def __init__(self, quality: str, detector: str | None = None) -> None:
         self.quality, self.detector = quality, detector
         self.name = f"faceveil-{quality}" + (f"-{detector}" if detector else "")
 
-    def load(self) -> None:
-        from faceveil.config import PipelineConfig
-        from faceveil.pipeline import Pipeline
+    def flags(self) -> list[str]:
+        return ["--quality", self.quality, "--detector", self.detector or "centerface"]
 
-        config = PipelineConfig().replace(quality=self.quality, detector=self.detector or "centerface")
-        self.pipeline = Pipeline(config)
-        _ = self.pipeline.detector  # the detector loads lazily: load it now, outside the timing
+    def command(self, inputs: Sequence[Path], outdir: Path) -> list[str]:
+        return [sys.executable, "-m", "faceveil", "run", str(inputs[0].parent), "-o", str(outdir),
+                *self.flags(), "-q", "--no-progress"]
 
-    def run(self, jobs: Sequence[Job], progress: Progress) -> list[str | None]:
-        from faceveil.pipeline.runner import ImageJob, WriteOptions, run_images
-
-        image_jobs = [ImageJob(src, dst) for src, dst in jobs]
-
-        def on_progress(event: Any) -> None:
-            if event.stage == "file":
-                progress(event.done)
-
-        results = run_images(image_jobs, self.pipeline, WriteOptions(), on_progress=on_progress)
-        by_input = {r.job.input: r for r in results}
-        return [None if by_input[j.input].ok else by_input[j.input].error for j in image_jobs]
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "src"), env.get("PYTHONPATH")]))
+        return env
 
     def describe(self) -> str:
-        det = self.pipeline.config.detector
-        mask = self.pipeline.config.mask
-        threshold = det.threshold if det.threshold is not None else getattr(
-            self.pipeline.detector, "thresholds", {}).get(det.quality, "?")
-        return (f"{self.name}: {det.name}, quality {det.quality}, threshold {threshold}, "
-                f"mask {mask.shape} x{mask.scale}, effect {self.pipeline.config.effect.method}")
+        return (f"{self.name}: `faceveil run IN/ -o OUT/ {' '.join(self.flags())}` (JPEG: the "
+                "source's quality and chroma subsampling)")
 
 
-def make_tool(name: str) -> Tool:
+def make_tool(name: str, venv: Path | None = None) -> Tool:
     if name == "deface":
-        return DefaceTool()
+        return DefaceTool(venv or deface_venv())
     quality, _, detector = name.removeprefix("faceveil-").partition("-")
     return FaceveilTool(quality, detector or None)
 
@@ -190,7 +212,6 @@ def machine_facts() -> dict[str, Any]:
         "platform": platform.platform(),
         "python": platform.python_version(),
         "onnxruntime": _version("onnxruntime"),
-        "deface": _version("deface"),
         "faceveil": _version("faceveil"),
         "numpy": _version("numpy"),
         "pillow": _version("pillow"),
@@ -237,8 +258,9 @@ class CpuMeter:
         return sum(values) - values[3] - values[4]  # all but idle and iowait
 
     def _snap(self) -> tuple[float, int | None, float]:
-        own = os.times()
-        return time.perf_counter(), self._busy(), own.user + own.system
+        own = os.times()  # this process and the tool processes it waited for
+        return (time.perf_counter(), self._busy(),
+                own.user + own.system + own.children_user + own.children_system)
 
     def others_share(self) -> float | None:
         t1, busy1, own1 = self._snap()
@@ -464,6 +486,11 @@ def check_targets(rows: list[dict], scored: bool = True) -> list[dict]:
         target(name, ok, "; ".join(parts))
     else:
         target(name, None, "needs deface and faceveil-balanced in --tools")
+    name = f"faceveil-balanced recall >= {BALANCED_RECALL_16} for faces >= 16 px"
+    if balanced and scored:
+        target(name, balanced["recall_ge16"] >= BALANCED_RECALL_16, _fmt_recall(balanced["recall_ge16"]))
+    else:
+        target(name, None, "not scored (--format jpg)" if balanced else "needs faceveil-balanced")
     name = f"faceveil-balanced pictures/s >= {BALANCED_SPEEDUP}x deface's"
     if deface and balanced:
         ratio = balanced["speed_vs_deface"]
@@ -617,6 +644,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--tools", default=",".join(TOOLS),
                    help=f"comma-separated, from: {', '.join(TOOLS)} (default: all)")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N pictures")
+    p.add_argument("--every", type=int, default=1, metavar="K",
+                   help="only every K-th picture (a sample across all events; before --limit)")
     p.add_argument("--data", default=None,
                    help=f"shared data folder (default: $FACEVEIL_DATA, else {DEFAULT_DATA})")
     p.add_argument("--repeat", type=int, default=1, metavar="K",
@@ -631,17 +660,28 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--json", default=None, metavar="PATH", help="write all figures as JSON")
     p.add_argument("--markdown", action="store_true", help="print the results table as Markdown")
     p.add_argument("--check", action="store_true", help="exit 1 when a target fails")
+    p.add_argument("--deface-venv", default=None, metavar="DIR",
+                   help="deface's own venv (default: $FACEVEIL_DEFACE_VENV, else "
+                        "<repo>/.venv-deface, made by `make bench-deps`)")
     args = p.parse_args(argv)
     args.tools = [t.strip() for t in args.tools.split(",") if t.strip()]
     unknown = [t for t in args.tools if t not in TOOLS]
     if unknown or not args.tools:
         p.error(f"unknown tool(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(TOOLS)}")
     args.tools = [t for t in TOOLS if t in args.tools]  # fixed order, deface first
-    if "deface" in args.tools and _version("deface") == "not installed":
-        log("deface is not installed (pip install deface==1.5.0 beside faceveil): its row is left out")
+    args.deface_note = None
+    venv = deface_venv(args.deface_venv)
+    if "deface" in args.tools and not (venv / "bin" / "deface").is_file():
+        args.deface_note = (f"deface left out: no {venv / 'bin' / 'deface'} (run `make bench-deps`, "
+                            "or point --deface-venv / FACEVEIL_DEFACE_VENV at its venv)")
+        log(args.deface_note)
         args.tools.remove("deface")
+        if not args.tools:
+            p.error("no tool left to run")
     if args.limit is not None and args.limit < 1:
         p.error("--limit must be at least 1")
+    if args.every < 1:
+        p.error("--every must be at least 1")
     if args.repeat < 1:
         p.error("--repeat must be at least 1")
     return args
@@ -652,7 +692,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     data = find_data(args.data)
     meta = json.loads((data / SUBSET_JSON).read_text(encoding="utf-8"))
     images_dir = (data / SUBSET_JSON).parent
-    entries = meta["images"][: args.limit] if args.limit else meta["images"]
+    entries = meta["images"][:: args.every]
+    entries = entries[: args.limit] if args.limit else entries
     inputs = [images_dir / e["file"] for e in entries]
     missing = [p for p in inputs if not p.is_file()]
     if missing:
@@ -664,18 +705,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     base = Path(tempfile.mkdtemp(prefix="faceveil-bench-", dir=args.out))
     try:
         suffix = "." + args.format
-        runs = [ToolRun(make_tool(name), base / name, suffix) for name in args.tools]
+        venv = deface_venv(args.deface_venv)
+        runs = [ToolRun(make_tool(name, venv), base / name, suffix) for name in args.tools]
         for r in runs:
             r.outdir.mkdir()
-            log(f"loading {r.tool.name} ...")
             r.tool.load()
-            # Warm-up on the first picture (first-run allocations), not timed, not scored.
+            # Warm-up on the first picture (files into the page cache), not timed, not scored.
             err = r.tool.run([(inputs[0], base / f"warmup-{r.tool.name}{suffix}")], lambda done: None)
             if err[0]:
                 log(f"  warm-up failed: {err[0]}")
         facts["tools"] = {r.tool.name: r.tool.describe() for r in runs}
         if isinstance(runs[0].tool, DefaceTool):
-            facts["deface_provider"] = runs[0].tool.provider
+            facts["deface"] = runs[0].tool.version
 
         n_faces = sum(not ign for e in entries for ign in (e.get("ignore") or [False] * len(e["boxes"])))
         log(f"timing {len(runs)} tools on {len(inputs)} pictures ({n_faces} counted faces), "
@@ -702,7 +743,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         bullet = "- " if args.markdown else ""
         print_facts(facts, bullet, f"Python {facts['python']}, onnxruntime {facts['onnxruntime']}, "
-                    f"deface {facts['deface']}, faceveil {facts['faceveil']}, numpy {facts['numpy']}, "
+                    f"deface {facts.get('deface', 'not run')}, faceveil {facts['faceveil']}, "
+                    f"numpy {facts['numpy']}, "
                     f"Pillow {facts['pillow']}, OpenCV {facts['opencv']}")
         for desc in facts["tools"].values():
             print(f"{bullet}{desc}")
@@ -712,11 +754,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if writers:
             print(f"{bullet}file writers, ms per picture (untimed, median of {min(8, len(inputs))}): "
                   + ", ".join(f"{k} {v:.0f}" for k, v in writers.items()))
+        if args.deface_note:
+            print(f"{bullet}{args.deface_note}")
         print()
         print(table(rows, args.markdown))
         print()
         for t in targets:
-            suffix = f" (on the first {len(inputs)} pictures only)" if args.limit else ""
+            suffix = f" (on {len(inputs)} pictures only)" if args.limit or args.every > 1 else ""
             print(f"{t['status']}: {t['target']} -- {t['detail']}{suffix}")
         for row in rows:
             if row["failed"]:

@@ -107,10 +107,11 @@ def test_tiled_detection_matches_whole_frame(centerface, wider):
     root, entries = wider
     entry = sorted(entries, key=lambda e: len(e["boxes"]))[len(entries) // 2]
     frame = Frame(read_image(root / entry["file"]).rgb)
-    whole = centerface.detect(frame)
+    scales = centerface.scales(*frame.image.shape[:2])  # the passes (the closer look aside)
+    whole = centerface.detect_at(frame, scales)
     tiled = create_detector(DetectorConfig())
     tiled.tile_size, tiled.tile_overlap = 384, 96
-    parts = tiled.detect(frame)
+    parts = tiled.detect_at(frame, scales)
     big = whole[whole.heights >= 16]
     for box in big.xyxy:
         assert max((iou(box, b) for b in parts.xyxy), default=0) > 0.5, box
@@ -247,3 +248,48 @@ def test_thorough_hides_big_faces_regular_passes_miss(wider, name, why):
     missed = [box for box, ign in zip(entry["boxes"], entry["ignore"], strict=True)
               if not ign and box[3] - box[1] >= 64 and not face_covered(changed, box)]
     assert not missed, why
+
+
+class _Seeded(ScaledDetector):
+    """No model: only the closer look's window planning is exercised."""
+
+    name = "seeded"
+    closer_seed = 0.05
+
+
+def test_closer_windows_cover_small_seeds_within_the_budget():
+    det = _Seeded(DetectorConfig(name="seeded", quality="balanced"))
+    assert det.closer_look()
+    seeds = Detections([[100, 100, 112, 114],  # small, unsure
+                        [130, 104, 142, 118],  # its neighbour: one window for both
+                        [600, 300, 620, 322],  # elsewhere, likelier
+                        [300, 300, 400, 420]],  # too big to need a closer look
+                       [0.08, 0.06, 0.12, 0.1])
+    windows = det.closer_windows(seeds, 480, 800)
+    assert len(windows) == 2
+    assert windows[0][0] <= 300 <= 322 <= windows[0][2]  # the likeliest first
+    for (x1, y1, x2, y2) in seeds.xyxy[:3]:
+        assert any(y0 <= y1 and y2 <= yy and x0 <= x1 and x2 <= xx for y0, x0, yy, xx in windows)
+    for y0, x0, y1, x1 in windows:  # never around the big face
+        assert not (y0 <= 360 < y1 and x0 <= 350 < x1)
+    det.closer_budget = 0.02  # a 96 px window is 2.4% of 480x800: none fits
+    assert det.closer_windows(seeds, 480, 800) == []
+    assert det.closer_windows(Detections.empty(), 480, 800) == []
+
+
+def test_balanced_looks_closer_at_unsure_small_faces(centerface, wider):
+    """On a crowd, the closer look keeps every face the plain passes find and adds faces where
+    the native pass was unsure; thorough and fast do not take it."""
+    root, entries = wider
+    entry = max(entries, key=lambda e: len(e["boxes"]))
+    frame = Frame(read_image(root / entry["file"]).rgb)
+    assert centerface.closer_look()
+    closer = centerface.detect(frame)
+    h, w = frame.image.shape[:2]
+    plain = centerface.detect_at(frame, centerface.scales(h, w))
+    for box in plain.xyxy:
+        assert max((iou(box, b) for b in closer.xyxy), default=0) > 0.5, box
+    assert len(closer) > len(plain)
+    for quality in ("fast", "thorough"):
+        assert not create_detector(DetectorConfig(quality=quality)).closer_look()
+    assert not create_detector(DetectorConfig(threshold=0.3)).closer_look()

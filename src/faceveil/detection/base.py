@@ -104,9 +104,31 @@ class ScaledDetector:
         """Faces in one RGB uint8 array, in its pixels, with scores >= threshold."""
         raise NotImplementedError
 
+    #: A closer look (pictures): the native pass also keeps candidates scoring at least
+    #: `closer_seed` but under the threshold; around those of at most `closer_seed_px` px (faces
+    #: too small for the model to be sure of), windows `closer_context` times their size (at
+    #: least `closer_min_window` px) are upsampled `closer_zoom` times and looked at again. Only
+    #: the places where small faces can be are enlarged, not the whole frame: at most
+    #: `closer_budget` of the frame's area (the most likely places first). None: no closer look.
+    closer_seed: float | None = None
+    closer_seed_px = 40
+    closer_context = 3.0
+    closer_min_window = 64
+    closer_zoom = 2.0
+    closer_budget = 0.25
+    closer_cell = 32  # windows are merged on a grid of cells this many px wide
+    closer_window_max = 256  # ... into windows of at most this many px a side
+    #: None: a closer look keeps what scores the threshold; else also what it and its mirror
+    #: image both find (boxes overlapping by view_agreement IoU) with at least this score.
+    closer_accept: float | None = None
+
+    def closer_look(self) -> bool:
+        return self.closer_seed is not None and self.closer_seed < self.threshold
+
     def detect(self, frame: Frame) -> Detections:
         h, w = frame.image.shape[:2]
-        found = self.detect_at(frame, self.scales(h, w))
+        closer = self.closer_look()
+        found = self.detect_closer(frame) if closer else self.detect_at(frame, self.scales(h, w))
         views = self.views(h, w)
         if not views:
             return found
@@ -116,6 +138,82 @@ class ScaledDetector:
         if not len(extra):
             return found
         return nms(Detections.concat([found, extra]), self.nms_iou).clipped(w, h)
+
+    def detect_closer(self, frame: Frame) -> Detections:
+        """All passes of the preset, the native one down to `closer_seed`, then a closer look at
+        the windows around its unsure small candidates (see `closer_seed`)."""
+        h, w = frame.image.shape[:2]
+        scales = list(self.scales(h, w))
+        native = self.detect_at(frame, [1.0], threshold=self.closer_seed)
+        sure = native.scores >= self.threshold
+        found = [native[sure], self.detect_at(frame, [s for s in scales if s != 1.0])]
+        for y0, x0, y1, x1 in self.closer_windows(native[~sure], h, w):
+            crop = frame.image[y0:y1, x0:x1]
+            zh, zw = round((y1 - y0) * self.closer_zoom), round((x1 - x0) * self.closer_zoom)
+            big = crop if (zh, zw) == crop.shape[:2] else cv2.resize(
+                crop, (zw, zh), interpolation=cv2.INTER_LINEAR)
+            big = np.ascontiguousarray(big)
+            if self.closer_accept is None:
+                dets = self.infer(big, self.threshold)
+            else:  # a face both the window and its mirror image show, at closer_accept or more
+                dets = self.infer(big, self.closer_seed)
+                mirror = unmirror(self.infer(np.ascontiguousarray(big[:, ::-1]), self.closer_seed), zw)
+                agree = (iou_matrix(dets.xyxy, mirror.xyxy).max(1) >= self.view_agreement
+                         if len(dets) and len(mirror) else np.zeros(len(dets), bool))
+                dets = dets[(dets.scores >= self.threshold)
+                            | (agree & (dets.scores >= self.closer_accept))]
+            if len(dets):
+                found.append(dets.scaled((x1 - x0) / zw, (y1 - y0) / zh, x0, y0))
+        return nms(Detections.concat(found), self.nms_iou).clipped(w, h)
+
+    def closer_windows(self, seeds: Detections, height: int,
+                       width: int) -> list[tuple[int, int, int, int]]:
+        """(y0, x0, y1, x1) windows around the small `seeds`, merged on a grid of cells, the
+        most likely first, within `closer_budget` of the frame's area."""
+        if not len(seeds):
+            return []
+        size = np.maximum(seeds.widths, seeds.heights)
+        seeds = seeds[size <= self.closer_seed_px]
+        if not len(seeds):
+            return []
+        cell = self.closer_cell
+        gh, gw = -(-height // cell), -(-width // cell)
+        grid = np.zeros((gh, gw), np.uint8)
+        half = np.maximum(np.maximum(seeds.widths, seeds.heights) * self.closer_context,
+                          self.closer_min_window) / 2
+        cx = (seeds.xyxy[:, 0] + seeds.xyxy[:, 2]) / 2
+        cy = (seeds.xyxy[:, 1] + seeds.xyxy[:, 3]) / 2
+        best = np.zeros((gh, gw), np.float32)
+        for x, y, r, score in zip(cx, cy, half, seeds.scores, strict=True):
+            gx0, gx1 = int(max(0, x - r) // cell), int(min(width - 1, x + r) // cell) + 1
+            gy0, gy1 = int(max(0, y - r) // cell), int(min(height - 1, y + r) // cell) + 1
+            grid[gy0:gy1, gx0:gx1] = 1
+            np.maximum(best[gy0:gy1, gx0:gx1], score, out=best[gy0:gy1, gx0:gx1])
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(grid, connectivity=8)
+        windows = []
+        side = self.closer_window_max // cell
+        for label in range(1, count):
+            gx, gy, gw_, gh_ = (int(v) for v in stats[label, :4])
+            mine = np.where(labels == label, best, 0)
+            # a big group (a crowd) is cut into windows of at most closer_window_max px, so that
+            # the budget takes its likeliest parts rather than all or nothing
+            for ty in range(gy, gy + gh_, side):
+                for tx in range(gx, gx + gw_, side):
+                    ty1, tx1 = min(gy + gh_, ty + side), min(gx + gw_, tx + side)
+                    score = float(mine[ty:ty1, tx:tx1].max())
+                    if score > 0:
+                        windows.append((score, (ty * cell, tx * cell, min(height, ty1 * cell),
+                                                min(width, tx1 * cell))))
+        windows.sort(key=lambda t: -t[0])
+        budget = self.closer_budget * height * width
+        out = []
+        for _, (y0, x0, y1, x1) in windows:
+            area = (y1 - y0) * (x1 - x0)
+            if area > budget:
+                continue
+            budget -= area
+            out.append((y0, x0, y1, x1))
+        return out
 
     def detect_view(self, image: np.ndarray, view: str, scale: float) -> Detections:
         """One extra view of the whole frame (reduced by `scale`, never tiled), in frame pixels."""
@@ -138,13 +236,15 @@ class ScaledDetector:
             dets = rotate180(dets, sw, sh)
         return dets.scaled(w / sw, h / sh)
 
-    def detect_at(self, frame: Frame, scales: Sequence[float]) -> Detections:
-        """Run the passes at these scales only (video follows known faces with one pass)."""
+    def detect_at(self, frame: Frame, scales: Sequence[float],
+                  threshold: float | None = None) -> Detections:
+        """Run the passes at these scales only (video follows known faces with one pass);
+        `threshold` replaces the preset's score threshold for all of them."""
         image = frame.image
         h, w = image.shape[:2]
         found = []
         for scale in scales:
-            threshold = self.threshold_at(scale)
+            at = self.threshold_at(scale) if threshold is None else threshold
             sh, sw = max(1, round(h * scale)), max(1, round(w * scale))
             if (sh, sw) == (h, w):
                 scaled = image
@@ -153,10 +253,10 @@ class ScaledDetector:
                 scaled = cv2.resize(image, (sw, sh), interpolation=interp)
             for y0, x0, y1, x1 in tiles(sh, sw, self.tile_size, self.tile_overlap):
                 tile = scaled[y0:y1, x0:x1]
-                dets = self.infer(np.ascontiguousarray(tile), threshold)
+                dets = self.infer(np.ascontiguousarray(tile), at)
                 if self.mirrored(scale):
                     dets = Detections.concat([dets, unmirror(
-                        self.infer(np.ascontiguousarray(tile[:, ::-1]), threshold), x1 - x0)])
+                        self.infer(np.ascontiguousarray(tile[:, ::-1]), at), x1 - x0)])
                 if len(dets):
                     found.append(dets.scaled(w / sw, h / sh, x0 * w / sw, y0 * h / sh))
         merged = nms(Detections.concat(found), self.nms_iou)
