@@ -225,3 +225,26 @@ def test_batch_verify_strict_fails_weak_items(photos, tmp_path, capsys):
     assert code == ExitCode.OK, capsys.readouterr().err
     records = [json.loads(line) for line in (good / ".faceveil-manifest.jsonl").read_text().splitlines()]
     assert all(r["status"] == "ok" and r["verified"] for r in records)
+
+
+@pytest.mark.parametrize(("distance", "reference", "expected"), [
+    (0.0, 0.75, True),  # left as it was
+    (0.45, 0.70, True),  # a weak blur: the recogniser still calls it the same person
+    (0.62, 0.80, False),  # past dlib's same-person distance
+    (0.30, 0.35, False),  # near its original, but so is the reference: a place that stays
+    (0.55, 0.60, False),  # alike whatever hides it (a shirt, a wall) is never accused
+    (0.70, 0.70, False),  # hidden as the reference hides it
+])
+def test_recognisable_needs_the_same_person_and_more_than_the_reference(distance, reference, expected):
+    from faceveil.audit.verify import recognisable
+
+    assert recognisable(distance, reference) is expected
+
+
+def test_a_face_shape_is_listed_but_never_fails():
+    from faceveil.audit.verify import Finding
+
+    assert not Finding("face_shape", "", [0, 0, 1, 1]).failing
+    assert not Finding("unconfirmed", "", [0, 0, 1, 1]).failing
+    assert Finding("face_found", "", [0, 0, 1, 1]).failing
+    assert Finding("recognisable", "", [0, 0, 1, 1]).failing
