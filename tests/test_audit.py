@@ -248,3 +248,38 @@ def test_a_face_shape_is_listed_but_never_fails():
     assert not Finding("unconfirmed", "", [0, 0, 1, 1]).failing
     assert Finding("face_found", "", [0, 0, 1, 1]).failing
     assert Finding("recognisable", "", [0, 0, 1, 1]).failing
+
+
+def test_default_pixelation_passes_strict_but_keeps_its_face_shapes_listed(photos, tmp_path, capsys):
+    """A mosaic at the default 8 blocks still has a head's outline for the second look, but the
+    recogniser measured every such face and cannot recognise it: listed, not failed."""
+    code = main(["run", str(photos), "-o", str(tmp_path / "out"), "--method", "pixelate",
+                 "--verify", "strict", "--report", str(tmp_path / "p.json"), "--no-progress"])
+    assert code == ExitCode.OK, capsys.readouterr().err
+    report = report_of(tmp_path / "p.json")
+    assert [f["status"] for f in report["files"]] == ["verified"] * len(PHOTOS)
+    shapes = [x for f in report["files"] for x in f["findings"] if x["kind"] == "face_shape"]
+    assert shapes  # the case that used to fail: still a face's shape
+    assert all(x["distance"] >= 0.6 or x["distance"] >= x["reference"] - 0.1 for x in shapes)
+
+
+def test_a_default_blurred_patch_is_never_recognisable():
+    """Even were a false detection (the chest) taken for a face, hiding it as the reference does
+    leaves it exactly as near to itself as the reference: never 'recognisable'. Left as it is, it
+    would be: what keeps it out then is the close-up confirmation (test_only_faces_are_accused)."""
+    from faceveil.audit.verify import Verifier, recognisable
+
+    image = read_image(require_data("identities", "obama", "obama.jpg")).rgb
+    pipeline = Pipeline()
+    faces = pipeline.detect(Frame(image))
+    x1, _, x2, y2 = faces.xyxy[int(faces.heights.argmax())]
+    side = x2 - x1
+    dets = make_detections([[x1, y2 + side, x2, y2 + 2 * side]])
+    verifier = Verifier(pipeline.config)
+    if verifier.embedder is None:
+        pytest.skip(verifier.embedder_note)
+    blurred = pipeline.render(Frame(image), dets)
+    ((d, ref),) = verifier.distances(image, blurred, dets, lambda i: True, 1).values()
+    assert abs(d - ref) < 0.02 and not recognisable(d, ref)
+    ((d, ref),) = verifier.distances(image, image, dets, lambda i: True, 1).values()
+    assert d < 0.01 and recognisable(d, ref)
