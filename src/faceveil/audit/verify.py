@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from ..config import DetectorConfig, PipelineConfig
-from ..tracking import iou_matrix
+from ..geometry import iou_matrix
 from ..types import Detections, Frame
 
 log = logging.getLogger(__name__)
