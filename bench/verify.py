@@ -47,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--set", choices=("wider", "identities"), default="wider")
     ap.add_argument("--every", type=int, default=1, help="every n-th picture only (a subset)")
+    ap.add_argument("--files", nargs="+", metavar="PATH",
+                    help="only these pictures (paths relative to --data), instead of --set")
     ap.add_argument("--method", default="blur")
     ap.add_argument("--strength", type=float)
     ap.add_argument("--blocks", type=int)
@@ -63,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     from faceveil.pipeline import Pipeline
     from faceveil.types import Frame
 
-    files = pictures(args.data, args.set)[::args.every]
+    files = [args.data / f for f in args.files] if args.files else pictures(args.data, args.set)
+    files = files[::args.every]
     if not files or not files[0].exists():
         print(f"error: no {args.set} pictures under {args.data} (use --data)", file=sys.stderr)
         return 2
