@@ -339,6 +339,23 @@ def test_half_transparent_overlay_mixes_with_the_blur(tmp_path):
     assert np.abs(out[full].astype(float) - expected).max() <= 1.5
 
 
+def test_a_round_opaque_picture_shows_nothing_of_the_face_centre(tmp_path):
+    """The image method's floor, part 1 (part 2: test_overlay_blur_never_goes_below_the_floor):
+    the picture is scaled to the padded face box, so a round emoji covers the face's centre
+    (eyes, nose, mouth: the central 60% x 60% of the detected box) with the picture alone: two
+    different faces under it give the same pixels there."""
+    from faceveil.audit.reid import emoji_picture
+
+    path = tmp_path / "emoji.png"
+    Image.fromarray(emoji_picture()).save(path)
+    one, _ = render(textured(H, W, seed=16), [FACE], method="image", image=str(path))
+    other, _ = render(textured(H, W, seed=17), [FACE], method="image", image=str(path))
+    ys, xs = central(FACE)
+    np.testing.assert_array_equal(one[ys, xs], other[ys, xs])
+    # and the picture sits on the face, centred: its yellow disc fills the box's centre
+    assert (np.abs(one[ys, xs].astype(int) - (255, 204, 51)).max(axis=2) <= 2).mean() > 0.6
+
+
 def test_missing_overlay_raises_config_error(tmp_path):
     missing = tmp_path / "nope.png"
     pipe = Pipeline(method="image", image=str(missing))

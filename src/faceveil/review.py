@@ -27,12 +27,12 @@ import numpy as np
 
 from .config import PipelineConfig
 from .errors import ConfigError, FaceveilError
+from .geometry import areas, intersections, iou_matrix
 from .media.images import DEFAULT_MAX_PIXELS, read_image
 from .media.video import EncodeOptions, VideoInput, is_video, upright
 from .pipeline.events import Progress, ProgressCallback
 from .pipeline.pipeline import Pipeline
 from .sidecar import faces_document, read_sidecar, write_sidecar
-from .tracking import areas, intersections, iou_matrix
 from .tracking.follow import BoxFollower
 from .types import Counts, Detections, Frame
 

@@ -158,9 +158,17 @@ class Solid(PatchEffect):
 class Overlay(Blur):
     """A picture (PNG with alpha, an emoji...) scaled over each face, on top of a blur.
 
-    The blur underneath means the picture's transparent parts never show the face: it is never
-    weaker than the blur's floor, whatever --strength says (a ring-shaped picture over a
-    strength-0.05 blur left 31 of 34 faces of 160 px re-identified in bench/reid.py).
+    Its privacy floor, in two parts (tests/test_effects.py):
+    - Coverage: the picture is stretched over each face's padded box (the mask's, 1.3x the
+      detected box by default), so where it is opaque nothing of the face shows; a round emoji
+      covers the face's centre (eyes, nose, mouth) with the picture alone.
+    - What shows through: wherever the picture is not fully opaque (transparent corners, a
+      see-through middle, half alpha) the face underneath is blurred at least at the blur's
+      floor, whatever --strength says (a ring-shaped picture over a strength-0.05 blur left 31
+      of 34 faces of 160 px re-identified in bench/reid.py; at the floor, none). So the method
+      is never weaker than blur at its floor, whatever the picture.
+    An opaque emoji's one re-identified face of 37 at 80 px (bench/README.md) is the recogniser
+    reading the emoji itself, not the face under it: see the overlay section there.
     """
 
     name = "image"

@@ -84,6 +84,7 @@ class Gallery:
         counts = {p: int((self.persons == p).sum()) for p in set(self.persons)}
         # a probe can be re-identified only when its person has another photo in the gallery
         self.judged = np.array([counts[p.person] >= 2 for p in self.probes])
+        self._before: dict[tuple[int, int | None], np.ndarray] = {}  # unhidden at a size
 
     def nearest(self, i: int, vector: np.ndarray) -> tuple[str, float]:
         """The nearest other gallery face to `vector`, leaving out probe i's own photo."""
@@ -129,6 +130,24 @@ class Gallery:
             lineup = min((float(np.linalg.norm(own - w, axis=1).min()) for w in others),
                          default=np.inf)
             out.append((person == p.person, dist, lineup))
+        return out
+
+    def own_distances(self, hide: Hide, size: int | None = None) -> list[float | None]:
+        """Per probe: how far its face hidden by `hide` at face height `size` is from the same
+        face unhidden at that size (what the verifier measures: it has the original, not a
+        gallery). None where the probe is not judged."""
+        out: list[float | None] = []
+        for i, p in enumerate(self.probes):
+            scaled = at_size(p.image, p.box, size) if self.judged[i] else None
+            if scaled is None:
+                out.append(None)
+                continue
+            image, box = scaled
+            key = (i, size)
+            if key not in self._before:
+                self._before[key] = self.embedder.embed(image, box[None]).vectors[0]
+            after = self.embedder.embed(hide(image, box[None]), box[None]).vectors[0]
+            out.append(float(np.linalg.norm(after - self._before[key])))
         return out
 
     def chance(self) -> float:

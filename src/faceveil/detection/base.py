@@ -8,7 +8,6 @@ non-maximum suppression.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Iterator, Sequence
 from typing import ClassVar, Protocol, runtime_checkable
@@ -17,7 +16,7 @@ import cv2
 import numpy as np
 
 from ..config import DetectorConfig
-from ..tracking.tracker import iou_matrix, overlap_share
+from ..geometry import iou_matrix, nms, overlap_share, rotate180, unmirror
 from ..types import Detections, Frame
 
 log = logging.getLogger(__name__)
@@ -28,17 +27,6 @@ class Detector(Protocol):
     name: str
 
     def detect(self, frame: Frame) -> Detections: ...
-
-
-def nms(dets: Detections, iou: float) -> Detections:
-    """Greedy non-maximum suppression, highest score first."""
-    if len(dets) < 2:
-        return dets
-    xywh = dets.xyxy.copy()
-    xywh[:, 2:] -= xywh[:, :2]
-    keep = cv2.dnn.NMSBoxes(xywh.tolist(), dets.scores.tolist(), 0.0, iou)
-    keep = np.asarray(keep, dtype=np.int64).reshape(-1)
-    return dets[np.sort(keep)]
 
 
 def tiles(height: int, width: int, size: int, overlap: int) -> Iterator[tuple[int, int, int, int]]:
@@ -276,28 +264,3 @@ VIEWS = {
 }
 
 
-def rotate180(dets: Detections, width: int, height: int) -> Detections:
-    """Detections made on a picture turned 180 degrees, in the upright picture's pixels."""
-    if not len(dets):
-        return dets
-    turned = unmirror(dets, width)  # left-right, landmarks' sides swapped; then top-bottom
-    xyxy = turned.xyxy.copy()
-    xyxy[:, [1, 3]] = height - turned.xyxy[:, [3, 1]]
-    lm = None
-    if turned.landmarks is not None:
-        lm = turned.landmarks.copy()
-        lm[:, :, 1] = height - lm[:, :, 1]
-    return dataclasses.replace(turned, xyxy=xyxy, landmarks=lm)
-
-
-def unmirror(dets: Detections, width: int) -> Detections:
-    """Detections made on a left-right mirrored picture, in the original picture's pixels."""
-    if not len(dets):
-        return dets
-    xyxy = dets.xyxy.copy()
-    xyxy[:, [0, 2]] = width - dets.xyxy[:, [2, 0]]
-    lm = None
-    if dets.landmarks is not None:  # eyes and mouth corners swap sides
-        lm = dets.landmarks[:, [1, 0, 2, 4, 3]].copy()
-        lm[:, :, 0] = width - lm[:, :, 0]
-    return dataclasses.replace(dets, xyxy=xyxy, landmarks=lm)

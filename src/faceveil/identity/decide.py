@@ -356,12 +356,12 @@ def same_face_groups(dets: Detections, iou: float = 0.45, inside: float = 0.8,
     n = len(dets)
     if n < 2:
         return [np.arange(n)]
-    from ..tracking import iou_matrix, overlap_share
+    from ..geometry import centres, iou_matrix, overlap_share
 
     xyxy = dets.xyxy
     same = iou_matrix(xyxy, xyxy) >= iou
     share = overlap_share(xyxy, xyxy)  # [i, j]: share of box i inside box j
-    c = (xyxy[:, :2] + xyxy[:, 2:]) / 2
+    c = centres(xyxy)
     size = xyxy[:, 2:] - xyxy[:, :2]
     centred = (np.abs(c[:, None, :] - c[None, :, :]) <= size[None, :, :] / 4).all(axis=2)
     area = size.prod(axis=1)
@@ -517,10 +517,9 @@ def _near_others(dets: Detections) -> np.ndarray:
     xyxy = dets.xyxy
     if len(xyxy) < 2:
         return np.zeros(len(xyxy), bool)
-    c = (xyxy[:, :2] + xyxy[:, 2:]) / 2
-    half = (xyxy[:, 2:] - xyxy[:, :2]) * 0.75
-    grown = np.concatenate([c - half, c + half], 1)
-    from ..tracking.tracker import iou_matrix
+    from ..geometry import iou_matrix, scaled
+
+    grown = scaled(xyxy, 1.5)
 
     overlap = iou_matrix(grown, grown) > 0
     for g in same_face_groups(dets):

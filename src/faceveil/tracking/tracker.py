@@ -26,6 +26,8 @@ from typing import Generic, TypeVar
 import numpy as np
 
 from ..config import VideoConfig
+from ..geometry import centres as _centres
+from ..geometry import iou_matrix
 from ..types import Detections
 
 T = TypeVar("T")
@@ -33,28 +35,6 @@ T = TypeVar("T")
 _MAX_STEP = 0.5  # a held box moves at most this share of its size per frame
 _GROWTH = 0.03  # a held box grows by this share of its size per frame, up to _MAX_GROWTH
 _MAX_GROWTH = 0.3
-
-
-def intersections(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Intersection area of every box in a (N, 4) with every box in b (M, 4): (N, M)."""
-    w = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
-    h = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
-    return np.clip(w, 0, None) * np.clip(h, 0, None)
-
-
-def areas(boxes: np.ndarray) -> np.ndarray:
-    return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box in a (N, 4) against every box in b (M, 4): (N, M)."""
-    inter = intersections(a, b)
-    return inter / np.maximum(areas(a)[:, None] + areas(b)[None, :] - inter, 1e-6)
-
-
-def overlap_share(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(N, M): the share of each box of a's own area that each box of b covers."""
-    return intersections(a, b) / np.maximum(areas(a)[:, None], 1e-6)
 
 
 def _grown(box: np.ndarray, frames: int) -> np.ndarray:
@@ -212,10 +192,6 @@ class Tracker(Generic[T]):
             track_ids=[t for t, *_ in extra], filled=np.ones(len(extra), bool),
         )
         return e.item, Detections.concat([found, filled]) if len(found) else filled
-
-
-def _centres(xyxy: np.ndarray) -> np.ndarray:
-    return (xyxy[:, :2] + xyxy[:, 2:]) / 2
 
 
 class SceneCuts:

@@ -16,9 +16,9 @@ import cv2
 import numpy as np
 
 from ...config import DetectorConfig
+from ...geometry import weighted_nms
 from ...models import model_file
 from ...models.runtime import ort_session
-from ...tracking.tracker import iou_matrix
 from ...types import Detections
 from ..base import ScaledDetector
 
@@ -68,26 +68,6 @@ class _Graph:
         xyxy = xyxy / scale - [x0, y0, x0, y0]  # model input -> picture pixels
         # (its six keypoints, raw[:, 4:16], are not BlazeFace's own 5-point layout: unused)
         return weighted_nms(xyxy.astype(np.float32), scores[keep].astype(np.float32), 0.3)
-
-
-def weighted_nms(xyxy: np.ndarray, scores: np.ndarray, iou: float) -> Detections:
-    """mediapipe's WEIGHTED suppression: each group of boxes overlapping the best remaining one
-    by more than `iou` becomes their score-weighted mean, with the best one's score."""
-    order = np.argsort(-scores)
-    xyxy, scores = xyxy[order], scores[order]
-    overlaps = iou_matrix(xyxy, xyxy)
-    left = np.ones(len(scores), bool)
-    boxes, best = [], []
-    for i in range(len(scores)):
-        if not left[i]:
-            continue
-        group = left & (overlaps[i] > iou)
-        group[i] = True
-        left &= ~group
-        wts = scores[group][:, None]
-        boxes.append((xyxy[group] * wts).sum(0) / wts.sum())
-        best.append(scores[i])
-    return Detections(np.asarray(boxes, np.float32), np.asarray(best, np.float32))
 
 
 class BlazeFaceDetector(ScaledDetector):
