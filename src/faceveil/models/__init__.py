@@ -65,7 +65,7 @@ def describe(device: str = "cpu") -> list[ModelInfo]:
     For a device other than the CPU each ONNX model is loaded once, so the provider named is the
     one ONNX Runtime really started (a GPU build without its CUDA libraries runs nothing on CUDA).
     """
-    from .runtime import DEVICES, OPENCV_PROVIDER, ort_session, resolve_providers, warn_clash_once
+    from .runtime import CPU, DEVICES, OPENCV_PROVIDER, ort_session, resolve_providers, warn_clash_once
 
     if device not in DEVICES:
         raise ConfigError(f"unknown device {device!r} (choose from: {', '.join(DEVICES)})")
@@ -86,7 +86,7 @@ def describe(device: str = "cpu") -> list[ModelInfo]:
             provider = OPENCV_PROVIDER
         elif ort_provider is None:
             provider = f"{device}: unavailable"
-        elif device == "cpu":
+        elif ort_provider == CPU:
             provider = ort_provider
         else:
             try:
