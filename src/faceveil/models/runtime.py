@@ -92,10 +92,13 @@ def warn_clash_once(providers: list[str] | None = None) -> None:
 def _ort():
     try:
         import onnxruntime as ort
-    except ImportError as exc:
+
+        ort.InferenceSession  # noqa: B018 (what another build's uninstall leaves imports empty)
+    except (ImportError, AttributeError) as exc:
         builds = installed_builds()
         if builds:  # installed, but its files went with another build's uninstall
-            name, version = next(iter(builds.items()))
+            name = next((n for n in BUILDS if n in builds), "onnxruntime")
+            version = builds[name]
             raise MissingDependencyError(
                 f"onnxruntime cannot be imported although {', '.join(builds)} is installed (another "
                 f"build's uninstall removed the shared files?); fix: "
