@@ -10,8 +10,9 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 
+# The plain install: what `make demo` needs (each front end's extra is added by its own target).
 $(VENV)/.installed: $(PY) pyproject.toml constraints.txt
-	$(PIP) install -q -c constraints.txt -e '.[web]'
+	$(PIP) install -q -c constraints.txt -e .
 	@touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
@@ -71,10 +72,11 @@ screenshot: install-test
 	FACEVEIL_SCREENSHOT=1 $(PY) -m pytest tests/test_web_e2e.py tests/test_gui.py -k screenshot -q
 
 serve: install
+	$(PIP) install -q -c constraints.txt -e '.[web]'
 	$(VENV)/bin/faceveil serve
 
 gui: install
-	$(PIP) install -q -c constraints.txt -e '.[demo,web,gui]'
+	$(PIP) install -q -c constraints.txt -e '.[web,gui]'
 	$(VENV)/bin/faceveil gui
 
 clean:

@@ -166,3 +166,59 @@ def test_real_run_with_every_model_kind_prints_no_third_party_noise(tmp_path, as
         changed = np.abs(np.asarray(Image.open(out).convert("RGB"), np.int16) - astronaut).max(2) > 8
         y1, x1 = 60 + 20, 180 + 20  # the astronaut's face (inside ASTRONAUT_FACE) is hidden
         assert changed[y1:y1 + 60, x1:x1 + 50].mean() > 0.8, args
+
+
+def _fake_distribution(root, name: str, version: str) -> None:
+    """A real dist-info folder on sys.path: importlib.metadata finds `name` installed."""
+    info = root / f"{name.replace('-', '_')}-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+
+
+def test_no_clash_with_only_the_cpu_build_installed():
+    builds = runtime.installed_builds()
+    assert "onnxruntime" in builds
+    if len(builds) == 1:
+        assert runtime.clash() is None
+
+
+def test_gpu_build_overwritten_by_the_cpu_one_is_said_in_one_line_with_the_fix(
+        tmp_path, monkeypatch, capsys, logs):
+    """`pip install 'faceveil[gpu]'` installs onnxruntime-gpu and then onnxruntime, whose files
+    win (both write the onnxruntime folder): CUDA is gone. Every way in says how to fix it."""
+    if "CUDAExecutionProvider" in runtime.available_providers():
+        pytest.skip("the GPU build's files are in place here")
+    _fake_distribution(tmp_path / "site", "onnxruntime-gpu", "1.31.1")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    fix = "pip install --force-reinstall --no-deps onnxruntime-gpu==1.31.1"
+    line = runtime.clash()
+    assert line and fix in line and "CUDAExecutionProvider is missing" in line and "\n" not in line
+    # the CPU still runs, and the first session says the fix once
+    monkeypatch.setattr(runtime, "_checked", False)
+    for _ in range(2):
+        runtime.ort_session(str(models.model_file("blazeface_short")), threads=1)
+    assert [r.getMessage() for r in logs.records if fix in r.getMessage()] == [line]
+    # --device cuda: a one-line error that carries the fix, and no output
+    from PIL import Image
+
+    src = tmp_path / "in.png"
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(src)
+    code = main(["run", str(src), "-o", str(tmp_path / "out.png"), "--device", "cuda"])
+    err = capsys.readouterr().err
+    said = [ln for ln in err.splitlines() if "onnxruntime-gpu" in ln]
+    assert code != 0 and len(said) == 1 and said[0].startswith("faceveil: error:") and fix in said[0], err
+    assert not (tmp_path / "out.png").exists()
+    # faceveil models --device cuda says it too, and marks the ONNX models unavailable
+    assert main(["models", "--device", "cuda", "--json"]) == 0
+    out, err = capsys.readouterr()
+    rows = {r["name"]: r["provider"] for r in json.loads(out)}
+    assert rows["centerface"] == "cuda: unavailable" and rows["yunet"].startswith("OpenCV")
+    assert fix in err
+
+
+def test_models_device_cuda_without_the_gpu_build_names_the_extra(capsys):
+    if runtime.installed_builds().keys() & set(runtime.BUILDS):
+        pytest.skip("an accelerated onnxruntime build is installed here")
+    assert main(["models", "--device", "cuda"]) == 0
+    out, err = capsys.readouterr()
+    assert "cuda: unavailable" in out and "pip install 'faceveil[gpu]'" in err

@@ -60,23 +60,44 @@ def model_file(key: str) -> Path:
 
 
 def describe(device: str = "cpu") -> list[ModelInfo]:
-    """The models faceveil can use here, checked, with where each runs for `device`."""
-    from .runtime import DEVICES, OPENCV_PROVIDER, resolve_providers
+    """The models faceveil can use here, checked, with where each runs for `device`.
+
+    For a device other than the CPU each ONNX model is loaded once, so the provider named is the
+    one ONNX Runtime really started (a GPU build without its CUDA libraries runs nothing on CUDA).
+    """
+    from .runtime import CPU, DEVICES, OPENCV_PROVIDER, ort_session, resolve_providers, warn_clash_once
 
     if device not in DEVICES:
         raise ConfigError(f"unknown device {device!r} (choose from: {', '.join(DEVICES)})")
+    ort_provider = None
     try:
         ort_provider = resolve_providers(device)[0]
     except Exception as exc:  # no onnxruntime, or no such provider: said once, marked per model
         log.warning("%s", exc)
-        ort_provider = f"{device}: unavailable"
+    else:
+        warn_clash_once()  # the error above already says it when it applies
     out = []
+    failed = False
     for key, entry in manifest().items():
         src = entry["source"]
         runtime = entry.get("runtime", "")
-        out.append(ModelInfo(key, model_file(key), entry["sha256"], f"{src['package']}:{src['path']}",
-                             entry.get("licence", ""), runtime,
-                             ort_provider if runtime == "onnxruntime" else OPENCV_PROVIDER))
+        path = model_file(key)
+        if runtime != "onnxruntime":
+            provider = OPENCV_PROVIDER
+        elif ort_provider is None:
+            provider = f"{device}: unavailable"
+        elif ort_provider == CPU:
+            provider = ort_provider
+        else:
+            try:
+                provider = ort_session(str(path), threads=1, device=device).get_providers()[0]
+            except ModelError as exc:
+                if not failed:
+                    log.warning("%s", exc)
+                failed = True
+                provider = f"{device}: failed"
+        out.append(ModelInfo(key, path, entry["sha256"], f"{src['package']}:{src['path']}",
+                             entry.get("licence", ""), runtime, provider))
     import cv2
 
     for name in ("haarcascade_frontalface_default.xml", "haarcascade_profileface.xml"):

@@ -7,6 +7,7 @@ error, never a silent CPU run: the GPU build is the `gpu` extra (onnxruntime-gpu
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 
@@ -30,26 +31,85 @@ DEVICES = ("auto", *PROVIDERS)
 AUTO_ORDER = ("cuda", "rocm", "migraphx", "directml", "coreml")  # TensorRT builds engines: opt-in
 OPENCV_PROVIDER = "OpenCV DNN (CPU)"
 GPU_HINT = "for NVIDIA GPUs: pip install 'faceveil[gpu]' (onnxruntime-gpu)"
-# onnxruntime and onnxruntime-gpu write the same folder: with both installed, the last one wins
-SWAP_HINT = ("onnxruntime-gpu is installed but the CPU wheel's files are in place: "
-             "pip install --force-reinstall --no-deps onnxruntime-gpu")
+
+# ONNX Runtime's builds are separate distributions that all write the one `onnxruntime` folder, and
+# pip cannot let an extra replace a dependency (PEP 771's default extras are a draft): installed
+# together, the files of whichever pip wrote last are in place. Each accelerated build, and the
+# provider whose presence shows that its files are the ones in place:
+BUILDS = {
+    "onnxruntime-gpu": "CUDAExecutionProvider",
+    "onnxruntime-directml": "DmlExecutionProvider",
+    "onnxruntime-openvino": "OpenVINOExecutionProvider",
+    "onnxruntime-rocm": "ROCMExecutionProvider",
+}
 
 
-def _gpu_build_installed() -> bool:
+def installed_builds() -> dict[str, str]:
+    """The ONNX Runtime distributions installed here, CPU and accelerated: name -> version."""
     from importlib import metadata
 
-    try:
-        metadata.version("onnxruntime-gpu")
-    except metadata.PackageNotFoundError:
-        return False
-    return True
+    out = {}
+    for name in ("onnxruntime", *BUILDS):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            out[name] = metadata.version(name)
+    return out
+
+
+def clash(providers: list[str] | None = None) -> str | None:
+    """One line saying how to fix the install when an accelerated ONNX Runtime build is installed
+    but another build wrote over its files (its provider is missing); None when all is well."""
+    builds = installed_builds()
+    if len(builds) < 2:
+        return None
+    if providers is None:
+        try:
+            providers = available_providers()
+        except MissingDependencyError:
+            providers = []
+    for name, provider in BUILDS.items():
+        if name in builds and provider not in providers:
+            others = ", ".join(sorted(set(builds) - {name}))
+            return (f"{name} {builds[name]} is installed but {others} wrote over its files (they share "
+                    f"the onnxruntime folder), so {provider} is missing; fix: "
+                    f"pip install --force-reinstall --no-deps {name}=={builds[name]}")
+    return None
+
+
+_checked = False
+_quiet = False
+
+
+def warn_clash_once(providers: list[str] | None = None) -> None:
+    """`clash`, said once per process (at the first session): the run goes on, on the CPU."""
+    global _checked
+    if not _checked:
+        _checked = True
+        line = clash(providers)
+        if line:
+            log.warning("%s", line)
 
 
 def _ort():
     try:
         import onnxruntime as ort
-    except ImportError as exc:
+
+        ort.InferenceSession  # noqa: B018 (what another build's uninstall leaves imports empty)
+    except (ImportError, AttributeError) as exc:
+        builds = installed_builds()
+        if builds:  # installed, but its files went with another build's uninstall
+            name = next((n for n in BUILDS if n in builds), "onnxruntime")
+            version = builds[name]
+            raise MissingDependencyError(
+                f"onnxruntime cannot be imported although {', '.join(builds)} is installed (another "
+                f"build's uninstall removed the shared files?); fix: "
+                f"pip install --force-reinstall --no-deps {name}=={version}") from exc
         raise MissingDependencyError("the ONNX models need onnxruntime: pip install onnxruntime") from exc
+    global _quiet
+    if not _quiet:
+        # ORT's own logger writes to stderr (a GPU build without its CUDA libraries prints coloured
+        # error lines per session); faceveil says what failed in one line of its own instead.
+        _quiet = True
+        ort.set_default_logger_severity(4)
     return ort
 
 
@@ -71,7 +131,7 @@ def resolve_providers(device: str) -> list[str]:
         return [CPU]
     want = PROVIDERS[device]
     if want not in have:
-        hint = SWAP_HINT if device == "cuda" and _gpu_build_installed() else GPU_HINT
+        hint = clash(have) or GPU_HINT
         raise ConfigError(f"device {device!r} is not available: this onnxruntime offers "
                           f"{', '.join(have)}; {hint}")
     return [want, CPU]
@@ -81,6 +141,7 @@ def ort_session(path: str, threads: int | None = None, device: str = "cpu"):
     """An InferenceSession for the model at `path` on `device`, quiet and without busy-waiting."""
     ort = _ort()
     providers = resolve_providers(device)
+    warn_clash_once(available_providers())
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads or os.cpu_count() or 1
     opts.inter_op_num_threads = 1
@@ -96,6 +157,7 @@ def ort_session(path: str, threads: int | None = None, device: str = "cpu"):
     used = session.get_providers()
     if device not in ("cpu", "auto") and used[0] != providers[0]:
         raise ModelError(f"device {device!r}: ONNX Runtime could not start {providers[0]} "
-                         f"(driver or CUDA/cuDNN libraries missing?) and would run on {used[0]}")
+                         f"(driver, or the CUDA and cuDNN libraries this onnxruntime build needs, "
+                         f"missing?) and would run on {used[0]}")
     log.debug("%s runs on %s", os.path.basename(path), used[0])
     return session
