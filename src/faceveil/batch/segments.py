@@ -45,15 +45,17 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._files import atomic_path, sha256_file
 from ..config import PipelineConfig
 from ..errors import CorruptMediaError, FaceveilError
-from ..pipeline.video import Span
 from . import storage
 from .plan import Item
 from .work import ItemOptions
+
+if TYPE_CHECKING:
+    from ..pipeline.video import Span
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +93,8 @@ class Segment:
 
     @property
     def span(self) -> Span:
+        from ..pipeline.video import Span
+
         return Span(self.start, self.first, self.stop, self.end, self.seek_dts, self.start_pts,
                     self.first_pts)
 
@@ -175,6 +179,8 @@ def context(config: PipelineConfig) -> tuple[int, int, int]:
 def plan_spans(index: VideoIndex, parts: int, min_frames: int, before: int, after: int,
                grid: int) -> list[Span]:
     """Up to `parts` segments of at least `min_frames` frames, cut at key frames."""
+    from ..pipeline.video import Span
+
     n = len(index.pts)
     keys = [i for i, _ in index.keys if 0 < i < n]
     cuts = [0]
@@ -220,10 +226,10 @@ class Splitter:
     """Splits long videos into segment tasks and joins them back as their records come in."""
 
     def __init__(self, config: PipelineConfig, options: ItemOptions, *, run: str = "",
-                 engine: str = "local") -> None:
+                 engine: str = "local", min_frames: int | None = None) -> None:
         self.config, self.options, self.run, self.engine = config, options, run, engine
         self.before, self.after, self.grid = context(config)
-        self.min_frames = math.ceil((self.before + self.after) / CONTEXT_SHARE)
+        self.min_frames = min_frames or math.ceil((self.before + self.after) / CONTEXT_SHARE)
         self._files: dict[str, _File] = {}  # output name -> a split file in progress
 
     @property
