@@ -13,11 +13,14 @@ worker had done it.
   frames are decoded and detected, never written; the first context frame is placed on the full
   scans' grid (a multiple of `scan_every` and `detect_every`), so without scene cuts the scans
   fall on the frames a single worker scans.
-- **Size**: a segment is worth it when its context costs little against its own frames:
-  at least `CONTEXT_SHARE`^-1 times the context frames (about 28 s at 25 fps with the balanced
-  preset). A video gets `PER_WORKER` segments per worker (so segments that take longer, such as
-  crowded scenes, even out), fewer when it is too short for that; one shorter than two segments is
-  not split. These come from the tracker's settings, not from timing one clip.
+- **Size**: a segment is worth it when its context costs little against its own frames: at
+  least 1 / `CONTEXT_SHARE` times the context frames (288 frames, 11.5 s at 25 fps, with the
+  balanced preset; its context then adds at most a quarter to what its worker decodes and detects,
+  nothing to what it encodes). A video gets `PER_WORKER` segments per worker (so segments that
+  take longer, such as crowded scenes, even out: a 10-minute video on 2 workers gets 6 segments
+  of 100 s, whose context adds ~3%), fewer when it is too short for that, and one shorter than two
+  segments is not split. Cuts go to the key frames nearest to equal shares. All of this follows
+  from the tracker's settings and the number of workers, not from timing one clip.
 - **Join**: the segments' video packets are copied one after the other (each starts with a key
   frame; their timestamps are the source's), the source's audio and subtitle packets are copied
   once, as `process_video` does, into a temporary name that becomes the output only when all of
@@ -59,7 +62,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CONTEXT_SHARE = 0.1  # context frames (read, not written) at most this share of a segment's own
+CONTEXT_SHARE = 0.25  # context frames (read, not written) at most this share of a segment's own
 PER_WORKER = 3  # segments per worker for one video
 SPLIT_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv"})
 SPLIT_CODECS = (None, "libx264", "libx265")
@@ -186,11 +189,11 @@ def plan_spans(index: VideoIndex, parts: int, min_frames: int, before: int, afte
     cuts = [0]
     for k in range(1, parts):
         want = n * k / parts
-        if not keys:
-            break
-        best = min(keys, key=lambda i: abs(i - want))
-        if best - cuts[-1] >= min_frames and n - best >= min_frames:
-            cuts.append(best)
+        fit = [i for i in keys if i - cuts[-1] >= min_frames and n - i >= min_frames]
+        if fit:
+            best = min(fit, key=lambda i: abs(i - want))
+            if best < n * (k + 1) / parts:  # else the next cut's turn
+                cuts.append(best)
     if len(cuts) < 2:
         return []
     bounds = [*cuts, n]
