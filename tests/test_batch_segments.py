@@ -292,3 +292,52 @@ def test_segments_with_other_encoder_headers_are_not_joined(pan, tmp_path):
     with pytest.raises(FaceveilError, match="encoder headers differ"):
         join_segments(clip, [clip, other], dst)
     assert not dst.exists() and list(dst.parent.iterdir()) == []
+
+
+def test_rotation_and_frame_times_survive_the_join(tmp_path):
+    """A small synthetic phone video (rotation tag, 30000/1001 fps, audio): split in three and
+    joined, it keeps its rotation, frame count, times and audio, as the whole run does."""
+    import av
+
+    from faceveil.pipeline import Pipeline
+    from faceveil.pipeline.video import process_video
+
+    src = tmp_path / "phone.mp4"
+    rate = Fraction(30000, 1001)
+    with av.open(str(src), "w") as c:
+        vs = c.add_stream("libx264", rate=rate)
+        vs.width, vs.height, vs.pix_fmt = 96, 64, "yuv420p"
+        vs.options = {"g": "20", "preset": "ultrafast"}
+        vs.set_display_rotation(90)
+        a_s = c.add_stream("aac", rate=8000)
+        a_s.layout = "mono"
+        for k in range(120):
+            img = np.full((64, 96, 3), (k * 2) % 255, np.uint8)
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            frame.pts, frame.time_base = k, 1 / rate
+            c.mux(vs.encode(frame))
+        c.mux(vs.encode(None))
+        tone = (0.1 * np.sin(np.arange(8000 * 4) / 3)).astype(np.float32)
+        for i in range(0, len(tone), 1024):
+            af = av.AudioFrame.from_ndarray(tone[None, i:i + 1024], format="fltp", layout="mono")
+            af.sample_rate, af.pts, af.time_base = 8000, i, Fraction(1, 8000)
+            c.mux(a_s.encode(af))
+        c.mux(a_s.encode(None))
+    item = _item(tmp_path, "phone.mp4", input=str(src), source=str(src))
+    splitter = Splitter(CONFIG, LOSSLESS, min_frames=30)
+    segments = sorted(splitter.split([item], workers=2), key=lambda s: s.index)
+    assert len(segments) >= 3
+    pipeline = Pipeline(CONFIG.replace(threads=1))
+    for s in segments:
+        process_video(src, s.part, pipeline, encode=LOSSLESS.encode, span=s.span)
+    joined = tmp_path / "joined.mp4"
+    join_segments(src, [Path(s.part) for s in segments], joined)
+    whole = tmp_path / "whole.mp4"
+    process_video(src, whole, pipeline, encode=LOSSLESS.encode)
+    got, want = _streams(joined), _streams(whole)
+    assert got[1] == want[1] and len(got[1]) == 120
+    assert got[2] == want[2]
+    with av.open(str(joined)) as a, av.open(str(whole)) as b:
+        fa, fb = next(a.decode(video=0)), next(b.decode(video=0))
+        assert fa.rotation == fb.rotation != 0
+        assert a.streams.video[0].average_rate == b.streams.video[0].average_rate

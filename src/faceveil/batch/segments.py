@@ -267,7 +267,7 @@ class Splitter:
         folder = out.parent / f".{out.stem[:40]}.{secrets.token_hex(4)}.segments"
         folder.mkdir(parents=True, exist_ok=True)
         segments = [Segment(item.input, item.source, item.output_name,
-                            str(folder / f"{k:04d}{out.suffix}"), k, len(spans), s.start,
+                            str(folder / f"{k:04d}.nut"), k, len(spans), s.start,
                             s.first, s.stop, s.end, s.seek_dts, s.start_pts, s.first_pts)
                     for k, s in enumerate(spans)]
         self._files[item.output_name] = _File(item, folder, segments)
@@ -426,7 +426,10 @@ def join_segments(src: Path, parts: Sequence[Path], dst: Path, *, keep_audio: bo
         first = inputs[0].streams.video[0]
         video = out.add_stream_from_template(first)
         video.time_base = first.time_base
-        _copy_language(first, video)
+        rotation = _rotation(src)
+        if rotation:  # as process_video sets it: from the source's first frame
+            video.set_display_rotation(rotation)
+        _copy_language(source.streams.video[0], video)
         for inp in inputs[1:]:
             if bytes(inp.streams.video[0].codec_context.extradata or b"") != \
                     bytes(first.codec_context.extradata or b""):
@@ -462,3 +465,13 @@ def join_segments(src: Path, parts: Sequence[Path], dst: Path, *, keep_audio: bo
         for _, kind, packet in heapq.merge(videos(), others(), key=lambda t: (t[0], t[1])):
             packet.stream = video if kind == 0 else copied[packet.stream.index]
             out.mux(packet)
+
+
+def _rotation(src: Path) -> int:
+    """The display rotation of the video's first frame (what process_video gives its output)."""
+    import av
+
+    with av.open(str(src), metadata_errors="ignore") as c:
+        for frame in c.decode(video=0):
+            return int(frame.rotation or 0)
+    return 0
