@@ -242,8 +242,12 @@ def test_a_failed_segment_fails_the_file(pan, tmp_path):
     file gets one failed record, no output, and its other segments are removed."""
     clip, _ = pan
     item = _item(tmp_path, "pan.mp4", input=str(clip), source=str(clip))
+    stale = tmp_path / "out" / ".pan.0badcafe.segments"  # a killed run's
+    stale.mkdir(parents=True)
+    (stale / "0000.nut").write_bytes(b"old")
     splitter = Splitter(CONFIG, LOSSLESS, min_frames=SEGMENT)
     tasks = splitter.split([item], workers=2)
+    assert not stale.exists()
     assert len(tasks) >= 3 and all(isinstance(t, Segment) for t in tasks)
     assert 40 in {t.first for t in tasks}  # a cut in the middle of a pan
     at = next(i for i, t in enumerate(tasks) if t.index == 1)

@@ -36,10 +36,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import glob
 import heapq
 import itertools
 import logging
 import math
+import re
 import secrets
 import shutil
 import threading
@@ -66,7 +68,7 @@ CONTEXT_SHARE = 0.25  # context frames (read, not written) at most this share of
 PER_WORKER = 3  # segments per worker for one video
 SPLIT_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv"})
 SPLIT_CODECS = (None, "libx264", "libx265")
-_JOINABLE = ("mp4", "mov", "matroska")
+_SEGMENTS = re.compile(r"\.[0-9a-f]{8}\.segments")  # after the stem: where segments are written
 RecordCallback = Callable[[dict[str, Any]], None]
 
 
@@ -264,7 +266,12 @@ class Splitter:
         if len(spans) < 2:
             return None
         out = Path(item.output)
-        folder = out.parent / f".{out.stem[:40]}.{secrets.token_hex(4)}.segments"
+        stem = out.stem[:40]
+        # a killed run's segments of this output (the manifest's lock keeps a second run out)
+        for old in out.parent.glob(f".{glob.escape(stem)}.*.segments"):
+            if _SEGMENTS.fullmatch(old.name[len(stem) + 1:]):
+                shutil.rmtree(old, ignore_errors=True)
+        folder = out.parent / f".{stem}.{secrets.token_hex(4)}.segments"
         folder.mkdir(parents=True, exist_ok=True)
         segments = [Segment(item.input, item.source, item.output_name,
                             str(folder / f"{k:04d}.nut"), k, len(spans), s.start,

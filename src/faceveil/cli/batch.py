@@ -49,6 +49,9 @@ def add_parser(sub) -> None:
                    help="worker processes (local; default one per core) or Ray actors (default: "
                         "the cluster's CPUs / --threads); each loads the models once. Unless "
                         "--threads is given, each gets cores / N inference threads (Ray: 1)")
+    g.add_argument("--no-split", action="store_true",
+                   help="give every video to one worker whole (default: a long video is cut at "
+                        "key frames into segments that several workers process, then joined)")
     g.add_argument("--resume", action="store_true",
                    help="skip items already done (same input bytes and settings, output present)")
     g.add_argument("--manifest", metavar="FILE",
@@ -102,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
         EncodeOptions(codec=args.codec, crf=args.crf, preset=args.preset, keep_audio=not args.no_audio),
         verify=args.verify)
     options = BatchOptions(workers=args.workers, engine=args.engine, address=args.address,
-                           resume=args.resume, manifest=args.manifest, item=item)
+                           resume=args.resume, manifest=args.manifest, item=item,
+                           split=not args.no_split)
     manifest = str(Path(args.manifest).absolute()) if args.manifest else default_manifest(args.output)
     show_bar = not (args.quiet or args.no_progress) and sys.stderr.isatty()
     state: dict = {"bar": None, "done": 0}
