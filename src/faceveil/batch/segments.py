@@ -274,7 +274,7 @@ class Splitter:
         folder = out.parent / f".{stem}.{secrets.token_hex(4)}.segments"
         folder.mkdir(parents=True, exist_ok=True)
         segments = [Segment(item.input, item.source, item.output_name,
-                            str(folder / f"{k:04d}.nut"), k, len(spans), s.start,
+                            str(folder / f"{k:04d}{out.suffix}"), k, len(spans), s.start,
                             s.first, s.stop, s.end, s.seek_dts, s.start_pts, s.first_pts)
                     for k, s in enumerate(spans)]
         self._files[item.output_name] = _File(item, folder, segments)
@@ -313,7 +313,8 @@ class Splitter:
             if file.failed is not None:
                 raise FaceveilError(file.failed)
             join_segments(storage.local_path(item.source), [Path(s.part) for s in file.segments],
-                          Path(item.output), keep_audio=self.options.encode.keep_audio)
+                          Path(item.output), keep_audio=self.options.encode.keep_audio,
+                          starts=[s.first_pts for s in file.segments])
             for name in ("faces", "kept", "frames", "filled", "tracks"):
                 record[name] = sum(int(r.get(name) or 0) for r in records)
             record["status"] = "ok"
@@ -417,9 +418,15 @@ def run_task(worker: Any, task: Item | Segment, run: str = "") -> dict[str, Any]
 # ---------------------------------------------------------------------------------- joining
 
 
-def join_segments(src: Path, parts: Sequence[Path], dst: Path, *, keep_audio: bool = True) -> None:
+def join_segments(src: Path, parts: Sequence[Path], dst: Path, *, keep_audio: bool = True,
+                  starts: Sequence[int] | None = None) -> None:
     """Copy the video packets of `parts` (in order) and the audio and subtitle packets of `src`
-    into `dst`, atomically."""
+    into `dst`, atomically.
+
+    `starts`: the pts (source video ticks) of each part's first frame. A part's timestamps are
+    moved to start there exactly: a muxer may shift a file's start (an MP4 edit list keeps it in
+    milliseconds; formats without negative times move the first B-frame delay).
+    """
     import av
 
     from ..media.video import _FORMATS, _copy_language
@@ -455,12 +462,23 @@ def join_segments(src: Path, parts: Sequence[Path], dst: Path, *, keep_audio: bo
                 _copy_language(s, copied[s.index])
         streams = [source.streams[i] for i in copied]
 
+        source_tb = source.streams.video[0].time_base
+
         def videos() -> Iterator[tuple[float, int, Any]]:
-            for inp in inputs:
+            for k, inp in enumerate(inputs):
                 stream = inp.streams.video[0]
+                shift: int | None = None
                 for packet in inp.demux(stream):
-                    if packet.size and packet.dts is not None:
-                        yield float(packet.dts * packet.time_base), 0, packet
+                    if not packet.size:
+                        continue
+                    if packet.dts is None or packet.pts is None:
+                        raise FaceveilError(f"segment {k + 1}: a packet without times")
+                    if shift is None:  # a segment starts with a key frame: its first frame
+                        shift = 0 if starts is None else \
+                            round(starts[k] * source_tb / packet.time_base) - packet.pts
+                    packet.pts += shift
+                    packet.dts += shift
+                    yield float(packet.dts * packet.time_base), 0, packet
 
         def others() -> Iterator[tuple[float, int, Any]]:
             if not streams:

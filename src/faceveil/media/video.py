@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi"})
 _FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm",
-            ".avi": "avi", ".nut": "nut"}  # .nut: segments of a split video (exact timestamps)
+            ".avi": "avi"}
 _DEFAULT_CODECS = {".webm": "libvpx-vp9", ".avi": "mpeg4"}
 _COPIED = ("audio", "subtitle")
 _COLOUR_TAGS = ("color_primaries", "color_trc", "colorspace", "color_range")
