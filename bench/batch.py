@@ -333,6 +333,7 @@ def run_once(run: Run, files: list[Path], base: Path) -> None:
     cpu, others = meter.stop()
     load = os.getloadavg()[:2]
     w = report.workers or run.workers
+    run.used_workers = report.workers
     # Ray hands records back in bursts, so arrival times say little about its rate: none there.
     steady = (len(arrivals) - w) / (arrivals[-1] - arrivals[w - 1]) \
         if run.engine == "local" and len(arrivals) > w + 1 and arrivals[-1] > arrivals[w - 1] else None
