@@ -237,6 +237,7 @@ def test_ray_engine_splits_and_joins_the_same(pan, one_worker, tmp_path):
     _check_joined(tmp_path / "out" / "pan.mp4", pan, one_worker)
 
 
+@pytest.mark.slow
 def test_a_failed_segment_fails_the_file(pan, tmp_path):
     """A segment whose frames do not decode where the index says fails in its real worker; the
     file gets one failed record, no output, and its other segments are removed."""
