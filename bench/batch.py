@@ -10,7 +10,19 @@ folder each time (outputs as the inputs: JPEG pictures, H.264 videos; manifest i
   (its start-up is timed on its own and reported apart).
 
 Two workloads: WIDER FACE photos (spread over the events) and short cuts of a real clip (640x360,
-made untimed with PyAV). For each run: the wall clock of the whole `run_batch` call (worker
+made untimed with PyAV). Two more for one long video over many workers (issue 22), each with its
+leak rate (the shared pan clip's exact boxes, hidden with a solid black fill, scored as
+../shared/tools/video_leaks.py does) beside the speed:
+
+- long: one video of `--long` seconds (default 600): the shared pan clip (make_pan_clip.py)
+  looped, 640x360 at 25 fps, H.264 with x264's default key frames (every 250 frames and at
+  scene changes), with a sine-tone audio track;
+- mixed: `--mixed-pictures` WIDER photos (default 40) and one 1920x1080 video of `--mixed`
+  seconds (default 30): the pan clip scaled up and looped, key frames every 2 s.
+
+Each runs on local 1x1 (one worker, one thread) and the default `faceveil batch` (no --workers
+or --threads: one worker per core, which splits the long video into segments), plus Ray 2x1 for
+the long video. For each run: the wall clock of the whole `run_batch` call (worker
 start-up and model loading included), the steady rate (items per second between the moment
 every worker has delivered its first item and the last item, so start-up is left out), the peak
 resident memory of each worker (from its records: `ru_maxrss` of the worker process), the CPU
@@ -23,6 +35,7 @@ run is kept.
     .venv/bin/python bench/batch.py                          # both workloads, all configurations
     .venv/bin/python bench/batch.py --pictures 30 --videos 0 --no-ray
     .venv/bin/python bench/batch.py --repeat 2 --markdown --json bench/out/batch.json --check
+    .venv/bin/python bench/batch.py --pictures 0 --videos 0 --long 600 --mixed 30 --markdown
 
 Progress goes to stderr; machine facts and the results table go to stdout.
 """
@@ -48,6 +61,8 @@ SUBSET = Path("images") / "wider_face_val_subset"
 CONFIGS = (("local", 1, 1), ("local", 2, 1), ("local", 1, 2), ("ray", 2, 1))  # engine, workers, threads
 BASELINE = ("local", 1, 1)
 TARGET_SPEEDUP = 1.7  # local 2x1 against 1x1, steady rate, pictures
+SEGMENT_CONFIGS = (("local", 1, 1), ("local", 0, 0), ("ray", 2, 1))  # 0: the default (None)
+TOOLS = "tools"  # beside the shared data folder: make_pan_clip.py, video_leaks.py
 
 
 def images_module() -> Any:
@@ -77,6 +92,10 @@ class Run:
     cpu_per_item: float | None = None  # CPU seconds of the whole run (all processes) per item
     ok: int = 0
     failed: int = 0
+    leak: dict | None = None  # leak rate of the video output (long, mixed)
+    segments: int | None = None  # segments the video was split into
+    load: tuple[float, float] | None = None  # load averages (1, 5 min) at the end of the run
+    used_workers: int | None = None
 
     @property
     def key(self) -> tuple[str, int, int]:
@@ -84,6 +103,8 @@ class Run:
 
     @property
     def label(self) -> str:
+        if not self.workers:
+            return f"{self.engine} default ({self.used_workers or '?'}x1)"
         return f"{self.engine} {self.workers}x{self.threads}"
 
 
@@ -180,6 +201,94 @@ def cut_clips(source: Path, folder: Path, count: int, seconds: float) -> list[Pa
     return out
 
 
+def pan_frames(data: Path, folder: Path) -> tuple[list, list[dict], Any]:
+    """The shared pan clip (made here by make_pan_clip.py): its frames (yuv420p), boxes, rate."""
+    import subprocess
+
+    import av
+
+    clip, boxes = folder / "pan.mp4", folder / "pan.json"
+    subprocess.run([sys.executable, str(data.parent / TOOLS / "make_pan_clip.py"), str(clip),
+                    str(boxes)], check=True, capture_output=True)
+    with av.open(str(clip)) as inp:
+        rate = Fraction(inp.streams.video[0].average_rate)
+        frames = [f.reformat(format="yuv420p") for f in inp.decode(video=0)]
+    return frames, json.loads(boxes.read_text())["frames"], rate
+
+
+def looped_clip(pan: tuple, path: Path, seconds: float, scale: int = 1,
+                keyint: int | None = None) -> Path:
+    """The pan clip looped to `seconds` (and `scale` times its size), with a sine-tone audio
+    track; its boxes beside it (PATH.json, as make_pan_clip.py writes them)."""
+    import av
+    import numpy as np
+
+    frames, boxes, rate = pan
+    n = max(1, round(seconds * rate))
+    w, h = frames[0].width * scale, frames[0].height * scale
+    with av.open(str(path), "w") as c:
+        vs = c.add_stream("libx264", rate=rate)
+        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
+        vs.options = {"crf": "18", "preset": "veryfast", **({"g": str(keyint)} if keyint else {})}
+        a_s = c.add_stream("aac", rate=44100)
+        a_s.layout = "mono"
+        samples = (0.2 * np.sin(2 * np.pi * 440 * np.arange(int(44100 * n / rate)) / 44100)
+                   ).astype(np.float32)
+        per_frame = int(44100 / rate)
+        done = 0
+        for k in range(n):
+            frame = frames[k % len(frames)]
+            if scale != 1:
+                frame = frame.reformat(w, h, interpolation="BICUBIC")
+            frame.pts, frame.time_base = k, 1 / rate
+            c.mux(vs.encode(frame))
+            while done < min(len(samples), (k + 1) * per_frame):
+                af = av.AudioFrame.from_ndarray(samples[None, done:done + 1024], format="fltp",
+                                                layout="mono")
+                af.sample_rate, af.pts, af.time_base = 44100, done, Fraction(1, 44100)
+                c.mux(a_s.encode(af))
+                done += 1024
+        c.mux(vs.encode(None))
+        c.mux(a_s.encode(None))
+    looped = [{"index": k, "boxes": [{"box": [v * scale for v in b["box"]], "ignore": b["ignore"]}
+                                     for b in boxes[k % len(boxes)]["boxes"]]} for k in range(n)]
+    path.with_suffix(".json").write_text(json.dumps({"width": w, "height": h, "frames": looped}))
+    return path
+
+
+def leak_rate(src: Path, out: Path, minh: float = 20) -> dict:
+    """video_leaks.py's figure for a clip made by looped_clip (solid black fill)."""
+    import av
+
+    truth = json.loads(src.with_suffix(".json").read_text())["frames"]
+    minh *= json.loads(src.with_suffix(".json").read_text())["height"] / 360
+    faces = leaks = 0
+    leaked_frames = 0
+    with av.open(str(src)) as a, av.open(str(out)) as b:
+        for fr, fa, fb in zip(truth, a.decode(video=0), b.decode(video=0), strict=False):
+            x, y = fa.to_ndarray(format="rgb24"), fb.to_ndarray(format="rgb24")
+            hidden = (y.max(axis=2) <= 24) | (x.max(axis=2) <= 24)
+            hh, ww = hidden.shape
+            leaked = False
+            for bx in fr["boxes"]:
+                x1, y1, x2, y2 = bx["box"]
+                bw, bh = x2 - x1, y2 - y1
+                if bx["ignore"] or bh < minh:
+                    continue
+                cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+                cx1, cx2 = int(cx - .3 * bw), int(cx + .3 * bw) + 1
+                cy1, cy2 = int(cy - .3 * bh), int(cy + .3 * bh) + 1
+                if cx1 < 0 or cy1 < 0 or cx2 > ww or cy2 > hh:
+                    continue
+                faces += 1
+                if hidden[cy1:cy2, cx1:cx2].mean() < 0.8:
+                    leaks += 1
+                    leaked = True
+            leaked_frames += leaked
+    return {"face_frames": faces, "leaks": leaks, "leak_rate": leaks / max(faces, 1),
+            "frames_with_leak": leaked_frames}
+
+
 def pick_pictures(data: Path, n: int) -> list[Path]:
     files = sorted((data / SUBSET).glob("*/*.jpg"))
     if not files:
@@ -203,13 +312,28 @@ def run_once(run: Run, files: list[Path], base: Path) -> None:
             rss[record["worker"]] = max(rss.get(record["worker"], 0.0), record.get("peak_rss_mb") or 0)
 
     out = Path(tempfile.mkdtemp(prefix=f"{run.workload}-{run.engine}-", dir=base))
+    segmented = run.workload in ("long", "mixed")
+    config = PipelineConfig.from_options(threads=run.threads or None,
+                                         **({"method": "solid", "color": "black"} if segmented else {}))
+    segments: list[int] = []
+    outputs: dict[str, str] = {}
+
+    def record_it(record: dict) -> None:
+        on_record(record)
+        if record.get("kind") == "video":
+            segments.append(int(record.get("segments") or 1))
+            outputs[record["input"]] = record["output"]
+
     meter = TreeMeter()
     started = time.perf_counter()
-    report = run_batch([str(f) for f in files], out, PipelineConfig.from_options(threads=run.threads),
-                       BatchOptions(engine=run.engine, workers=run.workers), on_record=on_record)
+    report = run_batch([str(f) for f in files], out, config,
+                       BatchOptions(engine=run.engine, workers=run.workers or None),
+                       on_record=record_it)
     seconds = time.perf_counter() - started
     cpu, others = meter.stop()
-    w = run.workers
+    load = os.getloadavg()[:2]
+    w = report.workers or run.workers
+    run.used_workers = report.workers
     # Ray hands records back in bursts, so arrival times say little about its rate: none there.
     steady = (len(arrivals) - w) / (arrivals[-1] - arrivals[w - 1]) \
         if run.engine == "local" and len(arrivals) > w + 1 and arrivals[-1] > arrivals[w - 1] else None
@@ -222,6 +346,14 @@ def run_once(run: Run, files: list[Path], base: Path) -> None:
         run.seconds, run.steady, run.peak_rss, run.others = seconds, steady, rss, others
         run.median_item, run.cpu_per_item = median, cpu / max(1, len(files))
         run.ok, run.failed = report.ok, report.failed
+        run.load, run.used_workers = load, report.workers
+        if segmented:
+            video = next(f for f in files if f.suffix == ".mp4")
+            run.segments = segments[0] if segments else None
+            run.leak = leak_rate(video, Path(outputs[str(video)])) if outputs else None
+            log(f"    leak rate {run.leak['leak_rate']:.4f} ({run.leak['leaks']} of "
+                f"{run.leak['face_frames']} face-frames), {run.segments} segment(s), "
+                f"load {load[0]:.1f}/{load[1]:.1f}")
 
 
 def build_rows(runs: list[Run], ray_init: float | None) -> list[dict]:
@@ -240,6 +372,11 @@ def build_rows(runs: list[Run], ray_init: float | None) -> list[dict]:
             "cpu_s_per_item": None if r.cpu_per_item is None else round(r.cpu_per_item, 3),
             "peak_rss_mb_per_worker": round(max(r.peak_rss.values(), default=0), 1),
             "others_cpu": None if r.others is None else round(r.others, 3),
+            "load_1_5": None if r.load is None else [round(v, 2) for v in r.load],
+            "segments": r.segments,
+            "leak_rate": None if r.leak is None else round(r.leak["leak_rate"], 4),
+            "leaks": None if r.leak is None else r.leak["leaks"],
+            "face_frames": None if r.leak is None else r.leak["face_frames"],
         }
         if r.engine == "ray" and local is not None:
             row["ray_overhead_s"] = round(r.seconds - local.seconds, 2)
@@ -252,7 +389,7 @@ def table(rows: list[dict], markdown: bool) -> str:
     images = images_module()
     header = ["workload", "engine workers x threads", "wall s", "items/s steady", "speed-up wall",
               "speed-up steady", "s / item (median)", "CPU s / item", "peak RSS / worker MiB",
-              "others' CPU"]
+              "others' CPU", "load 1/5 min", "segments", "leak rate (leaks / face-frames)"]
     body = []
     for r in rows:
         body.append([
@@ -263,7 +400,10 @@ def table(rows: list[dict], markdown: bool) -> str:
             "-" if r["median_item_s"] is None else f"{r['median_item_s']:.2f}",
             "-" if r["cpu_s_per_item"] is None else f"{r['cpu_s_per_item']:.2f}",
             f"{r['peak_rss_mb_per_worker']:.0f}",
-            "-" if r["others_cpu"] is None else f"{r['others_cpu']:.0%}"])
+            "-" if r["others_cpu"] is None else f"{r['others_cpu']:.0%}",
+            "-" if r["load_1_5"] is None else f"{r['load_1_5'][0]:.1f}/{r['load_1_5'][1]:.1f}",
+            "-" if r["segments"] is None else str(r["segments"]),
+            "-" if r["leak_rate"] is None else f"{r['leak_rate']:.4f} ({r['leaks']}/{r['face_frames']})"])
     return images.render_table(header, body, markdown, text_columns=2)
 
 
@@ -272,6 +412,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--pictures", type=int, default=60, metavar="N", help="WIDER photos (default 60; 0: none)")
     p.add_argument("--videos", type=int, default=4, metavar="N", help="clips (default 4; 0: none)")
     p.add_argument("--seconds", type=float, default=3.0, metavar="S", help="length of each clip (default 3)")
+    p.add_argument("--long", type=float, default=0, metavar="S",
+                   help="one looped pan clip of S seconds (issue 22 target: 600; default 0: none)")
+    p.add_argument("--mixed", type=float, default=0, metavar="S",
+                   help="--mixed-pictures photos and one 1080p pan clip of S seconds (default 0: none)")
+    p.add_argument("--mixed-pictures", type=int, default=40, metavar="N", help="photos in mixed (40)")
     p.add_argument("--repeat", type=int, default=1, metavar="K", help="runs per configuration, best kept")
     p.add_argument("--no-ray", action="store_true", help="leave out the Ray engine")
     p.add_argument("--data", default=None,
@@ -280,8 +425,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--json", default=None, metavar="PATH", help="write all figures as JSON")
     p.add_argument("--check", action="store_true", help=f"exit 1 when the {TARGET_SPEEDUP}x target fails")
     args = p.parse_args(argv)
-    if args.pictures < 0 or args.videos < 0 or args.pictures + args.videos == 0:
-        p.error("give some --pictures and/or --videos")
+    if args.pictures < 0 or args.videos < 0 or args.pictures + args.videos + args.long + args.mixed <= 0:
+        p.error("give some --pictures, --videos, --long or --mixed")
     if args.repeat < 1:
         p.error("--repeat must be at least 1")
     return args
@@ -290,7 +435,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     images = images_module()
-    needs = [SUBSET.parent / "wider_face_val_subset.json"] if args.pictures else [CLIP]
+    needs = [SUBSET.parent / "wider_face_val_subset.json"] if args.pictures or args.mixed or \
+        args.long else [CLIP]
     data = images.find_data(args.data, needs=needs)
     facts = images.machine_facts()
     configs = [c for c in CONFIGS if not (args.no_ray and c[0] == "ray")]
@@ -312,20 +458,40 @@ def main(argv: Sequence[str] | None = None) -> int:
             (base / "clips").mkdir()
             log(f"cutting {args.videos} clip(s) of {args.seconds:g} s from {CLIP} ...")
             workloads["videos"] = cut_clips(data / CLIP, base / "clips", args.videos, args.seconds)
-        if any(c[0] == "ray" for c in configs):
+        pan = None
+        if args.long or args.mixed:
+            if not (data.parent / TOOLS / "make_pan_clip.py").is_file():
+                sys.exit(f"error: --long/--mixed need {data.parent / TOOLS / 'make_pan_clip.py'}")
+            log("making the pan clip ...")
+            pan = pan_frames(data, base)
+        if args.long:
+            log(f"looping it to {args.long:g} s (640x360) ...")
+            (base / "long").mkdir()
+            workloads["long"] = [looped_clip(pan, base / "long" / "long.mp4", args.long)]
+        if args.mixed:
+            log(f"{args.mixed_pictures} photos and a {args.mixed:g} s 1080p clip ...")
+            (base / "mixed").mkdir()
+            workloads["mixed"] = [*pick_pictures(data, args.mixed_pictures),
+                                  looped_clip(pan, base / "mixed" / "pan1080.mp4", args.mixed,
+                                              scale=3, keyint=50)]
+        pan = None
+        if any(c[0] == "ray" for c in configs) or (args.long and not args.no_ray):
             import ray
 
             t0 = time.perf_counter()
             ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
             ray_init = time.perf_counter() - t0
             log(f"local Ray started in {ray_init:.1f} s (not part of the ray rows' wall time)")
-        runs = [Run(w, *c) for w in workloads for c in configs]
+        runs = [Run(w, *c) for w in workloads for c in
+                (configs if w not in ("long", "mixed") else
+                 [c for c in SEGMENT_CONFIGS if not (c[0] == "ray" and (w == "mixed" or args.no_ray))])]
         try:
             for round_ in range(args.repeat):
                 log(f"round {round_ + 1}/{args.repeat}")
                 shift = round_ % len(configs)
                 for workload, files in workloads.items():
                     order = [r for r in runs if r.workload == workload]
+                    shift = round_ % len(order)
                     for run in order[shift:] + order[:shift]:
                         run_once(run, files, base)
         finally:
@@ -346,6 +512,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "videos" in workloads:
         described.append(f"{len(workloads['videos'])} clips of {args.seconds:g} s cut from {CLIP.name} "
                          "(640x360, H.264 out, crf 20 medium)")
+    if "long" in workloads:
+        described.append(f"long: the pan clip looped to {args.long:g} s (640x360, 25 fps)")
+    if "mixed" in workloads:
+        described.append(f"mixed: {args.mixed_pictures} WIDER photos + the pan clip at 1920x1080 "
+                         f"looped to {args.mixed:g} s (solid black for long and mixed)")
     print(f"{bullet}data: {'; '.join(described)}; balanced quality, blur; fastest of {args.repeat} run(s)")
     if ray_init is not None:
         print(f"{bullet}local Ray start (ray.init, num_cpus=2): {ray_init:.1f} s, not in the wall times")
@@ -354,7 +525,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     ok = True
     for r in rows:
-        if r["engine"] == "ray":
+        if r["engine"] == "ray" and "ray_overhead_s" in r:
             print(f"{bullet}{r['workload']}: Ray 2x1 against local 2x1: {r['ray_overhead_s']:+.1f} s "
                   f"wall ({r['seconds'] / (r['seconds'] - r['ray_overhead_s']):.2f}x the time)")
     target = next((r for r in rows if r["workload"] == "pictures" and r["config"] == "local 2x1"), None)
@@ -362,6 +533,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         ok = target["speedup_steady"] >= TARGET_SPEEDUP
         print(f"{bullet}target: local 1 -> 2 workers >= {TARGET_SPEEDUP}x (pictures, steady rate): "
               f"{target['speedup_steady']:.2f}x, {'met' if ok else 'NOT met'}")
+    for workload in ("long", "mixed"):
+        base_row = next((r for r in rows if r["workload"] == workload and r["config"] == "local 1x1"),
+                        None)
+        default = next((r for r in rows if r["workload"] == workload
+                        and r["config"].startswith("local default")), None)
+        if base_row is None or default is None:
+            continue
+        met = default["speedup_wall"] >= TARGET_SPEEDUP
+        ok = ok and met
+        print(f"{bullet}target: {workload}, default batch against one worker on one thread >= "
+              f"{TARGET_SPEEDUP}x (wall): {default['speedup_wall']:.2f}x, "
+              f"{'met' if met else 'NOT met'} (CPU s per item {base_row['cpu_s_per_item']} -> "
+              f"{default['cpu_s_per_item']}, others' CPU {base_row['others_cpu']} / "
+              f"{default['others_cpu']}, load {base_row['load_1_5']} / {default['load_1_5']}; "
+              f"leak rate {base_row['leak_rate']} -> {default['leak_rate']})")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps({"facts": facts, "rows": rows}, indent=1) + "\n")

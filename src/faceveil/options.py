@@ -519,6 +519,10 @@ TABLE: tuple[Option, ...] = (
            "worker processes (local; default one per core) or Ray actors (default: the cluster's "
            "CPUs / --threads); each loads the models once. Unless --threads is given, each gets "
            "cores / N inference threads (Ray: 1)", metavar="N", doors=_cli_only("batch")),
+    Option("no_split", "batch", bool,
+           "give every video to one worker whole (default: a long video is cut at key frames into "
+           "segments that several workers process, then joined)",
+           cli={"action": "store_true"}, doors=_cli_only("batch")),
     Option("resume", "batch", bool,
            "skip items already done (same input bytes and settings, output present)",
            cli={"action": "store_true"}, doors=_cli_only("batch")),

@@ -29,6 +29,7 @@ from typing import Any
 from ..config import PipelineConfig
 from ..errors import FaceveilError
 from .plan import Item
+from .segments import Segment
 from .work import ItemOptions
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,7 @@ def _worker_main(conn: Connection, slot: int, config: PipelineConfig, options: I
     root = logging.getLogger()
     root.handlers[:] = [_PipeLog(conn)]
     root.setLevel(level)
+    from .segments import run_task
     from .work import ItemWorker
 
     worker = None
@@ -113,7 +115,7 @@ def _worker_main(conn: Connection, slot: int, config: PipelineConfig, options: I
             message = conn.recv()
             if message is None:
                 return
-            conn.send(("record", worker.process(message, run)))
+            conn.send(("record", run_task(worker, message, run)))
     except (_Stop, EOFError, BrokenPipeError, KeyboardInterrupt):
         return
     finally:
@@ -130,7 +132,7 @@ class _Slot:
     proc: Any  # multiprocessing.Process
     conn: Connection
     ready: bool = False
-    item: Item | None = None
+    item: Item | Segment | None = None
     since: float = 0.0
 
 
@@ -156,7 +158,9 @@ class LocalEngine:
         child_conn.close()
         return _Slot(index, proc, parent_conn)
 
-    def run(self, items: Iterable[Item], on_record: Callable[[dict[str, Any]], None]) -> None:
+    def run(self, items: Iterable[Item | Segment],
+            on_record: Callable[[dict[str, Any]], None]) -> None:
+        """Run the tasks (whole items, or segments of long videos) in the order given."""
         queue = deque(items)
         if not queue:
             return
@@ -232,7 +236,8 @@ class LocalEngine:
                        "faces": 0, "kept": 0, "status": "error",
                        "error": f"the worker process died while processing it ({why})",
                        "seconds": round(time.perf_counter() - slot.since, 3), "engine": self.name,
-                       "worker": f"local-{slot.index} pid {slot.proc.pid}", "run": self.run_id})
+                       "worker": f"local-{slot.index} pid {slot.proc.pid}", "run": self.run_id,
+                       **(item.tag() if isinstance(item, Segment) else {})})
             slot.item = None
         slot.conn.close()
         position = self._slots.index(slot)

@@ -17,7 +17,6 @@ initialised in this process (tests, notebooks), that session is used and left ru
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -28,6 +27,7 @@ from typing import Any
 from ..config import PipelineConfig
 from ..errors import FaceveilError, MissingDependencyError
 from .plan import Item
+from .segments import Segment, task_to_dict
 from .work import ItemOptions
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,9 @@ class RayItemWorker:
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         import numpy as np
 
-        records = [json.dumps(self.worker.process(Item(**json.loads(str(text))), self.run))
+        from .segments import run_task, task_from_dict
+
+        records = [json.dumps(run_task(self.worker, task_from_dict(json.loads(str(text))), self.run))
                    for text in batch["item"]]
         return {"record": np.array(records, dtype=object)}
 
@@ -69,7 +71,7 @@ class RayEngine:
         self.config, self.options, self.run_id = config, options, run
         self.workers, self.threads, self.address = workers, max(1, threads), address
 
-    def run(self, items: Iterable[Item], on_record: Callable[[dict[str, Any]], None]) -> None:
+    def run(self, items: Iterable[Item | Segment], on_record: Callable[[dict[str, Any]], None]) -> None:
         items = list(items)
         if not items:
             return
@@ -102,7 +104,7 @@ class RayEngine:
                      size, self.threads, cpus)
             context = ray.data.DataContext.get_current()
             context.enable_progress_bars = False
-            rows = [{"item": json.dumps(dataclasses.asdict(item))} for item in items]
+            rows = [{"item": json.dumps(task_to_dict(item))} for item in items]
             ds = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
                 RayItemWorker,
                 fn_constructor_kwargs={"config": self.config, "options": self.options,

@@ -30,6 +30,7 @@ from ..types import Counts
 from . import storage
 from .manifest import ManifestWriter, read_manifest
 from .plan import BatchPlan, Item, plan_batch
+from .segments import Splitter
 from .work import ItemOptions, settings_fingerprint
 from .zips import ZipLimits, write_zip
 
@@ -46,6 +47,8 @@ class BatchOptions:
     engine: str = "local"  # local | ray
     address: str | None = None  # ray: an existing cluster ("auto", "ray://host:10001"); None: start one
     resume: bool = False  # skip items already done (same input bytes, same settings, output there)
+    split: bool = True  # long videos in segments over several workers (faceveil.batch.segments)
+    segment_frames: int | None = None  # shortest segment; None: from the tracker's context
     manifest: str | None = None  # default: OUT/.faceveil-manifest.jsonl, beside an output zip
     item: ItemOptions = field(default_factory=ItemOptions)
     zip_limits: ZipLimits = field(default_factory=ZipLimits)
@@ -55,6 +58,8 @@ class BatchOptions:
             raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
         if self.workers is not None and self.workers < 1:
             raise ConfigError(f"workers must be at least 1, got {self.workers}")
+        if self.segment_frames is not None and self.segment_frames < 1:
+            raise ConfigError(f"segment frames must be at least 1, got {self.segment_frames}")
         if self.address and self.engine != "ray":
             raise ConfigError("an address is for the ray engine (engine='ray' / --engine ray)")
 
@@ -104,8 +109,8 @@ def run_batch(
                          manifest=os.path.abspath(options.manifest) if options.manifest
                          else plan.manifest)
     run_id = dt.datetime.now().strftime("%Y%m%dT%H%M%S-") + secrets.token_hex(2)
-    engine, config = _engine(config, options, report, run_id, len(plan.items))
     if not plan.items:
+        _engine(config, options, report, run_id, 0)
         report.failed, report.errors = len(plan.errors), list(plan.errors)
         report.seconds = time.perf_counter() - started
         return report
@@ -130,6 +135,10 @@ def run_batch(
         items = (_mark_done(plan, read_manifest(report.manifest), settings, old_zip, report)
                  if options.resume else plan.items)
         _sweep_parts([i for i in items if i.expect is None])
+        splitter = Splitter(config, options.item, run=run_id, engine=options.engine,
+                            min_frames=options.segment_frames)
+        tasks = splitter.split(items, _wanted_workers(options)) if options.split else list(items)
+        engine, config = _engine(config, options, report, run_id, len(tasks))
         total = len(items)
         notify(Progress("start", 0, total))
         done = 0
@@ -150,10 +159,11 @@ def run_batch(
                             record.get("error", "")))
 
         try:
-            engine.run(items, on_item)
+            engine.run(tasks, lambda record: splitter.on_record(record, on_item))
         except BaseException:
             # Actors killed hard (Ray) cannot remove their temporary files: do it for them.
             _sweep_parts([i for i in items if i.output_name not in statuses])
+            splitter.abort()
             raise
         notify(Progress("done", done, total))
 
@@ -161,6 +171,17 @@ def run_batch(
         report.zip_members = _assemble_zip(plan, statuses, old_zip)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _wanted_workers(options: BatchOptions) -> int:
+    """How many workers the engine would start for plenty of work (what segments are cut for)."""
+    from .local import usable_cores
+
+    if options.workers:
+        return options.workers
+    if options.engine == "ray":
+        return max(1, usable_cores()) if not options.address else 2
+    return usable_cores()
 
 
 def _engine(config: PipelineConfig, options: BatchOptions, report: BatchReport, run_id: str,

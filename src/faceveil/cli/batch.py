@@ -74,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
         EncodeOptions(codec=args.codec, crf=args.crf, preset=args.preset, keep_audio=not args.no_audio),
         verify=args.verify)
     options = BatchOptions(workers=args.workers, engine=args.engine, address=args.address,
-                           resume=args.resume, manifest=args.manifest, item=item)
+                           resume=args.resume, manifest=args.manifest, item=item,
+                           split=not args.no_split)
     manifest = str(Path(args.manifest).absolute()) if args.manifest else default_manifest(args.output)
     show_bar = not (args.quiet or args.no_progress) and sys.stderr.isatty()
     state: dict = {"bar": None, "done": 0}

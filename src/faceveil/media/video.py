@@ -150,6 +150,7 @@ class VideoInput:
         self.frames_read = 0
         self._last_pts: int | None = None  # of the last frame handed out
         self._packets_end: float | None = None  # s: where the last packet of any stream ends
+        self._from_pts: int | None = None  # a segment: frames before this pts are not handed out
 
     def close(self) -> None:
         self.container.close()
@@ -159,6 +160,14 @@ class VideoInput:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def seek(self, dts: int | None, from_pts: int) -> None:
+        """Read a segment: decode from the key frame at or before `dts` (video stream ticks) and
+        hand out only the frames from `from_pts` on. Other streams are not read (nor copied),
+        and the end is not checked against what the header announces."""
+        if dts is not None:
+            self.container.seek(dts, stream=self.stream, backward=True, any_frame=False)
+        self._from_pts, self.copied = from_pts, []
 
     def _damaged(self, packet: Any, exc: Exception) -> None:
         tb = self.stream.time_base
@@ -175,6 +184,8 @@ class VideoInput:
         # Every audio stream is read (the copied ones are handed on): where the last packet of
         # any stream ends tells a file cut short from a video shorter than its sound.
         others = [st for st in self.container.streams if st.type == "audio"]
+        if self._from_pts is not None:
+            others = []
         demux = self.container.demux(self.stream, *{*self.copied, *others})
         step = self._frame_ticks()
         while True:
@@ -205,7 +216,8 @@ class VideoInput:
             pass
         except av.error.FFmpegError as exc:
             self._damaged(None, exc)
-        self._check_end(step)
+        if self._from_pts is None:
+            self._check_end(step)
 
     def _check_end(self, step: int) -> None:
         """Warn (and note damage) when the file stops before what its header announces."""
@@ -251,6 +263,9 @@ class VideoInput:
     def _stamped(self, frames: list, step: int) -> Iterator[Any]:
         for frame in frames:
             pts = frame.pts
+            if self._from_pts is not None and self._last_pts is None and (
+                    pts is None or pts < self._from_pts):
+                continue  # a segment: before its first frame
             if pts is None:
                 pts = frame.dts if frame.dts is not None else (
                     0 if self._last_pts is None else self._last_pts + step)

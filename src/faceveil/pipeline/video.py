@@ -13,6 +13,7 @@ Boxes in the faces sidecar are in pixels of the upright (displayed) frame, like 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import queue
 import threading
@@ -65,6 +66,26 @@ class VideoReport:
 
 
 @dataclass(frozen=True)
+class Span:
+    """A segment of a video, for one of several workers (`faceveil.batch.segments`).
+
+    Frames are numbered from the video's first frame. Frames `start` to `end` (exclusive) go
+    through the frame step, so the look-ahead tracker sees what comes before and after the
+    segment; only frames `first` to `stop` are written (video only: the audio is copied once,
+    when the segments are joined). Decoding starts at the key frame at or before `seek_dts`
+    (video stream ticks); `start_pts` and `first_pts` are the pts of frames `start` and `first`.
+    """
+
+    start: int
+    first: int
+    stop: int
+    end: int
+    seek_dts: int
+    start_pts: int
+    first_pts: int
+
+
+@dataclass(frozen=True)
 class _Geometry:
     width: int  # as stored
     height: int
@@ -101,12 +122,14 @@ def process_video(
     on_frame: FrameCallback | None = None,
     on_progress: ProgressCallback | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    span: Span | None = None,
 ) -> VideoReport:
     """Anonymize the video `src` into `dst` (None: detect only).
 
     `faces`: per-frame detections in displayed pixels (from a faces sidecar) to hide instead of
     detecting and tracking. `sidecar`: where to write the faces JSON. Both `dst` and `sidecar`
     are written atomically: nothing appears under their names unless the whole run succeeded.
+    `span`: write only this segment of the video (its frames, no other streams).
     """
     src, started = Path(src), time.perf_counter()
     if dst is not None and pipeline.backdrop is not None and pipeline.backdrop.transparent:
@@ -116,13 +139,19 @@ def process_video(
     report = VideoReport(src, Path(dst) if dst is not None else None)
     sweep_parts(p for p in (dst, sidecar) if p is not None)  # leftovers of a killed run
     with contextlib.ExitStack() as stack:
-        vin = stack.enter_context(VideoInput(src, copy_streams=encode.keep_audio,
+        vin = stack.enter_context(VideoInput(src, copy_streams=encode.keep_audio and span is None,
                                              max_pixels=max_pixels))
+        if span is not None:
+            vin.seek(span.seek_dts, span.start_pts)
         out_tmp = stack.enter_context(atomic_path(dst)) if dst is not None else None
         side_tmp = stack.enter_context(atomic_path(sidecar)) if sidecar is not None else None
         _Run(vin, pipeline, report, encode=encode, out_path=out_tmp,
              container_name=str(dst) if dst is not None else None, sidecar_path=side_tmp,
-             faces=faces, on_frame=on_frame, on_progress=on_progress).execute()
+             faces=faces, on_frame=on_frame, on_progress=on_progress, span=span).execute()
+        if span is not None and report.frames != span.stop - span.first:
+            raise CorruptMediaError(f"frames {span.first}-{span.stop - 1} of the video do not "
+                                    f"decode as its index says ({report.frames} of "
+                                    f"{span.stop - span.first} came out)")
     report.damage = vin.damage
     report.seconds = time.perf_counter() - started
     return report
@@ -134,10 +163,11 @@ class _Run:
     def __init__(self, vin: VideoInput, pipeline: Pipeline, report: VideoReport, *,
                  encode: EncodeOptions, out_path: Path | None, container_name: str | None,
                  sidecar_path: Path | None, faces: Sequence[Detections] | None,
-                 on_frame: FrameCallback | None, on_progress: ProgressCallback | None) -> None:
+                 on_frame: FrameCallback | None, on_progress: ProgressCallback | None,
+                 span: Span | None = None) -> None:
         self.vin, self.pipeline, self.report, self.encode = vin, pipeline, report, encode
         self.out_path, self.container_name, self.sidecar_path = out_path, container_name, sidecar_path
-        self.faces, self.on_frame = faces, on_frame
+        self.faces, self.on_frame, self.span = faces, on_frame, span
         self.notify = on_progress or (lambda event: None)
         self.stop = threading.Event()
         self.errors: list[BaseException] = []
@@ -186,7 +216,10 @@ class _Run:
     # ---- the three stages
 
     def _read(self) -> None:
-        for frame in self.vin.frames(on_packet=self.packets.put if self.out_path else None):
+        frames = self.vin.frames(on_packet=self.packets.put if self.out_path else None)
+        if self.span is not None:
+            frames = itertools.islice(frames, self.span.end - self.span.start)
+        for frame in frames:
             if not self._put(self.decoded, frame):
                 return
         self._put(self.decoded, _END)
@@ -265,7 +298,7 @@ class _Run:
         g = self.geometry
         full = max(g.width, g.height)
         total = self.vin.stream.frames or None
-        frame, index = first, 0
+        frame, index = first, 0 if self.span is None else self.span.start
         while frame is not _END:
             pts = float(frame.pts * frame.time_base)
             if step is None:
@@ -300,6 +333,13 @@ class _Run:
 
     def _emit(self, frame: Any, index: int, pts: float, dets: Detections,
               side: SidecarStream | None, total: int | None) -> None:
+        span = self.span
+        if span is not None:
+            if not span.first <= index < span.stop:
+                return  # context for the tracker: another segment writes it
+            if index == span.first and frame.pts != span.first_pts:
+                raise CorruptMediaError(f"frame {index} of the video does not decode where its "
+                                        "index says")
         hidden = ~dets.keep
         self.report.frames += 1
         self.report.faces += int((hidden & ~dets.filled).sum())
