@@ -55,6 +55,7 @@ from typing import TYPE_CHECKING, Any
 from .._files import atomic_path, sha256_file
 from ..config import PipelineConfig
 from ..errors import CorruptMediaError, FaceveilError
+from ..types import Counts
 from . import storage
 from .plan import Item
 from .work import ItemOptions
@@ -315,8 +316,10 @@ class Splitter:
             join_segments(storage.local_path(item.source), [Path(s.part) for s in file.segments],
                           Path(item.output), keep_audio=self.options.encode.keep_audio,
                           starts=[s.first_pts for s in file.segments])
-            for name in ("faces", "kept", "frames", "filled", "tracks"):
-                record[name] = sum(int(r.get(name) or 0) for r in records)
+            # faces: the segments' tracks summed, so a face seen across a cut counts once per
+            # segment it is in; face-frames, boxes and frames are exact
+            record.update(sum((Counts.from_dict(r) for r in records), Counts()).to_dict(),
+                          tracks=sum(int(r.get("tracks") or 0) for r in records))
             record["status"] = "ok"
         except Exception as exc:
             from ..errors import describe_error
@@ -394,8 +397,7 @@ def run_segment(worker: Any, segment: Segment, run: str = "") -> dict[str, Any]:
                                max_pixels=worker.options.write.max_pixels, span=segment.span)
         if report.damage:
             raise CorruptMediaError(f"damaged at {report.damage[0]:.2f} s")
-        record.update(faces=report.faces, kept=report.kept, frames=report.frames,
-                      filled=report.filled, tracks=report.tracks, status="ok")
+        record.update(report.counts.to_dict(), tracks=report.tracks, status="ok")
     except Exception as exc:
         record["error"] = describe_error(exc)
         log.debug("%s: segment %d failed", segment.input, segment.index, exc_info=True)
