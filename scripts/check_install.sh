@@ -67,7 +67,7 @@ for args in "--detector haar" "" "--background blur"; do
   name="run ${args:-(defaults: blur)}"
   target="$out/out$RANDOM.jpg"
   log="$("$venv/bin/faceveil" run "$photo" -o "$target" --no-progress $args 2>&1)"
-  if [ $? -eq 0 ] && [ -s "$target" ] && echo "$log" | grep -Eq ' [1-9][0-9]* face\(s\) hidden'; then
+  if [ $? -eq 0 ] && [ -s "$target" ] && echo "$log" | grep -Eq ' [1-9][0-9]* faces? hidden'; then
     ok "$name: $(echo "$log" | tail -1)"
   else
     bad "$name: $log"

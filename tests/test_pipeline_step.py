@@ -71,7 +71,6 @@ def test_the_schedule_plans_scans_and_quick_passes(live, known_face, full, scan,
     assert s.plan(0, cut=False, full=full, known=known) == Pass(True, min(640, full))
     quick = s.plan(2, cut=False, full=full, known=known)
     assert (quick.scan, quick.side, quick.coarse) == (scan, side, coarse)
-    assert (quick.regions is None) == live, "a file's quick pass looks around the known faces"
     assert s.plan(4, cut=True, full=full, known=known).scan, "a cut gets a full scan"
     assert s.plan(11, cut=False, full=full, known=known).scan is False
     assert s.plan(12, cut=False, full=full, known=known).scan, "8 frames after the last scan"
@@ -314,42 +313,3 @@ def test_a_pass_runs_the_planned_scales(plan, scales):
     rec = _Recorder()
     detect(rec, np.zeros((360, 640, 3), np.uint8), plan, (1280, 720))
     assert rec.runs == [scales]
-
-
-def test_follow_regions_grow_each_face_and_merge_overlaps():
-    from faceveil.pipeline.step import REGION_PAD, follow_regions
-
-    boxes = np.array([[100, 100, 120, 130], [125, 100, 145, 130], [400, 300, 410, 310]], np.float32)
-    regions = sorted(follow_regions(boxes))
-    pad = REGION_PAD * 30  # the first two faces' size: they overlap once grown, one rectangle
-    assert regions[0] == pytest.approx((100 - pad, 100 - pad, 145 + pad, 130 + pad))
-    assert regions[1] == pytest.approx((400 - REGION_PAD * 10, 300 - REGION_PAD * 10,
-                                        410 + REGION_PAD * 10, 310 + REGION_PAD * 10))
-
-
-def test_a_files_quick_pass_looks_only_around_followed_faces():
-    """A face far from every followed one is not looked for by a file's quick pass (the next
-    full scan finds it and `lead` hides it back to there); the followed face is found, in frame
-    pixels; live always looks at the whole frame."""
-    from faceveil.pipeline.step import detect
-
-    frame = np.full((360, 640, 3), 128, np.uint8)
-    known = np.array([[100, 100, 140, 150]], np.float32)
-    file_plan = Schedule(VideoConfig(detect_size=640, scan_every=8, detect_every=2))
-    file_plan.plan(0, cut=False, full=640, known=known)
-    quick = file_plan.plan(2, cut=False, full=640, known=known)
-    assert not quick.scan and quick.regions
-    live_plan = Schedule(VideoConfig(detect_size=640, scan_every=8, detect_every=2), live=True)
-    live_plan.plan(0, cut=False, full=640, known=known)
-    assert live_plan.plan(2, cut=False, full=640, known=known).regions is None
-
-    class Spy(_Recorder):
-        def detect_at(self, f, scales):
-            self.runs.append(f.image.shape[:2])
-            h, w = f.image.shape[:2]
-            return Detections(np.array([[w / 2 - 20, h / 2 - 25, w / 2 + 20, h / 2 + 25]], np.float32), [0.9])
-
-    spy = Spy()
-    found = detect(spy, frame, quick, (640, 360))
-    assert len(spy.runs) == 1 and spy.runs[0][0] * spy.runs[0][1] < 0.6 * 640 * 360
-    assert found.xyxy[0] == pytest.approx([100, 100, 140, 150], abs=1)

@@ -49,7 +49,7 @@ def faces_document(
 class SidecarStream:
     """Writes a faces document frame by frame, so a long video never holds it all in memory.
 
-    The file is the same JSON as `faces_document` gives (frames last). Use inside
+    The file is the same JSON as `faces_document` gives (frames, then the counts). Use inside
     `atomic_path`: `open` the temporary path, `add` each frame, `close`.
     """
 

@@ -267,10 +267,11 @@ class Splitter:
         if len(spans) < 2:
             return None
         out = Path(item.output)
-        stem = out.stem[:40]
+        stem = out.name  # whole: clip.mp4 and clip.mov in one folder are different outputs
         # a killed run's segments of this output (the manifest's lock keeps a second run out)
+        ours = {f.folder for f in self._files.values()}
         for old in out.parent.glob(f".{glob.escape(stem)}.*.segments"):
-            if _SEGMENTS.fullmatch(old.name[len(stem) + 1:]):
+            if _SEGMENTS.fullmatch(old.name[len(stem) + 1:]) and old not in ours:
                 shutil.rmtree(old, ignore_errors=True)
         folder = out.parent / f".{stem}.{secrets.token_hex(4)}.segments"
         folder.mkdir(parents=True, exist_ok=True)

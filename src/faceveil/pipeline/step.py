@@ -71,13 +71,9 @@ COARSE_MIN = 320  # a full scan leaves out passes where the whole frame is small
 # 85%. So a face of 32 px or more is followed at both sizes, as a full scan would see it, and a
 # crowd of small faces by the native pass alone.
 COARSE_FACE = 32
-# A file's quick pass looks only around the faces it follows (new faces are the full scans' to
-# find; the tracker's `lead` hides them back to the last scan): each face's box grown by
-# REGION_PAD times its size on every side (room for the motion of a few frames and for the
-# context the detector sees around a face), overlapping rectangles merged, when they cover less
-# than REGION_SHARE of the frame (a crowd that fills it gets the whole frame, in one pass).
-REGION_PAD = 1.0
-REGION_SHARE = 0.6
+# A quick pass looks at the whole frame, not only around the faces it follows: passes limited to
+# those regions were tried (2026-12-03) and saved no measurable CPU on the shared clips, while a
+# face that comes and goes between two full scans could then never be found.
 # Live: every detection also looks for new faces of LIVE_MIN_FACE px (in the frame) and more, at
 # DETECTABLE px or more at the size the detector sees (as a 640 px scan of 1280x720 does).
 LIVE_MIN_FACE = 20
@@ -101,9 +97,6 @@ class Pass:
     scan: bool
     side: int
     coarse: bool = False
-    # a file's quick pass: only these rectangles (frame pixels, x0 y0 x1 y1) around the followed
-    # faces are looked at, when they are less than REGION_SHARE of the frame; None: all of it
-    regions: tuple[tuple[float, float, float, float], ...] | None = None
 
 
 class Schedule:
@@ -138,8 +131,7 @@ class Schedule:
         if self.live:  # no lead to hide what a quick pass misses until the next scan finds it
             side = max(side, min(scan_side, -(-full * DETECTABLE // LIVE_MIN_FACE)))
         coarse = bool(len(known)) and float((known[:, 3] - known[:, 1]).max()) * side / full >= COARSE_FACE
-        regions = None if self.live or not len(known) else follow_regions(known)
-        return Pass(False, side, coarse, regions)
+        return Pass(False, side, coarse)
 
     def reset(self) -> None:
         self.last_scan = None
@@ -154,43 +146,6 @@ def follow_side(boxes: np.ndarray, full: int, scan_side: int) -> int:
     return int(min(scan_side, max(FOLLOW_MIN, -(-side // 32) * 32)))
 
 
-def follow_regions(boxes: np.ndarray) -> tuple[tuple[float, float, float, float], ...]:
-    """Rectangles around the followed faces (REGION_PAD), merged until none overlap."""
-    size = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])[:, None]
-    rects = [r for r in np.concatenate([boxes[:, :2] - REGION_PAD * size,
-                                        boxes[:, 2:] + REGION_PAD * size], 1).astype(np.float64)]
-    merged = True
-    while merged and len(rects) > 1:
-        merged = False
-        for i in range(len(rects)):
-            for j in range(i + 1, len(rects)):
-                a, b = rects[i], rects[j]
-                if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]:
-                    rects[i] = np.concatenate([np.minimum(a[:2], b[:2]), np.maximum(a[2:], b[2:])])
-                    del rects[j]
-                    merged = True
-                    break
-            if merged:
-                break
-    return tuple(tuple(float(v) for v in r) for r in rects)
-
-
-def _crops(plan: Pass, picture: np.ndarray, size: tuple[int, int]) -> list[tuple[int, int, int, int]] | None:
-    """The planned regions in the picture's pixels, or None for the whole picture."""
-    if plan.scan or not plan.regions:
-        return None
-    ph, pw = picture.shape[:2]
-    fx, fy = pw / size[0], ph / size[1]
-    out = []
-    for x0, y0, x1, y1 in plan.regions:
-        cx0, cy0 = max(0, int(np.floor(x0 * fx))), max(0, int(np.floor(y0 * fy)))
-        cx1, cy1 = min(pw, int(np.ceil(x1 * fx))), min(ph, int(np.ceil(y1 * fy)))
-        if cx1 - cx0 >= 8 and cy1 - cy0 >= 8:
-            out.append((cx0, cy0, cx1, cy1))
-    area = sum((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in out)
-    return out if area < REGION_SHARE * pw * ph else None
-
-
 def detect(detector, picture: np.ndarray, plan: Pass, size: tuple[int, int], *, index: int = 0,
            pts: float | None = None, source: str = "") -> Detections:
     """Run the planned detection on `picture` (the frame upright, RGB, `plan.side` px on its long
@@ -200,12 +155,6 @@ def detect(detector, picture: np.ndarray, plan: Pass, size: tuple[int, int], *, 
     detect_at = getattr(detector, "detect_at", None)
     if detect_at is None:
         found = detector.detect(frame)
-    elif (crops := _crops(plan, picture, size)) is not None:
-        scales = [1.0, 0.5] if plan.coarse else [1.0]
-        parts = [detect_at(Frame(np.ascontiguousarray(picture[y0:y1, x0:x1]), index, pts, source),
-                           [s for s in scales if s == 1.0 or min(y1 - y0, x1 - x0) * s >= 32])
-                 .scaled(1.0, 1.0, float(x0), float(y0)) for x0, y0, x1, y1 in crops]
-        found = Detections.concat(parts) if parts else Detections.empty()
     elif not (plan.scan or plan.coarse):
         found = detect_at(frame, [1.0])
     elif scales is None:
