@@ -178,6 +178,8 @@ def test_live_hides_what_file_mode_hides(pan, file_leaks, centerface):
     report = run_live(str(clip), Pipeline(detector=centerface, method="solid", color=BLACK), [sink],
                       LiveConfig(max_delay=5.0))
     assert report.frames_out == len(sink.frames) == FRAMES and not report.failed, report
+    c = report.counts  # counted as every door counts: faces are tracks, fewer than face-frames
+    assert c.frames == FRAMES and c.face_frames == report.faces and 0 < c.faces < c.face_frames
     faces, leaked = leaks(inputs, sink.frames, truth)
     file_faces, file_leaked = file_leaks
     assert faces == file_faces > 200

@@ -173,7 +173,7 @@ def _summary(r, recorder) -> str:
              f"{r.dropped} dropped ({r.drop_rate:.1%})"]
     if r.withheld:
         parts.append(f"{r.withheld} withheld (detection failed)")
-    parts.append(f"{r.faces} face boxes hidden")
+    parts.append(r.counts.describe(True))
     parts.append(f"{r.fps:.1f} fps")
     parts.append(f"latency {r.latency_mean * 1000:.0f} ms mean, {r.latency_p95 * 1000:.0f} ms p95")
     parts.append(f"{r.detections} detections ({r.detect_mean * 1000:.0f} ms each; a frame waited "

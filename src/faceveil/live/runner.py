@@ -27,7 +27,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import cv2
@@ -37,7 +37,7 @@ from ..config import LiveConfig
 from ..errors import ConfigError, FaceveilError
 from ..pipeline.pipeline import Pipeline
 from ..pipeline.step import PRESETS, FrameStep, Pass
-from ..types import Detections, Frame
+from ..types import Counts, CountTally, Detections, Frame
 from .sinks import Sink
 from .sources import Captured, Source, SourceError, open_source
 
@@ -62,7 +62,8 @@ class LiveReport:
     # or the run ended
     dropped: int = 0
     withheld: int = 0  # frames not shown: the detection that was to cover them failed (fail closed)
-    faces: int = 0  # face boxes hidden, summed over the frames out
+    faces: int = 0  # face boxes hidden, summed over the frames out (= counts.face_frames)
+    counts: Counts = field(default_factory=Counts)  # over the frames out, as every door counts
     detections: int = 0  # frames the detector ran on
     found: int = 0  # faces those detections found, summed
     detect_mean: float = 0.0  # seconds per detection
@@ -405,6 +406,7 @@ class _Live:
         self.cut_waiting = False  # a cut among the frames after the last one given to the detector
         self.failures = 0
         self.detect_time = 0.0
+        self.tally = CountTally()
         self.lag_sum = 0  # frames between each frame out and the detection that let it out
         self.hist = np.zeros(_LATENCY_BINS + 1, np.int64)
         self.latency_sum = 0.0
@@ -592,6 +594,8 @@ class _Live:
             log.warning("hiding failed on a frame (%s: %s); it is withheld", type(exc).__name__, exc)
             return
         self.report.faces += int((~faces.keep).sum())
+        self.tally.add(faces)
+        self.report.counts = self.tally.counts()
         lag = detected - cap.number
         self.lag_sum += lag
         self.report.detect_lag_max = max(self.report.detect_lag_max, lag)
