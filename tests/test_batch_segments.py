@@ -243,7 +243,7 @@ def test_a_failed_segment_fails_the_file(pan, tmp_path):
     file gets one failed record, no output, and its other segments are removed."""
     clip, _ = pan
     item = _item(tmp_path, "pan.mp4", input=str(clip), source=str(clip))
-    stale = tmp_path / "out" / ".pan.0badcafe.segments"  # a killed run's
+    stale = tmp_path / "out" / ".pan.mp4.0badcafe.segments"  # a killed run's
     stale.mkdir(parents=True)
     (stale / "0000.nut").write_bytes(b"old")
     splitter = Splitter(CONFIG, LOSSLESS, min_frames=SEGMENT)

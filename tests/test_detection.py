@@ -284,9 +284,10 @@ def test_balanced_looks_closer_at_unsure_small_faces(centerface, wider):
     entry = max(entries, key=lambda e: len(e["boxes"]))
     frame = Frame(read_image(root / entry["file"]).rgb)
     assert centerface.closer_look()
-    closer = centerface.detect(frame)
+    closer = centerface.detect(frame, closer=True)  # what the picture path asks for
     h, w = frame.image.shape[:2]
     plain = centerface.detect_at(frame, centerface.scales(h, w))
+    assert len(centerface.detect(frame)) == len(plain), "other callers get the plain passes"
     for box in plain.xyxy:
         assert max((iou(box, b) for b in closer.xyxy), default=0) > 0.5, box
     assert len(closer) > len(plain)

@@ -287,3 +287,14 @@ def test_unsure_detections_get_a_wider_mask(mask_shape, score, factor):
     core = alpha[int(85 - 0.3 * 50 + 10):int(85 + 0.3 * 50 + 10), (120 - 12 + 8):(120 + 12 + 8)]
     if mask_shape == "ellipse":  # (a box's corners reach further)
         assert (core.min() >= 0.99) == (factor >= 1.3)
+
+
+def test_a_still_pictures_unsure_boxes_keep_the_plain_scale():
+    """pad_unsure=False (pictures, see ShapeMask.render): every box gets `scale`, whatever its
+    score; a video frame's unsure box is widened."""
+    d = make_detections([[100, 60, 140, 110]], scores=np.array([0.2], np.float32))
+    widths = []
+    for pad in (False, True):
+        (patch,) = ShapeMask(MaskConfig()).render(d, (200, 300), pad_unsure=pad).patches
+        widths.append(patch.boxes[0, 2] - patch.boxes[0, 0])
+    assert widths == pytest.approx([40 * 1.3, 40 * 1.3 * 1.3], rel=1e-4)

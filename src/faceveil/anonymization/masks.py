@@ -54,7 +54,8 @@ class Mask:
 
 
 class MaskRenderer(Protocol):
-    def render(self, detections: Detections, shape: tuple[int, int]) -> Mask: ...
+    def render(self, detections: Detections, shape: tuple[int, int], *,
+               pad_unsure: bool = True) -> Mask: ...
 
 
 def _groups(boxes: np.ndarray) -> list[np.ndarray]:
@@ -118,7 +119,10 @@ class ShapeMask:
         self.config = config or MaskConfig()
         self.shape = shape or self.config.shape
 
-    def render(self, detections: Detections, shape: tuple[int, int]) -> Mask:
+    def render(self, detections: Detections, shape: tuple[int, int], *,
+               pad_unsure: bool = True) -> Mask:
+        """`pad_unsure`: score_padding (video and live; a still picture's boxes come from the
+        full set of passes, and padding them cost thorough its 3% collateral target)."""
         dets = detections.hidden
         height, width = shape
         if not len(dets):
@@ -126,7 +130,7 @@ class ShapeMask:
         xyxy = dets.xyxy.astype(np.float64)
         centre = (xyxy[:, :2] + xyxy[:, 2:]) / 2
         half = ((xyxy[:, 2:] - xyxy[:, :2]) / 2 * self.config.scale
-                * score_padding(dets.scores)[:, None])
+                * (score_padding(dets.scores)[:, None] if pad_unsure else 1.0))
         padded = np.concatenate([centre - half, centre + half], 1)
         bounds = np.concatenate([np.floor(padded[:, :2]), np.ceil(padded[:, 2:])], 1)
         bounds = np.clip(bounds, 0, [width, height, width, height]).astype(np.int64)

@@ -166,7 +166,7 @@ def pipeline_hide(config) -> Hide:
 
     def hide(image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         dets = Detections(boxes.astype(np.float32), np.ones(len(boxes), np.float32))
-        return pipe.render(Frame(image), dets)
+        return pipe.render(Frame(image), dets, still=True)
 
     return hide
 

@@ -113,9 +113,12 @@ class ScaledDetector:
     def closer_look(self) -> bool:
         return self.closer_seed is not None and self.closer_seed < self.threshold
 
-    def detect(self, frame: Frame) -> Detections:
+    def detect(self, frame: Frame, *, closer: bool = False) -> Detections:
+        """`closer`: the picture path's closer look (see `closer_seed`) where the preset has one.
+        Other callers (reference photos, the verifier, discovery) get the preset's passes only:
+        a closer look's extra small faces would change which face a reference photo shows."""
         h, w = frame.image.shape[:2]
-        closer = self.closer_look()
+        closer = closer and self.closer_look()
         found = self.detect_closer(frame) if closer else self.detect_at(frame, self.scales(h, w))
         views = self.views(h, w)
         if not views:

@@ -438,9 +438,11 @@ class MainWindow(QMainWindow):
         def source() -> np.ndarray:
             return frames.get(review, index)
 
+        still = review.kind == "picture"  # as the export renders it
+
         def anonymize(original: np.ndarray) -> np.ndarray:
             scale = original.shape[1] / review.width
-            return render.render(Frame(original), faces.scaled(scale))
+            return render.render(Frame(original), faces.scaled(scale), still=still)
 
         self._preview_meta = (self._preview_key, review.width, review.height)
         self.previewer.request(PreviewRequest(self._preview_key, source, anonymize))

@@ -243,7 +243,7 @@ def _picture(stage: PictureStage, pipeline: Pipeline, faces: Any,
         out = pipeline.process(frame)
         dets, image = out.detections, out.image
     else:
-        dets, image = faces, pipeline.render(frame, faces)
+        dets, image = faces, pipeline.render(frame, faces, still=True)
     result.height, result.width = pixels.shape[:2]
     result.detections, result.image = dets, image
     result.counts = Counts.of([dets])

@@ -76,6 +76,9 @@ class Pipeline:
         return self._masker
 
     def detect(self, frame: Frame) -> Detections:
+        """A picture's faces: with the preset's closer look at small faces where it has one."""
+        if getattr(self.detector, "closer_look", None) is not None:
+            return self.detector.detect(frame, closer=True)
         return self.detector.detect(frame)
 
     def identify(self, frame: Frame, detections: Detections) -> Detections:
@@ -84,11 +87,12 @@ class Pipeline:
         return detections if ident is None else ident.decide(frame, detections)
 
     def render(self, frame: Frame, detections: Detections, *,
-               masker: PersonMasker | None = None) -> np.ndarray:
+               masker: PersonMasker | None = None, still: bool = False) -> np.ndarray:
         """Hide the faces in `detections` that are not marked keep, then the background if set
         (RGBA out for a transparent background). For a stream of frames pass one
-        `person_masker(video=True)` with each, so the person mask is smoothed over time."""
-        mask = self.mask.render(detections, frame.image.shape[:2])
+        `person_masker(video=True)` with each, so the person mask is smoothed over time.
+        `still`: a picture, not a frame of a stream (no score padding: see ShapeMask.render)."""
+        mask = self.mask.render(detections, frame.image.shape[:2], pad_unsure=not still)
         out = self.effect.apply(frame.image, mask)
         if self.backdrop is not None:
             h, w = frame.image.shape[:2]
@@ -105,7 +109,7 @@ class Pipeline:
         t1 = time.perf_counter()
         dets = self.identify(frame, dets)
         t2 = time.perf_counter()
-        image = self.render(frame, dets)
+        image = self.render(frame, dets, still=True)
         t3 = time.perf_counter()
         return Result(frame, image, dets, {"detect": t1 - t0, "identify": t2 - t1, "anonymize": t3 - t2})
 
