@@ -571,6 +571,11 @@ class _Live:
         """The waiting frames up to `number` through the step (`found`: the detection made on
         frame `number`), then hidden and handed on."""
         step = self.step
+        # the media time of frame `number`: a frame that detection reaches more than max_delay
+        # later is not shown (at the start, while the first detection warms up, the frames
+        # before it would otherwise get only the boxes of a much later frame)
+        seen_at = next((it.cap.pts for it in self.waiting
+                        if it.number == number and it.cap is not None), None)
         while self.waiting and self.waiting[0].number <= number:
             item = self.waiting.popleft()
             here = found if item.number == number else None
@@ -580,8 +585,13 @@ class _Live:
             step.push(item, here, cut=item.cut,
                       image=(lambda cap=cap: cap.image) if cap is not None else None)
         for item, faces in step.release(number - self.since):
-            if item.cap is not None:
-                self._show(item.cap, faces, number)
+            cap = item.cap
+            if cap is None:
+                continue
+            if (seen_at is not None and cap.pts is not None
+                    and seen_at - cap.pts > self.config.max_delay):
+                continue  # counted as dropped: never shown with another moment's boxes
+            self._show(cap, faces, number)
 
     def _show(self, cap: Captured, faces: Detections, detected: int) -> None:
         h, w = cap.image.shape[:2]
