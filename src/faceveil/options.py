@@ -125,6 +125,11 @@ WEB_FORMAT = "the command line keeps each file's format or takes it from the out
 BATCH_OWN = "batch writes into a mirrored folder or zip (no per-file naming)"
 
 
+def _tuning_doors() -> dict[str, str]:
+    """The doors of a detection or tracking tuning setting (run, live, batch, TOML, API)."""
+    return _doors("run live batch toml api", render=NO_DETECTION, web=WEB_TUNING, gui=GUI_TUNING)
+
+
 def _cli_only(offered: str, **reasons: str) -> dict[str, str]:
     """Doors for a flag of some commands only (not a pipeline option)."""
     base = {"web": NOT_WEB, "gui": GUI_RUN, "toml": CLI_ONLY, "api": CLI_ONLY}
@@ -222,8 +227,7 @@ TABLE: tuple[Option, ...] = (
     Option("threshold", DETECTION, float,
            "detection score threshold (default: set by --quality; lower finds more)",
            config=("detector", "threshold"), range=(0.0, 1.0), metavar="0..1",
-           doors=_doors("run live batch toml api", render=NO_DETECTION, web=WEB_TUNING,
-                        gui=GUI_TUNING),
+           doors=_tuning_doors(),
            per_door={"live": {"help": "detection score threshold (default: set by --quality)"}}),
     Option("threads", DETECTION, int, "inference threads (default: all cores)",
            config=("detector", "threads"), range=(1, 1024), metavar="N",
@@ -244,8 +248,7 @@ TABLE: tuple[Option, ...] = (
            "detect on every K-th frame (and at scene cuts), track in between (default by "
            "--quality: fast 3, balanced 2, thorough 1)", config=("video", "detect_every"),
            range=(1, 100), metavar="K",
-           doors=_doors("run live batch toml api", render=NO_DETECTION, web=WEB_TUNING,
-                        gui=GUI_TUNING),
+           doors=_tuning_doors(),
            per_door={"live": {"help": "the detector runs beside the stream on the newest frame "
                                       "whenever it is free, but at most every K-th frame (a full "
                                       "scan or a quick pass, as for files); the frames in between "
@@ -255,26 +258,22 @@ TABLE: tuple[Option, ...] = (
            "long side of the frame the detector sees (default by --quality: fast 480, balanced "
            "640, thorough the full frame)", config=("video", "detect_size"), range=(64, 8192),
            metavar="PX",
-           doors=_doors("run live batch toml api", render=NO_DETECTION, web=WEB_TUNING,
-                        gui=GUI_TUNING),
+           doors=_tuning_doors(),
            per_door={"live": {"help": "long side of the picture the detector sees (default by "
                                       "--quality)"}}),
     Option("scan_every", TRACKING, int,
            "frames between full scans; a quick pass follows known faces in between (default by "
            "--quality: fast 12, balanced 8, thorough 1)", config=("video", "scan_every"),
            range=(1, 1000), metavar="N",
-           doors=_doors("run live batch toml api", render=NO_DETECTION, web=WEB_TUNING,
-                        gui=GUI_TUNING),
+           doors=_tuning_doors(),
            per_door={"live": {"help": "frames between full scans; quick passes in between "
                                       "(default by --quality, as for files: {scans})"}}),
     Option("hold", TRACKING, int, "frames a face stays hidden after it was last seen (default "
            "{default})", config=("video", "hold"), range=(0, 1000), metavar="N",
-           doors=_doors("run live batch toml api", render=NO_DETECTION, web=WEB_TUNING,
-                        gui=GUI_TUNING)),
+           doors=_tuning_doors()),
     Option("lead", TRACKING, int, "frames a face is hidden before it was first seen (default "
            "{default})", config=("video", "lead"), range=(0, 1000), metavar="N",
-           doors=_doors("run live batch toml api", render=NO_DETECTION, web=WEB_TUNING,
-                        gui=GUI_TUNING),
+           doors=_tuning_doors(),
            per_door={"live": {"help": "frames a face is hidden before it was first seen, within "
                                       "the frames still waiting to be shown (default {default})"}}),
     Option("max_gap", TRACKING, int, "detection gaps up to this many frames are filled by "
