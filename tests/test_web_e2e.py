@@ -47,6 +47,17 @@ pytest.importorskip("fastapi", reason="needs the web extra: pip install 'facevei
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright (the test extra)")
 
 
+def wait_js(page, expression: str, timeout: float = 60.0) -> None:
+    """Poll a JavaScript expression from Python until it is truthy. Not page.wait_for_function:
+    its later polls run eval() inside the page, which the app's CSP (script-src 'self') blocks,
+    so it fails whenever the condition is not already true at the first look."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true after {timeout:.0f} s: {expression}")
+        page.wait_for_timeout(50)
+
+
 class Server:
     """`python -m faceveil serve --port 0` in its own process; the address is its first line."""
 
@@ -152,7 +163,7 @@ def test_upload_a_real_photo_wait_download_and_check_faces_are_hidden(browser, s
     assert re.search(r"\d+ faces? hidden", row.locator(".fstate").inner_text())
     # the comparison: the original on one side, the result on the other
     page.wait_for_selector(".frame img.after[src^='blob:']")
-    page.wait_for_function("document.querySelector('.frame img.before').naturalWidth > 0")
+    wait_js(page, "document.querySelector('.frame img.before')?.naturalWidth > 0")
     with page.expect_download() as download:
         row.locator(".download").click()
     assert download.value.suggested_filename == f"{photo.stem}.anonymized.png"
@@ -191,7 +202,7 @@ def test_a_zip_compares_from_inside_the_zip_and_downloads_as_one(browser, server
     second.locator("button", has_text="Compare").click()
     # the "before" side was read out of the zip by the page itself (DecompressionStream)
     width = read_image(root / ZIPPED[1]).rgb.shape[1]
-    page.wait_for_function(f"document.querySelector('.frame img.before')?.naturalWidth === {width}")
+    wait_js(page, f"document.querySelector('.frame img.before')?.naturalWidth === {width}")
     job_id = page.locator(".job").get_attribute("data-job")
     with page.expect_download() as download:
         page.locator(".job button", has_text="Download all").click()
@@ -249,7 +260,7 @@ def test_screenshot(browser, server, astronaut, tmp_path):
     page.set_input_files("#files", str(photo))
     page.click("#start")
     page.wait_for_selector(".job[data-state=done]", timeout=120_000)
-    page.wait_for_function("document.querySelector('.frame img.before')?.naturalWidth > 0 && "
+    wait_js(page, "document.querySelector('.frame img.before')?.naturalWidth > 0 && "
                            "document.querySelector('.frame img.after')?.naturalWidth > 0")
     page.locator(".frame input[type=range]").fill("46")
     page.mouse.move(0, 0)
