@@ -151,7 +151,9 @@ class Verifier:
                 continue
             box, score = _box(hidden.xyxy[i]), round(float(seen[i]), 3)
             m = measured.get(int(i))
-            if m is not None and not recognisable(*m):
+            if m is not None and recognisable(*m):
+                continue  # one finding per face: "recognisable", below, says more
+            if m is not None:
                 # a face's shape that the recogniser measured and cannot tell apart from the
                 # reference hiding: listed, not failing (a mosaic keeps a head's outline)
                 findings.append(Finding(
@@ -159,7 +161,7 @@ class Verifier:
                     f"{seen[i]:.2f}) but is not recognisable (distance {m[0]:.2f}, reference "
                     f"{m[1]:.2f})", box, frame, time, score=score, distance=round(m[0], 3),
                     reference=round(m[1], 3)))
-            else:  # recognisable, or not measured (too small, blurred, no recogniser): fail closed
+            else:  # not measured (too small, blurred, no recogniser, beyond the limit): fail closed
                 findings.append(Finding(
                     "face_found", f"a hidden face still looks like a face ({self.detector_name} "
                     f"{seen[i]:.2f})", box, frame, time, score=score))
