@@ -69,7 +69,7 @@ bench-web: install-test
 
 # docs/web.png (the web page) and docs/gui*.png (the desktop app, under Xvfb when installed)
 screenshot: install-test
-	FACEVEIL_SCREENSHOT=1 $(PY) -m pytest tests/test_web_e2e.py tests/test_gui.py -k screenshot -q
+	FACEVEIL_SCREENSHOT=1 $(PY) -m pytest tests/web/test_web_e2e.py tests/gui/test_gui.py -k screenshot -q
 
 serve: install
 	$(PIP) install -q -c constraints.txt -e '.[web]'

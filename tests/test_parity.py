@@ -35,7 +35,7 @@ from faceveil.cli import ExitCode, main
 from faceveil.config import PipelineConfig
 from faceveil.media.images import read_image
 from faceveil.types import Counts
-from test_video import decode_rgb, face_crop, texture, write_clip
+from tests.pipeline.test_video import decode_rgb, face_crop, texture, write_clip
 
 pytestmark = pytest.mark.slow
 
@@ -210,7 +210,7 @@ def door_gui(inputs: Path, out: Path, qtbot_factory) -> tuple[dict[str, Path], d
     from PySide6.QtCore import QSettings
 
     from faceveil.gui.window import MainWindow
-    from test_gui import wait_idle
+    from tests.gui.test_gui import wait_idle
 
     qtbot = qtbot_factory()
     window = MainWindow(QSettings(str(out.parent / "gui.ini"), QSettings.Format.IniFormat))

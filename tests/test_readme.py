@@ -10,7 +10,7 @@ import pytest
 
 from conftest import REPO
 from faceveil.media.images import read_image, write_image
-from test_video import write_clip
+from tests.pipeline.test_video import write_clip
 
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 

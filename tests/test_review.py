@@ -20,7 +20,7 @@ from faceveil.sidecar import read_sidecar
 from faceveil.tracking import iou_matrix
 from faceveil.tracking.follow import BoxFollower
 from faceveil.types import Detections
-from test_video import FAST, texture, write_clip
+from tests.pipeline.test_video import FAST, texture, write_clip
 
 PATCH = 40
 

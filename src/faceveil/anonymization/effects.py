@@ -158,7 +158,7 @@ class Solid(PatchEffect):
 class Overlay(Blur):
     """A picture (PNG with alpha, an emoji...) scaled over each face, on top of a blur.
 
-    Its privacy floor, in two parts (tests/test_effects.py):
+    Its privacy floor, in two parts (tests/anonymization/test_effects.py):
     - Coverage: the picture is stretched over each face's padded box (the mask's, 1.3x the
       detected box by default), so where it is opaque nothing of the face shows; a round emoji
       covers the face's centre (eyes, nose, mouth) with the picture alone.

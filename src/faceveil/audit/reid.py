@@ -14,7 +14,7 @@ same (an emoji) lands them all next to one person, neither of which says who was
     gallery = Gallery(embedder, probes)
     hits = gallery.reidentified(hide, size=80)   # per probe: True / False / None (not judged)
 
-Used by bench/reid.py (the table in bench/README.md), by tests/test_reid.py (defaults leave no
+Used by bench/reid.py (the table in bench/README.md), by tests/audit/test_reid.py (defaults leave no
 face matched) and for the figures the effects quote when a setting is below its floor.
 """
 

@@ -32,7 +32,7 @@ from faceveil.pipeline.step import (
 from faceveil.pipeline.video import process_video
 from faceveil.tracking import Tracker
 from faceveil.types import Detections
-from test_video import FAST, decode_rgb, face_crop, write_clip
+from tests.pipeline.test_video import FAST, decode_rgb, face_crop, write_clip
 
 W, H, FRAMES = 640, 360, 40
 # The clip's rate: slow enough that even a busy 2-core machine detects about every other frame,

@@ -12,7 +12,7 @@ from faceveil.errors import FaceveilError
 from faceveil.pipeline import Pipeline
 from faceveil.pipeline.job import WriteOptions, process_file
 from faceveil.types import Counts
-from test_video import face_crop, texture, write_clip
+from tests.pipeline.test_video import face_crop, texture, write_clip
 
 
 @pytest.fixture

@@ -19,9 +19,9 @@ from PIL import Image
 
 from faceveil._files import atomic_path, sweep_parts
 from faceveil.cli import ExitCode, main, one_line
-from test_hardening_media import smooth, write_video
+from tests.media.test_video import smooth, write_video
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+SRC = Path(__file__).resolve().parents[2] / "src"
 
 
 def run(*argv) -> int:

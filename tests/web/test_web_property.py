@@ -24,7 +24,7 @@ pytest.importorskip("fastapi", reason="needs the web extra: pip install 'facevei
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from test_http_web import call, running  # noqa: E402
+from tests.web.test_web_http import call, running  # noqa: E402
 
 EXAMPLES = int(os.environ.get("FACEVEIL_API_EXAMPLES", "30"))
 DEADLINE_S = 240.0  # for all operations together; what is left is skipped, not failed

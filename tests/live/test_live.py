@@ -705,7 +705,7 @@ def test_live_network_stream_served_and_recorded_anonymized(tmp_path):
 def test_sigterm_ends_cleanly_with_a_complete_recording(tmp_path, small_clip):
     """SIGTERM in the middle of a file played at its real rate: exit 0, summary, playable file."""
     clip = small_clip
-    data = Path(os.environ.get("FACEVEIL_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+    data = Path(os.environ.get("FACEVEIL_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
     if (data / CLIP[0] / CLIP[1]).is_file():
         clip = data / CLIP[0] / CLIP[1]  # 9 s: long enough to stop it in the middle
     record = tmp_path / "part.mkv"

@@ -1,7 +1,7 @@
 """End to end: `faceveil serve` as a real process on a free loopback port, driven by Playwright in
 Debian's Chromium (/usr/bin/chromium; Playwright never downloads a browser here).
 
-    FACEVEIL_SCREENSHOT=1 pytest tests/test_web_e2e.py -k screenshot   # rewrites docs/web.png
+    FACEVEIL_SCREENSHOT=1 pytest tests/web/test_web_e2e.py -k screenshot   # rewrites docs/web.png
 
 The screenshot shows scikit-image's astronaut (a NASA photo in the public domain), not the
 shared evaluation data, whose licence allows no copies in the project.

@@ -2,7 +2,7 @@
 started here when it is installed and no $DISPLAY is set; the xcb platform plugin) or else on
 Qt's offscreen platform. FACEVEIL_GUI_PLATFORM=offscreen forces the latter.
 
-    FACEVEIL_SCREENSHOT=1 pytest tests/test_gui.py -k screenshot   # rewrites docs/gui*.png
+    FACEVEIL_SCREENSHOT=1 pytest tests/gui/test_gui.py -k screenshot   # rewrites docs/gui*.png
 
 Screenshots show scikit-image's astronaut (a NASA photo in the public domain), never the shared
 evaluation data, whose licence allows no copies in the project.
@@ -34,7 +34,7 @@ from faceveil.evaluation import face_covered
 from faceveil.gui.window import MainWindow
 from faceveil.media.images import read_image, write_image
 from faceveil.tracking import iou_matrix
-from test_video import decode_rgb, face_crop, texture, write_clip
+from tests.pipeline.test_video import decode_rgb, face_crop, texture, write_clip
 
 pytestmark = pytest.mark.gui
 X11_EXPECTED = os.environ["QT_QPA_PLATFORM"] == "xcb"  # set above, before Qt starts

@@ -616,7 +616,7 @@ def test_internal_errors_are_clean_json_500_and_logged(tmp_path, caplog):
 
 
 def test_the_page_loads_nothing_from_elsewhere():
-    static = Path(__file__).resolve().parents[1] / "src" / "faceveil" / "web" / "static"
+    static = Path(__file__).resolve().parents[2] / "src" / "faceveil" / "web" / "static"
     files = sorted(static.iterdir())
     assert {f.name for f in files} >= {"index.html", "app.js", "style.css", "docs.html", "docs.js"}
     for f in files:
