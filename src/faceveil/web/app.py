@@ -15,10 +15,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import errno
+import json
 import logging
 import os
 import shutil
-import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +32,7 @@ from ..errors import (
     MissingDependencyError,
     UnsupportedMediaError,
 )
+from ..types import Counts
 
 try:
     from fastapi import FastAPI, Request
@@ -190,8 +191,7 @@ class OneResult:
     data: bytes
     mime: str
     suffix: str
-    faces: int
-    kept: int
+    counts: Counts
     seconds: float
 
 
@@ -232,18 +232,29 @@ class Runtime:
     # ---- one picture
 
     def anonymize_one(self, worker: Any, upload: Any, kind: Kind, choice: Any) -> OneResult:
-        from ..media.images import encode_image, read_image
-        from ..types import Counts, Frame
+        """One picture through the file job (`process_file`), as `faceveil run` and the jobs do
+        it: the upload is copied into a folder of its own under the data folder, anonymized
+        into a file there (written atomically; a failure leaves nothing), read back and the
+        folder removed. A failed file raises its original error (mapped to a status)."""
+        import tempfile
 
-        started = time.perf_counter()
-        upload.seek(0)
-        picture = read_image(upload, self.config.max_pixels)
-        result = worker.pipeline(choice.config).process(Frame(picture.rgb))
-        suffix = _image_suffix(choice, kind, result.image.ndim == 3 and result.image.shape[2] == 4)
-        data = encode_image(result.image, _SUFFIX_FORMAT[suffix], like=picture)
-        counts = Counts.of([result.detections])  # counted as every door counts
-        return OneResult(data, _SUFFIX_MIME[suffix], suffix, counts.faces, counts.kept,
-                         time.perf_counter() - started)
+        from ..pipeline.job import WriteOptions, process_file
+
+        assert self.data is not None
+        suffix = _image_suffix(choice, kind, choice.config.background.mode == "transparent")
+        folder = Path(tempfile.mkdtemp(prefix="one-", dir=self.data))
+        try:
+            src, dst = folder / f"in{kind.suffix}", folder / f"out{suffix}"
+            upload.seek(0)
+            with open(src, "xb") as f:
+                shutil.copyfileobj(upload, f, 1 << 20)
+            result = process_file(src, dst, worker.pipeline(choice.config), video=False,
+                                  write=WriteOptions(max_pixels=self.config.max_pixels))
+            result.raise_for_error()
+            return OneResult(dst.read_bytes(), _SUFFIX_MIME[suffix], suffix, result.counts,
+                             result.seconds)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
 
     # ---- jobs
 
@@ -598,7 +609,8 @@ def create_app(config: WebConfig | None = None) -> FastAPI:
               response_class=Response, responses={
                   200: {"content": {m: {} for m in _SUFFIX_MIME.values()},
                         "description": "the anonymized picture; X-Faceveil-Faces says how many "
-                                       "faces were hidden"}, **_ERRORS},
+                                       "faces were hidden, X-Faceveil-Counts all the counts "
+                                       "(JSON, as a job's file reports them)"}, **_ERRORS},
               openapi_extra=_form_schema("file", many=False))
     async def anonymize(request: Request) -> Response:
         _require_multipart(request)
@@ -638,7 +650,8 @@ def create_app(config: WebConfig | None = None) -> FastAPI:
                 slot.release()
         return Response(result.data, media_type=result.mime, headers={
             "Content-Disposition": _attachment(output_name(name, result.suffix)),
-            "X-Faceveil-Faces": str(result.faces), "X-Faceveil-Kept": str(result.kept),
+            "X-Faceveil-Faces": str(result.counts.faces), "X-Faceveil-Kept": str(result.counts.kept),
+            "X-Faceveil-Counts": json.dumps(result.counts.to_dict(), separators=(",", ":")),
             "X-Faceveil-Seconds": f"{result.seconds:.3f}"})
 
     # ---- jobs
