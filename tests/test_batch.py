@@ -317,7 +317,7 @@ def test_unsafe_zip_through_the_cli_is_one_clear_line(tmp_path, capsys):
 
 @pytest.mark.parametrize(("argv", "code", "message"), [
     (["--engine", "local", "--address", "auto"], ExitCode.USAGE, "address is for the ray engine"),
-    (["--workers", "0"], ExitCode.USAGE, "workers must be at least 1"),
+    (["--workers", "0"], ExitCode.USAGE, "argument --workers: must be between 1 and 4096, got 0"),
     (["-o", "x.png"], ExitCode.USAGE, "not into 'x.png'"),
 ])
 def test_cli_usage_errors(tmp_path, capsys, argv, code, message):
