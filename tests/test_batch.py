@@ -34,6 +34,7 @@ from faceveil.cli import ExitCode, main
 from faceveil.config import PipelineConfig
 from faceveil.evaluation import changed_pixels, face_covered
 from faceveil.media.images import read_image
+from faceveil.types import Counts
 
 MAGENTA = (255, 0, 255)
 CONFIG = PipelineConfig.from_options(method="solid", color=MAGENTA)  # hidden faces are easy to find in video
@@ -465,6 +466,11 @@ def test_zip_in_zip_out(corpus, tmp_path, capsys):
     summary = json.loads(captured.out)
     assert (summary["ok"], summary["failed"], summary["zip_members"]) == (2, 0, 2)
     assert (summary["workers"], summary["threads"]) == (2, 1)
+    # the counts once (types.Counts), the sum of the manifest's records; no second copy of them
+    assert "faces" not in summary and "kept" not in summary
+    records = read_manifest(tmp_path / "photos.anonymized.zip.faceveil-manifest.jsonl")
+    assert summary["counts"] == sum((Counts.from_dict(r) for r in records), Counts()).to_dict()
+    assert summary["counts"]["faces"] >= 2
     with zipfile.ZipFile(out) as zf:
         assert sorted(zf.namelist()) == ["family/couple.png", "family/deeper/group.png"]
         for rel in zf.namelist():
