@@ -234,14 +234,6 @@ class Item:
     seconds: float = 0.0
 
     @property
-    def faces(self) -> int:
-        return self.counts.faces
-
-    @property
-    def kept(self) -> int:
-        return self.counts.kept
-
-    @property
     def progress(self) -> float:
         if self.state in ("done", "failed", "cancelled"):
             return 1.0
@@ -254,8 +246,8 @@ class Item:
         return {
             "index": self.index, "name": self.name, "kind": self.kind, "state": self.state,
             "progress": round(self.progress, 4), "frames_done": self.done if self.kind == "video" else None,
-            "frames_total": self.total if self.kind == "video" else None, "faces": self.faces,
-            "kept": self.kept, "counts": self.counts.to_dict(),
+            "frames_total": self.total if self.kind == "video" else None, "faces": self.counts.faces,
+            "kept": self.counts.kept, "counts": self.counts.to_dict(),  # faces, kept: documented keys
             "summary": self.counts.describe(self.kind == "video") if self.state == "done" else None,
             "error": self.error or None, "size": self.size, "upload": self.upload,
             "entry": self.entry, "seconds": round(self.seconds, 3),
