@@ -603,6 +603,27 @@ def create_app(config: WebConfig | None = None) -> FastAPI:
         stats = pool().stats()
         return JSONResponse({"ok": True, **stats, "jobs": len(store())})
 
+    @asynccontextmanager
+    async def intake(request: Request, max_files: int):
+        """What both upload routes do first and last: multipart only; refused before the body
+        is read when the queue is full already; the form read within its limits, as (uploads,
+        fields, reserve). `reserve()` takes a worker's place, only once the whole body is here;
+        a place not used (an error before the task was submitted) is given back on the way out."""
+        _require_multipart(request)
+        pool().check()
+        slots = []
+
+        def reserve():
+            slots.append(pool().reserve())
+            return slots[-1]
+
+        try:
+            async with _form(request, max_files=max_files) as form:
+                yield (*_split(form), reserve)
+        finally:
+            for slot in slots:
+                slot.release()
+
     # ---- one picture
 
     @app.post("/api/anonymize", summary="Anonymize one picture (the answer is the picture)",
@@ -613,41 +634,33 @@ def create_app(config: WebConfig | None = None) -> FastAPI:
                                        "(JSON, as a job's file reports them)"}, **_ERRORS},
               openapi_extra=_form_schema("file", many=False))
     async def anonymize(request: Request) -> Response:
-        _require_multipart(request)
-        pool().check()  # refused before its body is read when the queue is full already
-        slot = None
-        try:
-            async with _form(request, max_files=2) as form:
-                uploads, fields = _split(form)
-                if len(uploads) != 1:
-                    raise BadRequest("send exactly one picture in the 'file' field "
-                                     "(several files and videos go to /api/jobs)")
-                upload = uploads[0]
-                head = await upload.read(64)
-                if not head:
-                    raise BadRequest("empty file")
-                kind = sniff(head)
-                if kind.kind != "image":
-                    raise UnsupportedMediaError(f"this is a {kind.kind}; /api/anonymize takes one "
-                                                "picture (send videos and zips to /api/jobs)")
-                choice = web_options.parse(fields, rt.base)
-                name = display_name(upload.filename, "picture")
-                slot = pool().reserve()  # a place is only taken once the whole body is here
-                future: concurrent.futures.Future[OneResult] = concurrent.futures.Future()
+        async with intake(request, max_files=2) as (uploads, fields, reserve):
+            if len(uploads) != 1:
+                raise BadRequest("send exactly one picture in the 'file' field "
+                                 "(several files and videos go to /api/jobs)")
+            upload = uploads[0]
+            head = await upload.read(64)
+            if not head:
+                raise BadRequest("empty file")
+            kind = sniff(head)
+            if kind.kind != "image":
+                raise UnsupportedMediaError(f"this is a {kind.kind}; /api/anonymize takes one "
+                                            "picture (send videos and zips to /api/jobs)")
+            choice = web_options.parse(fields, rt.base)
+            name = display_name(upload.filename, "picture")
+            slot = reserve()
+            future: concurrent.futures.Future[OneResult] = concurrent.futures.Future()
 
-                def task(worker: Any) -> None:
-                    if not future.set_running_or_notify_cancel():
-                        return
-                    try:
-                        future.set_result(rt.anonymize_one(worker, upload.file, kind, choice))
-                    except BaseException as exc:
-                        future.set_exception(exc)
+            def task(worker: Any) -> None:
+                if not future.set_running_or_notify_cancel():
+                    return
+                try:
+                    future.set_result(rt.anonymize_one(worker, upload.file, kind, choice))
+                except BaseException as exc:
+                    future.set_exception(exc)
 
-                slot.submit(task)
-                result = await asyncio.wrap_future(future)
-        finally:
-            if slot is not None:
-                slot.release()
+            slot.submit(task)
+            result = await asyncio.wrap_future(future)
         return Response(result.data, media_type=result.mime, headers={
             "Content-Disposition": _attachment(output_name(name, result.suffix)),
             "X-Faceveil-Faces": str(result.counts.faces), "X-Faceveil-Kept": str(result.counts.kept),
@@ -662,22 +675,14 @@ def create_app(config: WebConfig | None = None) -> FastAPI:
     async def create_job(request: Request) -> JSONResponse:
         from ..media.video import EncodeOptions
 
-        _require_multipart(request)
-        pool().check()  # refused before its body is read when the queue is full already
-        slot = None
-        try:
-            async with _form(request, max_files=config.max_files) as form:
-                uploads, fields = _split(form)
-                if not uploads:
-                    raise BadRequest("no files: send pictures, videos or zips in the 'files' field")
-                choice = web_options.parse(fields, rt.base)
-                slot = pool().reserve()  # a place is only taken once the whole body is here
-                job = await run_in_threadpool(rt.accept, uploads, choice)
+        async with intake(request, max_files=config.max_files) as (uploads, fields, reserve):
+            if not uploads:
+                raise BadRequest("no files: send pictures, videos or zips in the 'files' field")
+            choice = web_options.parse(fields, rt.base)
+            slot = reserve()
+            job = await run_in_threadpool(rt.accept, uploads, choice)
             store().add(job)
             slot.submit(store().runner(job, EncodeOptions()))
-        finally:
-            if slot is not None:
-                slot.release()
         log.info("job %s: %d file(s) queued, %d refused", job.id, len(job.items), len(job.rejected))
         return JSONResponse(job.public(config.job_ttl), status_code=202,
                             headers={"Location": f"/api/jobs/{job.id}"})

@@ -323,11 +323,15 @@ class JobStore:
     def get(self, job_id: str) -> Job:
         self.sweep()
         with self._lock:
-            job = self._jobs.get(job_id)
-            if job is None:
-                raise self._missing(job_id)
-            job.last_used = time.monotonic()
-            return job
+            return self._touch(job_id)
+
+    def _touch(self, job_id: str) -> Job:
+        """The job, marked used now (under the lock); NotFound when there is none."""
+        job = self._jobs.get(job_id)
+        if job is None:
+            raise self._missing(job_id)
+        job.last_used = time.monotonic()
+        return job
 
     def __len__(self) -> int:
         with self._lock:
@@ -493,10 +497,7 @@ class JobStore:
         was sent whole deletes the job; one that is fetched twice at once is sent to both.
         """
         with self._lock:
-            job = self._jobs.get(job_id)
-            if job is None:
-                raise self._missing(job_id)
-            job.last_used = time.monotonic()
+            job = self._touch(job_id)
             job.readers += 1
         try:
             if index is None:
