@@ -116,7 +116,7 @@ def test_runner_reports_progress_and_goes_on_after_bad_files(astronaut, tmp_path
     events = []
     results = run_images(jobs, Pipeline(detector=centerface), on_progress=events.append)
     assert [r.ok for r in results] == [False, True, False]
-    assert "no such file" in results[2].error and results[1].faces == 1
+    assert "no such file" in results[2].error and results[1].counts.faces == 1
     assert [e.stage for e in events] == ["start", "file", "file", "file", "done"]
     assert [e.done for e in events[1:4]] == [1, 2, 3] and events[1].ok is False
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.png", "good.png", "o2.png"]

@@ -94,7 +94,8 @@ def test_cli_command_offers_the_table_options(door):
         if names is not None and action.choices is not None:
             assert list(action.choices) == names, (door, action.dest)
         if option.type in (int, float) and action.nargs is None and action.const is None:
-            assert action.type is option.type, (door, action.dest)
+            # the type converts and checks the row's range (argparse names it in its errors)
+            assert action.type.__name__ == option.type.__name__, (door, action.dest)
 
 
 def test_cli_flags_reach_the_pipeline_config():
@@ -128,6 +129,80 @@ def test_cli_flags_reach_the_pipeline_config():
         assert got == want, name
     pipeline_flags = {o.name for o in options_for("run") if o.config is not None}
     assert pipeline_flags - {"detector", "device", "only", "segmenter"} == set(values)
+
+
+# ---------------------------------------------------------------- ranges, the same at every door
+
+RANGED = [o for o in TABLE if o.range is not None]
+_PREFIX = {"run": ["x.jpg"], "render": ["x.jpg", "--faces", "x.faces.json"], "live": ["0"],
+           "batch": ["x", "-o", "y"]}  # what each command needs besides the flag
+
+
+def _ends(option) -> tuple[list, list]:
+    """(values just inside the row's range, values just outside it), of the row's type."""
+    (low, high), (no_low, no_high) = option.range, option.exclusive
+    step = 1 if option.type is int else (high - low) / 100
+    inside = [low + step if no_low else low, high - step if no_high else high]
+    outside = [low if no_low else low - step, high if no_high else high + step]
+    return [option.type(v) for v in inside], [option.type(v) for v in outside]
+
+
+def test_every_number_row_has_a_range_and_spin_boxes_get_closed_ones():
+    numbers = [o for o in TABLE if o.type in (int, float) and o.cli.get("action") != "count"]
+    ranged = {o.name for o in RANGED}
+    unranged = sorted(o.name for o in numbers if o.name not in ranged)
+    assert set(unranged) <= {"max_pixels"}, unranged  # a count of pixels: any size
+    for option in RANGED:
+        low, high = option.range
+        assert low < high, option.name
+        if option.offered("web") or option.offered("gui"):  # a spin box's min/max are allowed
+            assert option.exclusive == (False, False), option.name
+
+
+@pytest.mark.parametrize("option", RANGED, ids=lambda o: o.name)
+def test_a_value_outside_a_rows_range_is_refused_the_same_way_at_every_door(option, capsys,
+                                                                            tmp_path):
+    """One rule (Option.range_error) for argparse, TOML, the Python API and the web form: the
+    ends of the range pass, a step beyond them is refused with the same words."""
+    from faceveil.cli import main
+
+    inside, outside = _ends(option)
+    parsers = _subparsers()
+    flag = (option.flags or ("--" + option.name.replace("_", "-"),))[0]
+    for bad in outside:
+        why = option.range_error(bad)
+        assert why is not None and why.endswith(f"got {bad:g}"), (bad, why)
+        for door in CLI_DOORS:
+            if option.offered(door):  # argparse's one-line error, exit 2
+                assert main([door, *_PREFIX[door], flag, str(bad)]) == 2
+                err = capsys.readouterr().err.strip().splitlines()
+                assert err[-1] == f"faceveil {door}: error: argument {flag}: {why}", err[-1]
+        if option.config is not None:
+            with pytest.raises(ConfigError) as api:
+                PipelineConfig().replace(**{option.name: bad})
+            assert str(api.value) == f"{option.name} {why}"
+            toml = tmp_path / "bad.toml"
+            toml.write_text(f"{option.name} = {_toml_value(bad)}\n")
+            with pytest.raises(ConfigError, match=f"^{option.name} "):
+                PipelineConfig.from_toml(toml)
+        if option.offered("web"):
+            from faceveil.web.options import parse
+
+            with pytest.raises(ConfigError) as web:
+                parse({option.name: [str(bad)]}, PipelineConfig())
+            assert str(web.value) == f"{option.name} {why}"
+    for good in inside:
+        assert option.range_error(good) is None, good
+        for door in CLI_DOORS:
+            if option.offered(door):
+                args = parsers[door].parse_args([*_PREFIX[door], flag, str(good)])
+                assert getattr(args, option.name) == good
+        if option.config is not None:  # the config's own checks agree with the table
+            PipelineConfig().replace(**{option.name: good})
+        if option.offered("web"):
+            from faceveil.web.options import parse
+
+            parse({option.name: [str(good)]}, PipelineConfig())
 
 
 # ---------------------------------------------------------------- the web app

@@ -1,7 +1,8 @@
 """One core for every door: the same two pictures and one clip, with the same settings, through
 `faceveil run` (main(argv)), `faceveil batch` (local engine), the Python API, the web API (a real
-uvicorn on a loopback port) and the GUI's export (real Qt) give the same decoded pixels, exactly,
-and the same counts (faceveil.types.Counts) everywhere.
+uvicorn on a loopback port: a job, and each picture through /api/anonymize) and the GUI's export
+(real Qt) give the same decoded pixels, exactly, and the same counts (faceveil.types.Counts)
+everywhere.
 
 Exactly: every door runs the file job (faceveil.pipeline.job.process_file) with the same
 detector, the same JPEG quality (the input's own) and the same x264 settings, so nothing is
@@ -160,11 +161,13 @@ def web_server(tmp_path: Path):
 
 
 def call(port: int, method: str, path: str, body: bytes | None = None,
-         headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+         headers: dict[str, str] | None = None, with_headers: bool = False) -> tuple:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     try:
         conn.request(method, path, body=body, headers={"Host": f"127.0.0.1:{port}", **(headers or {})})
         response = conn.getresponse()
+        if with_headers:
+            return response.status, response.read(), {k.lower(): v for k, v in response.getheaders()}
         return response.status, response.read()
     finally:
         conn.close()
@@ -202,6 +205,22 @@ def door_web(inputs: Path, out: Path, tmp_path: Path) -> tuple[dict[str, Path], 
             assert f["faces"] == counts[f["name"]].faces
             assert f["summary"] == counts[f["name"]].describe(f["kind"] == "video")
         assert Counts.from_dict(job["counts"]) == sum(counts.values(), Counts())
+        one = out / "one"  # the one-picture endpoint runs the same file job
+        one.mkdir()
+        for n in NAMES[:2]:
+            body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+                    f"filename=\"{n}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+                    ).encode() + (inputs / n).read_bytes() + f"\r\n--{boundary}--\r\n".encode()
+            status, data, headers = call(port, "POST", "/api/anonymize", body, {
+                "Content-Type": f"multipart/form-data; boundary={boundary}"}, with_headers=True)
+            assert status == 200, data
+            (one / n).write_bytes(data)
+            got = Counts.from_dict(json.loads(headers["x-faceveil-counts"]))
+            assert got == counts[n], (n, got, counts[n])
+            assert int(headers["x-faceveil-faces"]) == got.faces
+            assert int(headers["x-faceveil-kept"]) == got.kept
+            assert np.array_equal(read_image(one / n).rgb, read_image(outputs[n]).rgb), n
+            assert (one / n).read_bytes() == outputs[n].read_bytes(), n  # the same file, even
     return outputs, counts
 
 

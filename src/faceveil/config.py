@@ -287,6 +287,8 @@ class PipelineConfig:
         for key, value in options.items():
             if key not in self._FLAT:
                 raise ConfigError(f"unknown option {key!r} (known: {', '.join(self._FLAT)})")
+            if (why := _options.BY_NAME[key].range_error(value)) is not None:
+                raise ConfigError(f"{key} {why}")  # the table's range, as argparse checks it
             section, name = self._FLAT[key]
             if section is None:
                 top[name] = value

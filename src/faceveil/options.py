@@ -41,7 +41,8 @@ class Option:
     help: str  # may say {default} and {choices}
     doors: Mapping[str, str]
     config: tuple[str | None, str] | None = None  # (section, field) in PipelineConfig
-    range: tuple[float, float] | None = None
+    range: tuple[float, float] | None = None  # checked by `range_error`, the one rule for every door
+    exclusive: tuple[bool, bool] = (False, False)  # the range's low / high end is not allowed
     choices: str | tuple[str, ...] | None = None  # a key of CHOICES, or fixed values
     metavar: str | None = None
     flags: tuple[str, ...] = ()  # default: ("--name-with-dashes",)
@@ -58,6 +59,24 @@ class Option:
         """Why `door` does not offer this option, or None when it does."""
         value = self.doors.get(door)
         return None if value == OFFERED else value
+
+    def range_error(self, value: Any) -> str | None:
+        """Why a number is outside this row's range ("must be between 0.05 and 20, got 25"),
+        or None when it is inside (or the row has no range, or the value is not a number: its
+        type is checked elsewhere). The one range check: argparse's type (`add_arguments`),
+        `PipelineConfig.replace` (TOML, the web form, the GUI, the API) call it."""
+        if (self.range is None or isinstance(value, bool)
+                or not isinstance(value, (int, float))):
+            return None
+        (low, high), (no_low, no_high) = self.range, self.exclusive
+        if (low < value if no_low else low <= value) and (value < high if no_high else
+                                                          value <= high):
+            return None
+        if not (no_low or no_high):
+            return f"must be between {low:g} and {high:g}, got {value:g}"
+        above = f"more than {low:g}" if no_low else f"at least {low:g}"
+        below = f"less than {high:g}" if no_high else f"at most {high:g}"
+        return f"must be {above} and {below}, got {value:g}"
 
     @property
     def default(self) -> Any:
@@ -226,7 +245,8 @@ TABLE: tuple[Option, ...] = (
            per_door={"live": {"help": "speed against recall (default {default})"}}),
     Option("threshold", DETECTION, float,
            "detection score threshold (default: set by --quality; lower finds more)",
-           config=("detector", "threshold"), range=(0.0, 1.0), metavar="0..1",
+           config=("detector", "threshold"), range=(0.0, 1.0),
+           exclusive=(True, True), metavar="0..1",
            doors=_tuning_doors(),
            per_door={"live": {"help": "detection score threshold (default: set by --quality)"}}),
     Option("threads", DETECTION, int, "inference threads (default: all cores)",
@@ -282,6 +302,7 @@ TABLE: tuple[Option, ...] = (
                         gui=GUI_TUNING)),
     Option("iou", TRACKING, float, "box overlap that links a detection to a track (default "
            "{default})", config=("video", "iou"), range=(0.0, 1.0),
+           exclusive=(True, True),
            doors=_doors("toml api", **dict.fromkeys(CLI_DOORS, PIPELINE_ONLY), web=WEB_TUNING,
                         gui=GUI_TUNING)),
     Option("scene_cut", TRACKING, float, "frame difference that makes a scene cut (tracks end "
@@ -306,15 +327,17 @@ TABLE: tuple[Option, ...] = (
                             "gallery cannot judge would be shown")),
     Option("keep_distance", PEOPLE, float, "--keep: a face stays visible below this embedding "
            "distance (default {default})", config=("identity", "keep_distance"), range=(0.0, 2.0),
+           exclusive=(True, True),
            metavar="D", doors=_doors("run live batch toml api", render=NO_PEOPLE_RENDER,
                                      web=WEB_TUNING, gui=GUI_PEOPLE)),
     Option("keep_margin", PEOPLE, float, "--keep: ... and only when every other enrolled person "
            "is at least M farther (default {default})", config=("identity", "keep_margin"),
-           range=(0.0, 1.0), metavar="M",
+           range=(0.0, 1.0), exclusive=(False, True), metavar="M",
            doors=_doors("run live batch toml api", render=NO_PEOPLE_RENDER, web=WEB_TUNING,
                         gui=GUI_PEOPLE)),
     Option("only_distance", PEOPLE, float, "--only: a face is hidden below this embedding "
            "distance (default {default})", config=("identity", "only_distance"), range=(0.0, 2.0),
+           exclusive=(True, True),
            metavar="D", doors=_doors("run live batch toml api", render=NO_PEOPLE_RENDER,
                                      web=WEB_TUNING, gui=GUI_PEOPLE)),
     Option("min_face", PEOPLE, int, "smaller faces are not judged, so hidden (default {default})",
@@ -323,7 +346,8 @@ TABLE: tuple[Option, ...] = (
                         gui=GUI_PEOPLE)),
     Option("min_score", PEOPLE, float, "detection confidence needed to judge a face (default "
            "{default}); below it a face is hidden", config=("identity", "min_score"),
-           range=(0.0, 1.0), doors=_doors("toml api", **dict.fromkeys(CLI_DOORS, PIPELINE_ONLY),
+           range=(0.0, 1.0), exclusive=(False, True),
+           doors=_doors("toml api", **dict.fromkeys(CLI_DOORS, PIPELINE_ONLY),
                                           web=WEB_TUNING, gui=GUI_PEOPLE)),
     Option("min_sharpness", PEOPLE, float, "sharpness (variance of the Laplacian of the aligned "
            "face) needed to judge a face (default {default}); below it a face is hidden",
@@ -394,6 +418,7 @@ TABLE: tuple[Option, ...] = (
            doors=_doors("run render live batch toml api", web=WEB_TUNING, gui=GUI_TUNING)),
     Option("background_threshold", BACKGROUND, float, "person confidence where background starts "
            "(default {default})", config=("background", "threshold"), range=(0.0, 1.0),
+           exclusive=(True, True),
            metavar="0..1",
            doors=_doors("run render live batch toml api", web=WEB_TUNING, gui=GUI_TUNING)),
     Option("background_feather", BACKGROUND, float, "soft edge as a fraction of the frame's short "
@@ -446,7 +471,7 @@ TABLE: tuple[Option, ...] = (
            "mpeg4 for .avi)", metavar="NAME",
            doors=_cli_only("run render batch", live="--record picks the encoder by its suffix")),
     Option("crf", "video output", int, "constant quality, lower is better and bigger (default 20)",
-           metavar="N", cli={"default": 20}, doors=_cli_only("run render live batch"),
+           range=(0, 63), metavar="N", cli={"default": 20}, doors=_cli_only("run render live batch"),
            per_door={"live": {"default": 23, "section": "outputs (any number at once)",
                               "help": "--record: constant quality, lower is better and bigger "
                                       "(default 23)"}}),
@@ -508,16 +533,18 @@ TABLE: tuple[Option, ...] = (
            cli={"action": "store_true"}, doors=_cli_only("live")),
     Option("timeout", "source", float,
            "seconds to wait for the source, to open it or for data, before it counts as lost "
-           "(default {open} to open, {read} for data)", metavar="S", doors=_cli_only("live")),
+           "(default {open} to open, {read} for data)", range=(0, 600), metavar="S",
+           doors=_cli_only("live")),
     Option("reconnect", "source", int,
            "attempts to reconnect a stream or camera that dropped, waiting {backoff} s, then twice "
            "as long each time, up to {backoff_max} s (default {reconnects}; 0: stop at once)",
-           metavar="N", doors=_cli_only("live")),
+           range=(0, 1000), metavar="N", doors=_cli_only("live")),
     # ------------------------------------------------------------------ batch
     Option("workers", "batch", int,
            "worker processes (local; default one per core) or Ray actors (default: the cluster's "
            "CPUs / --threads); each loads the models once. Unless --threads is given, each gets "
-           "cores / N inference threads (Ray: 1)", metavar="N", doors=_cli_only("batch")),
+           "cores / N inference threads (Ray: 1)", range=(1, 4096), metavar="N",
+           doors=_cli_only("batch")),
     Option("no_split", "batch", bool,
            "give every video to one worker whole (default: a long video is cut at key frames into "
            "segments that several workers process, then joined)",
@@ -589,7 +616,7 @@ def add_arguments(parser, door: str, *, groups: dict[str, Any] | None = None,
             kwargs.setdefault("dest", option.name)
         action = kwargs.get("action")
         if action not in ("store_true", "count", "append") and option.type in (int, float):
-            kwargs.setdefault("type", option.type)
+            kwargs.setdefault("type", _argparse_type(option))
         if option.choices is not None and action != "append":
             kwargs["choices"] = option.choice_names()
             if option.choices == "backgrounds":  # the CLI's one-word forms (image:PATH, ...)
@@ -601,3 +628,19 @@ def add_arguments(parser, door: str, *, groups: dict[str, Any] | None = None,
                 groups[section] = parser.add_argument_group(section)
             target = groups[section]
         target.add_argument(*flags, **kwargs)
+
+
+def _argparse_type(option: Option) -> Callable[[str], Any]:
+    """argparse's `type` for a number row: the number, checked against the row's range, so a
+    value outside it is argparse's one-line error and exit 2 ("argument --strength: must be
+    between 0.05 and 20, got 25")."""
+    import argparse
+
+    def convert(text: str) -> Any:
+        value = option.type(text)  # ValueError: argparse says "invalid float value: 'x'"
+        if (why := option.range_error(value)) is not None:
+            raise argparse.ArgumentTypeError(why)
+        return value
+
+    convert.__name__ = option.type.__name__
+    return convert

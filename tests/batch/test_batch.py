@@ -34,6 +34,7 @@ from faceveil.cli import ExitCode, main
 from faceveil.config import PipelineConfig
 from faceveil.evaluation import changed_pixels, face_covered
 from faceveil.media.images import read_image
+from faceveil.types import Counts
 
 MAGENTA = (255, 0, 255)
 CONFIG = PipelineConfig.from_options(method="solid", color=MAGENTA)  # hidden faces are easy to find in video
@@ -317,7 +318,7 @@ def test_unsafe_zip_through_the_cli_is_one_clear_line(tmp_path, capsys):
 
 @pytest.mark.parametrize(("argv", "code", "message"), [
     (["--engine", "local", "--address", "auto"], ExitCode.USAGE, "address is for the ray engine"),
-    (["--workers", "0"], ExitCode.USAGE, "workers must be at least 1"),
+    (["--workers", "0"], ExitCode.USAGE, "argument --workers: must be between 1 and 4096, got 0"),
     (["-o", "x.png"], ExitCode.USAGE, "not into 'x.png'"),
 ])
 def test_cli_usage_errors(tmp_path, capsys, argv, code, message):
@@ -465,6 +466,11 @@ def test_zip_in_zip_out(corpus, tmp_path, capsys):
     summary = json.loads(captured.out)
     assert (summary["ok"], summary["failed"], summary["zip_members"]) == (2, 0, 2)
     assert (summary["workers"], summary["threads"]) == (2, 1)
+    # the counts once (types.Counts), the sum of the manifest's records; no second copy of them
+    assert "faces" not in summary and "kept" not in summary
+    records = read_manifest(tmp_path / "photos.anonymized.zip.faceveil-manifest.jsonl")
+    assert summary["counts"] == sum((Counts.from_dict(r) for r in records), Counts()).to_dict()
+    assert summary["counts"]["faces"] >= 2
     with zipfile.ZipFile(out) as zf:
         assert sorted(zf.namelist()) == ["family/couple.png", "family/deeper/group.png"]
         for rel in zf.namelist():

@@ -117,7 +117,8 @@ def test_refuses_output_equal_to_input(photo, capsys):
     [
         (["run", "missing.jpg"], ExitCode.FAILED, "no such file or folder"),
         (["run", "*.nothing-matches"], ExitCode.NO_INPUT, "no files match"),  # README: 3
-        (["run", "{photo}", "--strength", "0"], ExitCode.USAGE, "strength must be between"),
+        (["run", "{photo}", "--strength", "0"], ExitCode.USAGE,
+         "argument --strength: must be between 0.05 and 20, got 0"),
         (["run", "{photo}", "--color", "not-a-colour", "--method", "solid"], ExitCode.USAGE, "not a colour"),
         (["run", "{photo}", "--method", "sparkles"], ExitCode.USAGE, "invalid choice"),
         (["run", "{photo}", "--image-quality", "101"], ExitCode.USAGE, "--image-quality"),

@@ -449,7 +449,8 @@ def test_bad_encode_options_are_usage_errors(clips, tmp_path, capsys, flags):
     out = tmp_path / "out.mp4"
     assert cli(src, "-o", out, *flags) == ExitCode.USAGE
     err = capsys.readouterr().err
-    assert "crf must be 0..63" in err and "Traceback" not in err
+    assert f"argument --crf: must be between 0 and 63, got {flags[1]}" in err
+    assert "Traceback" not in err
     assert not out.exists() and leftovers(tmp_path) == []
 
 
@@ -573,11 +574,13 @@ def test_sidecar_report_and_callbacks_agree(face_run, face_clip):
         assert from_file.filled.tolist() == d.filled.tolist()
         assert from_file.track_ids.tolist() == d.track_ids.tolist()
     assert report.frames == N_FACE
-    assert report.faces == sum(int((~d.filled).sum()) for d in dets)
-    assert report.filled == sum(int(d.filled.sum()) for d in dets)
+    c = report.counts  # VideoReport counts once: types.Counts
+    assert c.boxes == sum(int((~d.filled).sum()) for d in dets)
+    assert c.filled == sum(int(d.filled.sum()) for d in dets)
+    assert not hasattr(report, "faces") and not hasattr(report, "filled")  # no second count
     # balanced detects on every 2nd frame; the tracker fills in the others
-    assert report.faces >= N_FACE // 2 - 2, "found on nearly every detection frame"
-    assert report.faces + report.filled >= N_FACE, "and every frame has a box on it"
+    assert c.boxes >= N_FACE // 2 - 2, "found on nearly every detection frame"
+    assert c.face_frames == c.boxes + c.filled >= N_FACE, "and every frame has a box on it"
     assert report.tracks == len({t for d in dets for t in d.track_ids.tolist()})
     assert events[0].stage == "start" and events[-1].stage == "done"
     assert [e.done for e in events if e.stage == "frame"] == list(range(1, N_FACE + 1))
@@ -657,7 +660,7 @@ def test_render_never_detects_and_checks_the_frame_count(face_clip, face_run, tm
     out = tmp_path / "out.mp4"
     report = process_video(face_clip.path, out, pipeline, encode=FAST, faces=frames)
     assert report.frames == N_FACE
-    assert report.faces + report.filled == sum(len(d) for d in frames)
+    assert report.counts.face_frames == sum(len(d) for d in frames)
     short = tmp_path / "short.mp4"
     with pytest.raises(CorruptMediaError, match="the faces file has 10 frames"):
         process_video(face_clip.path, short, pipeline, encode=FAST, faces=frames[:10])

@@ -79,8 +79,6 @@ class BatchReport:
     pictures: int = 0  # done in this run
     videos: int = 0
     frames: int = 0
-    faces: int = 0  # = counts.faces (distinct faces hidden; a video's tracks)
-    kept: int = 0  # = counts.kept
     counts: Counts = field(default_factory=Counts)  # summed over the items done: types.Counts
     zip_members: int | None = None
     seconds: float = 0.0
@@ -217,7 +215,6 @@ def _count(report: BatchReport, record: dict[str, Any]) -> None:
     else:
         report.pictures += 1
     report.counts += Counts.from_dict(record)
-    report.faces, report.kept = report.counts.faces, report.counts.kept
 
 
 def _old_zip_names(plan: BatchPlan) -> set[str]:

@@ -16,8 +16,7 @@ from .main import ExitCode, _err, _say, log, one_line
 def _config(args: argparse.Namespace):
     from ..config import PipelineConfig
 
-    if args.image_quality is not None and not 1 <= args.image_quality <= 100:
-        raise ConfigError(f"--image-quality must be 1..100, got {args.image_quality}")
+    # --image-quality and every other number's range: argparse checked them (options.range_error)
     config = PipelineConfig.from_toml(args.config) if args.config else PipelineConfig()
     options = {name: getattr(args, name, None) for name in PipelineConfig.option_names()}
     for name in ("keep", "only"):

@@ -3,7 +3,8 @@
 Thin: every decision about faces is `faceveil.review.Review`'s, every picture comes from the
 pipeline; the window turns clicks into calls and runs long work on a `Task` thread. Its rooms:
 settings.py (the settings panel, built from the option table), preview.py (the frames the
-preview shows), widgets.py (the picture and the timeline), tasks.py (work off the Qt thread).
+preview shows), export.py (where exports go and the work that writes them), widgets.py (the
+picture and the timeline), tasks.py (work off the Qt thread).
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ from ..media.video import VIDEO_SUFFIXES
 from ..pipeline.pipeline import Pipeline
 from ..review import Review, follow_in_video
 from ..sidecar import SCHEMA
-from ..types import Counts, Frame
+from ..types import Frame
+from .export import ExportSummary, default_name, export_all, export_one, plan_export
 from .preview import CameraFrames, PreviewFrames
 from .settings import SettingsPanel
 from .tasks import Previewer, PreviewRequest, Task
@@ -590,30 +592,28 @@ class MainWindow(QMainWindow):
         review = self.review
         if review is None:
             return
-        suffix = ".png" if self.config.background.mode == "transparent" else review.path.suffix
-        name = review.path.stem + ".anonymized" + suffix
         folder = Path(self._dir("export")) if self.settings.contains("paths/export") else \
             review.path.parent
-        path, _ = QFileDialog.getSaveFileName(self, "Export anonymized", str(folder / name))
+        path, _ = QFileDialog.getSaveFileName(self, "Export anonymized",
+                                              str(folder / default_name(review, self.config)))
         if path:
             self.export_to(Path(path))
 
     def export_to(self, path: Path) -> None:
-        """Render the current review into `path`, on a task thread."""
+        """Render the current review into `path`, on a task thread (export.export_one)."""
         review = self.review
         if review is None or self.busy:
             return
         self.settings.setValue("paths/export", str(path.parent))
         pipeline = self._pipeline(self.config)
 
-        def work(progress, cancel):
-            return review.export(path, pipeline, on_progress=progress, cancel=cancel)
-
         def done(out: Path) -> None:
             self._keep_detector(pipeline)
             self.set_status(f"Exported to {out}")
 
-        self._start(Task("export", work, self), f"Exporting {review.path.name}", done)
+        self._start(Task("export", lambda progress, cancel: export_one(
+            review, path, pipeline, progress, cancel), self),
+            f"Exporting {review.path.name}", done)
 
     def choose_export_all(self) -> None:
         if not self.items:
@@ -624,60 +624,33 @@ class MainWindow(QMainWindow):
             self.export_all_to(Path(folder))
 
     def export_all_to(self, folder: Path, existing: str = "ask") -> None:
-        """Every open file into `folder` (a folder opened is mirrored below it), each with the
-        faces as reviewed; files never looked at are analysed first. Outputs that are already
-        there: `existing` "ask" (the person chooses), "overwrite" or "skip"."""
-        from ..paths import plan
-
+        """Every open file into `folder` (export.plan_export, export.export_all). Outputs that
+        are already there: `existing` "ask" (the person chooses), "overwrite" or "skip"."""
         if self.busy or not self.items:
             return
-        planned = plan([str(self.root)] if self.root else [str(p) for p in self.items], str(folder))
-        problems = [f"{what}: {why}" for what, why in planned.errors]
-        pairs = [(src, dst) for src, dst in planned.pairs if dst is not None]
-        there = [dst for _, dst in pairs if dst.exists()]
-        if there and existing == "ask":
-            names = ", ".join(p.name for p in there[:5]) + (" …" if len(there) > 5 else "")
-            answer = self.ask("Files already there", f"{len(there)} of the {len(pairs)} files are "
-                              f"already in {folder} ({names}). Overwrite them?",
+        planned = plan_export(self.items, self.root, folder)
+        if planned.there and existing == "ask":
+            answer = self.ask("Files already there", planned.question(),
                               ["Overwrite", "Skip those", "Cancel"], "Cancel")
             if answer == "Cancel":
                 self.set_status("Export cancelled: nothing was written.")
                 return
             existing = "overwrite" if answer == "Overwrite" else "skip"
-        if there and existing == "skip":
-            skip = set(there)
-            pairs = [(src, dst) for src, dst in pairs if dst not in skip]
+        if existing == "skip":
+            planned = planned.skipping_existing()
         self.settings.setValue("paths/export", str(folder))
         pipeline = self._pipeline(self.config)
         reviews = dict(self.reviews)
 
-        def work(progress, cancel):
-            failed, done, counts = list(problems), 0, Counts()
-            for n, (src, dst) in enumerate(pairs):
-                if cancel.is_set():
-                    break
-                self._task_note(f"{n + 1}/{len(pairs)} {src.name}")
-                try:
-                    review = reviews.get(src) or Review.open(src)
-                    review.export(dst, pipeline, on_progress=progress, cancel=cancel)
-                    done, counts = done + 1, counts + review.counts()
-                except FaceveilError as exc:
-                    if cancel.is_set():
-                        raise
-                    failed.append(f"{src.name}: {exc}")
-                except OSError as exc:
-                    failed.append(f"{src.name}: {exc.strerror or exc}")
-            return done, failed, counts
-
-        def finished(result: tuple[int, list[str], Counts]) -> None:
-            done, failed, counts = result
+        def finished(summary: ExportSummary) -> None:
             self._keep_detector(pipeline)
-            self.set_status(f"Exported {done} of {len(pairs)} files to {folder}: "
-                            f"{counts.describe(counts.frames > done)}")
-            if failed:
-                self.show_error(f"{len(failed)} could not be exported:\n" + "\n".join(failed))
+            self.set_status(summary.status())
+            if summary.failed:
+                self.show_error(summary.error())
 
-        self._start(Task("export", work, self), f"Exporting {len(pairs)} files", finished)
+        self._start(Task("export", lambda progress, cancel: export_all(
+            planned, reviews, pipeline, progress, cancel, self._task_note), self),
+            f"Exporting {len(planned.pairs)} files", finished)
 
     # ------------------------------------------------------------------ camera
 

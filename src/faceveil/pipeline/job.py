@@ -1,7 +1,8 @@
 """The file job: one picture or one video in, its anonymized file (and faces file) out.
 
 Every door that turns "a file" into "a result" calls `process_file`: the CLI's `run` and
-`render`, the batch worker (local and Ray), the web jobs, the GUI's export and the Python API.
+`render`, the batch worker (local and Ray), the web jobs and `/api/anonymize`, the GUI's export
+and the Python API.
 What lives here, once:
 
 - leftover part files of a killed run beside the outputs are swept first;
@@ -13,8 +14,9 @@ What lives here, once:
 - the counts (`faceveil.types.Counts`), the same for every door.
 
 A bad file never raises: the error is in the `FileResult` (and `raise_for_error()` gives the
-original exception to callers that want it). Exceptions of the types in `passthrough` (a
-door's "cancelled") and KeyboardInterrupt/MemoryError go through.
+original exception to callers that want it; a MemoryError is such an error too). Exceptions
+of the types in `passthrough` (a door's "cancelled"), KeyboardInterrupt and SystemExit go
+through.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -78,14 +80,6 @@ class FileResult:
     exception: BaseException | None = field(default=None, repr=False)
     job: Any = field(default=None, repr=False)  # the caller's own handle (e.g. an ImageJob)
 
-    @property
-    def faces(self) -> int:
-        return self.counts.faces
-
-    @property
-    def kept(self) -> int:
-        return self.counts.kept
-
     def raise_for_error(self) -> FileResult:
         """The original exception of a failed file (a FaceveilError for findings); self if ok."""
         if self.ok:
@@ -131,16 +125,11 @@ def process_file(
                         sidecar=Path(sidecar) if sidecar is not None else None)
     started = time.perf_counter()
     written: list[Path] = []
-    try:
+    with _attempt(result, written, passthrough):
         _sweep(result)
         _video(result, pipeline, write or WriteOptions(), encode or EncodeOptions(), faces,
                auditor, on_progress, written)
         result.ok = True
-    except passthrough:
-        _remove(written)
-        raise
-    except Exception as exc:
-        _failed(result, exc)
     _end(result, auditor, written, started)
     return result
 
@@ -165,13 +154,9 @@ def picture_stage(src: str | Path, dst: str | Path | None, pipeline: Pipeline, *
     result = FileResult(Path(src), Path(dst) if dst is not None else None, "picture",
                         sidecar=Path(sidecar) if sidecar is not None else None)
     stage = PictureStage(result, write or WriteOptions(), time.perf_counter(), picture)
-    try:
+    with _attempt(result, [], passthrough):  # nothing written yet
         _sweep(result)
         _picture(stage, pipeline, faces, pixels)
-    except passthrough:
-        raise
-    except Exception as exc:
-        _failed(result, exc)
     return stage
 
 
@@ -182,7 +167,7 @@ def picture_finish(stage: PictureStage, *, auditor: Auditor | None = None,
     result, write = stage.result, stage.write
     written: list[Path] = []
     if result.exception is None:
-        try:
+        with _attempt(result, written, passthrough):
             if result.output is not None:
                 assert result.image is not None
                 write_image(result.output, result.image, like=stage.picture,
@@ -192,13 +177,23 @@ def picture_finish(stage: PictureStage, *, auditor: Auditor | None = None,
                 write_sidecar(result.sidecar, result.document)
                 written.append(result.sidecar)
             result.ok = True
-        except passthrough:
-            _remove(written)
-            raise
-        except Exception as exc:
-            _failed(result, exc)
     _end(result, auditor, written, stage.started)
     return result
+
+
+@contextlib.contextmanager
+def _attempt(result: FileResult, written: list[Path],
+             passthrough: tuple[type[BaseException], ...]) -> Iterator[None]:
+    """A step of the job: an exception of a `passthrough` type (a door's "cancelled") removes
+    what the job wrote and goes through; any other Exception fails the file (`_failed`);
+    KeyboardInterrupt and SystemExit go through as they are."""
+    try:
+        yield
+    except passthrough:
+        _remove(written)
+        raise
+    except Exception as exc:
+        _failed(result, exc)
 
 
 def _sweep(result: FileResult) -> None:

@@ -55,10 +55,6 @@ class VideoReport:
     width: int = 0  # of the displayed (upright) frame
     height: int = 0
     frames: int = 0
-    # boxes, summed over frames (kept for callers of old); what every door shows is `counts`
-    faces: int = 0  # hidden boxes found by the detector (= counts.boxes)
-    filled: int = 0  # hidden boxes added by the tracker, held, interpolated, lead (= counts.filled)
-    kept: int = 0  # boxes left visible, --keep/--only people (= counts.kept_frames)
     tracks: int = 0
     seconds: float = 0.0
     damage: list[float] = field(default_factory=list)  # times (s) where the input was damaged
@@ -340,11 +336,7 @@ class _Run:
             if index == span.first and frame.pts != span.first_pts:
                 raise CorruptMediaError(f"frame {index} of the video does not decode where its "
                                         "index says")
-        hidden = ~dets.keep
         self.report.frames += 1
-        self.report.faces += int((hidden & ~dets.filled).sum())
-        self.report.filled += int((hidden & dets.filled).sum())
-        self.report.kept += int(dets.keep.sum())
         self.tally.add(dets)
         if dets.track_ids is not None:
             self.tracks.update(dets.track_ids.tolist())

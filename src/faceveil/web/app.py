@@ -15,10 +15,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import errno
+import json
 import logging
 import os
 import shutil
-import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +32,7 @@ from ..errors import (
     MissingDependencyError,
     UnsupportedMediaError,
 )
+from ..types import Counts
 
 try:
     from fastapi import FastAPI, Request
@@ -190,8 +191,7 @@ class OneResult:
     data: bytes
     mime: str
     suffix: str
-    faces: int
-    kept: int
+    counts: Counts
     seconds: float
 
 
@@ -232,18 +232,29 @@ class Runtime:
     # ---- one picture
 
     def anonymize_one(self, worker: Any, upload: Any, kind: Kind, choice: Any) -> OneResult:
-        from ..media.images import encode_image, read_image
-        from ..types import Counts, Frame
+        """One picture through the file job (`process_file`), as `faceveil run` and the jobs do
+        it: the upload is copied into a folder of its own under the data folder, anonymized
+        into a file there (written atomically; a failure leaves nothing), read back and the
+        folder removed. A failed file raises its original error (mapped to a status)."""
+        import tempfile
 
-        started = time.perf_counter()
-        upload.seek(0)
-        picture = read_image(upload, self.config.max_pixels)
-        result = worker.pipeline(choice.config).process(Frame(picture.rgb))
-        suffix = _image_suffix(choice, kind, result.image.ndim == 3 and result.image.shape[2] == 4)
-        data = encode_image(result.image, _SUFFIX_FORMAT[suffix], like=picture)
-        counts = Counts.of([result.detections])  # counted as every door counts
-        return OneResult(data, _SUFFIX_MIME[suffix], suffix, counts.faces, counts.kept,
-                         time.perf_counter() - started)
+        from ..pipeline.job import WriteOptions, process_file
+
+        assert self.data is not None
+        suffix = _image_suffix(choice, kind, choice.config.background.mode == "transparent")
+        folder = Path(tempfile.mkdtemp(prefix="one-", dir=self.data))
+        try:
+            src, dst = folder / f"in{kind.suffix}", folder / f"out{suffix}"
+            upload.seek(0)
+            with open(src, "xb") as f:
+                shutil.copyfileobj(upload, f, 1 << 20)
+            result = process_file(src, dst, worker.pipeline(choice.config), video=False,
+                                  write=WriteOptions(max_pixels=self.config.max_pixels))
+            result.raise_for_error()
+            return OneResult(dst.read_bytes(), _SUFFIX_MIME[suffix], suffix, result.counts,
+                             result.seconds)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
 
     # ---- jobs
 
@@ -592,53 +603,68 @@ def create_app(config: WebConfig | None = None) -> FastAPI:
         stats = pool().stats()
         return JSONResponse({"ok": True, **stats, "jobs": len(store())})
 
+    @asynccontextmanager
+    async def intake(request: Request, max_files: int):
+        """What both upload routes do first and last: multipart only; refused before the body
+        is read when the queue is full already; the form read within its limits, as (uploads,
+        fields, reserve). `reserve()` takes a worker's place, only once the whole body is here;
+        a place not used (an error before the task was submitted) is given back on the way out."""
+        _require_multipart(request)
+        pool().check()
+        slots = []
+
+        def reserve():
+            slots.append(pool().reserve())
+            return slots[-1]
+
+        try:
+            async with _form(request, max_files=max_files) as form:
+                yield (*_split(form), reserve)
+        finally:
+            for slot in slots:
+                slot.release()
+
     # ---- one picture
 
     @app.post("/api/anonymize", summary="Anonymize one picture (the answer is the picture)",
               response_class=Response, responses={
                   200: {"content": {m: {} for m in _SUFFIX_MIME.values()},
                         "description": "the anonymized picture; X-Faceveil-Faces says how many "
-                                       "faces were hidden"}, **_ERRORS},
+                                       "faces were hidden, X-Faceveil-Counts all the counts "
+                                       "(JSON, as a job's file reports them)"}, **_ERRORS},
               openapi_extra=_form_schema("file", many=False))
     async def anonymize(request: Request) -> Response:
-        _require_multipart(request)
-        pool().check()  # refused before its body is read when the queue is full already
-        slot = None
-        try:
-            async with _form(request, max_files=2) as form:
-                uploads, fields = _split(form)
-                if len(uploads) != 1:
-                    raise BadRequest("send exactly one picture in the 'file' field "
-                                     "(several files and videos go to /api/jobs)")
-                upload = uploads[0]
-                head = await upload.read(64)
-                if not head:
-                    raise BadRequest("empty file")
-                kind = sniff(head)
-                if kind.kind != "image":
-                    raise UnsupportedMediaError(f"this is a {kind.kind}; /api/anonymize takes one "
-                                                "picture (send videos and zips to /api/jobs)")
-                choice = web_options.parse(fields, rt.base)
-                name = display_name(upload.filename, "picture")
-                slot = pool().reserve()  # a place is only taken once the whole body is here
-                future: concurrent.futures.Future[OneResult] = concurrent.futures.Future()
+        async with intake(request, max_files=2) as (uploads, fields, reserve):
+            if len(uploads) != 1:
+                raise BadRequest("send exactly one picture in the 'file' field "
+                                 "(several files and videos go to /api/jobs)")
+            upload = uploads[0]
+            head = await upload.read(64)
+            if not head:
+                raise BadRequest("empty file")
+            kind = sniff(head)
+            if kind.kind != "image":
+                raise UnsupportedMediaError(f"this is a {kind.kind}; /api/anonymize takes one "
+                                            "picture (send videos and zips to /api/jobs)")
+            choice = web_options.parse(fields, rt.base)
+            name = display_name(upload.filename, "picture")
+            slot = reserve()
+            future: concurrent.futures.Future[OneResult] = concurrent.futures.Future()
 
-                def task(worker: Any) -> None:
-                    if not future.set_running_or_notify_cancel():
-                        return
-                    try:
-                        future.set_result(rt.anonymize_one(worker, upload.file, kind, choice))
-                    except BaseException as exc:
-                        future.set_exception(exc)
+            def task(worker: Any) -> None:
+                if not future.set_running_or_notify_cancel():
+                    return
+                try:
+                    future.set_result(rt.anonymize_one(worker, upload.file, kind, choice))
+                except BaseException as exc:
+                    future.set_exception(exc)
 
-                slot.submit(task)
-                result = await asyncio.wrap_future(future)
-        finally:
-            if slot is not None:
-                slot.release()
+            slot.submit(task)
+            result = await asyncio.wrap_future(future)
         return Response(result.data, media_type=result.mime, headers={
             "Content-Disposition": _attachment(output_name(name, result.suffix)),
-            "X-Faceveil-Faces": str(result.faces), "X-Faceveil-Kept": str(result.kept),
+            "X-Faceveil-Faces": str(result.counts.faces), "X-Faceveil-Kept": str(result.counts.kept),
+            "X-Faceveil-Counts": json.dumps(result.counts.to_dict(), separators=(",", ":")),
             "X-Faceveil-Seconds": f"{result.seconds:.3f}"})
 
     # ---- jobs
@@ -649,22 +675,14 @@ def create_app(config: WebConfig | None = None) -> FastAPI:
     async def create_job(request: Request) -> JSONResponse:
         from ..media.video import EncodeOptions
 
-        _require_multipart(request)
-        pool().check()  # refused before its body is read when the queue is full already
-        slot = None
-        try:
-            async with _form(request, max_files=config.max_files) as form:
-                uploads, fields = _split(form)
-                if not uploads:
-                    raise BadRequest("no files: send pictures, videos or zips in the 'files' field")
-                choice = web_options.parse(fields, rt.base)
-                slot = pool().reserve()  # a place is only taken once the whole body is here
-                job = await run_in_threadpool(rt.accept, uploads, choice)
+        async with intake(request, max_files=config.max_files) as (uploads, fields, reserve):
+            if not uploads:
+                raise BadRequest("no files: send pictures, videos or zips in the 'files' field")
+            choice = web_options.parse(fields, rt.base)
+            slot = reserve()
+            job = await run_in_threadpool(rt.accept, uploads, choice)
             store().add(job)
             slot.submit(store().runner(job, EncodeOptions()))
-        finally:
-            if slot is not None:
-                slot.release()
         log.info("job %s: %d file(s) queued, %d refused", job.id, len(job.items), len(job.rejected))
         return JSONResponse(job.public(config.job_ttl), status_code=202,
                             headers={"Location": f"/api/jobs/{job.id}"})

@@ -234,14 +234,6 @@ class Item:
     seconds: float = 0.0
 
     @property
-    def faces(self) -> int:
-        return self.counts.faces
-
-    @property
-    def kept(self) -> int:
-        return self.counts.kept
-
-    @property
     def progress(self) -> float:
         if self.state in ("done", "failed", "cancelled"):
             return 1.0
@@ -254,8 +246,8 @@ class Item:
         return {
             "index": self.index, "name": self.name, "kind": self.kind, "state": self.state,
             "progress": round(self.progress, 4), "frames_done": self.done if self.kind == "video" else None,
-            "frames_total": self.total if self.kind == "video" else None, "faces": self.faces,
-            "kept": self.kept, "counts": self.counts.to_dict(),
+            "frames_total": self.total if self.kind == "video" else None, "faces": self.counts.faces,
+            "kept": self.counts.kept, "counts": self.counts.to_dict(),  # faces, kept: documented keys
             "summary": self.counts.describe(self.kind == "video") if self.state == "done" else None,
             "error": self.error or None, "size": self.size, "upload": self.upload,
             "entry": self.entry, "seconds": round(self.seconds, 3),
@@ -331,11 +323,15 @@ class JobStore:
     def get(self, job_id: str) -> Job:
         self.sweep()
         with self._lock:
-            job = self._jobs.get(job_id)
-            if job is None:
-                raise self._missing(job_id)
-            job.last_used = time.monotonic()
-            return job
+            return self._touch(job_id)
+
+    def _touch(self, job_id: str) -> Job:
+        """The job, marked used now (under the lock); NotFound when there is none."""
+        job = self._jobs.get(job_id)
+        if job is None:
+            raise self._missing(job_id)
+        job.last_used = time.monotonic()
+        return job
 
     def __len__(self) -> int:
         with self._lock:
@@ -501,10 +497,7 @@ class JobStore:
         was sent whole deletes the job; one that is fetched twice at once is sent to both.
         """
         with self._lock:
-            job = self._jobs.get(job_id)
-            if job is None:
-                raise self._missing(job_id)
-            job.last_used = time.monotonic()
+            job = self._touch(job_id)
             job.readers += 1
         try:
             if index is None:
