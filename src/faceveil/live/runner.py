@@ -134,7 +134,8 @@ class _Recent:
     def take(self, timeout: float) -> Captured | None:
         """The oldest frame still within `max_delay` (or the newest); None when none came."""
         with self._cond:
-            self._cond.wait_for(lambda: self._items or self._closed or self._woken, timeout)
+            # after close, wait for a wake (a detection done) rather than spin until it comes
+            self._cond.wait_for(lambda: self._items or self._woken, timeout)
             self._woken = False
             now = time.monotonic()
             while len(self._items) > 1 and now - self._items[0].captured > self.max_delay:
@@ -150,7 +151,7 @@ class _Recent:
 
     def close(self) -> None:
         with self._cond:
-            self._closed = True
+            self._closed = self._woken = True
             self._cond.notify_all()
 
     def empty(self) -> bool:
