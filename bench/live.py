@@ -612,7 +612,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if pan is not None:
             print(f"{bullet}clip pan {pan_size}: {pan[0].name} (../shared/tools/make_pan_clip.py"
                   f"{'' if pan_size == PAN_SIZE else ' at ' + pan_size}, 300 frames at 25 fps, "
-                  "exact boxes), hidden with {' '.join(HIDE_BLACK)}")
+                  f"exact boxes), hidden with {' '.join(HIDE_BLACK)}")
         print(f"{bullet}each run: `faceveil live CLIP --no-preview --serve 127.0.0.1:0 --record OUT.mp4 "
               "--json` + the config's flags, one MJPEG client reading every frame it is sent")
         print()
