@@ -25,7 +25,8 @@ to `--seconds`, H.264 crf 18 veryfast with a keyframe every 2 s, no audio:
   core is still visible, the rule of ../shared/tools/video_leaks.py) of the live recording and of
   `faceveil run` on the same clip in the same run (file mode, scored by video_leaks.py itself).
   The live recording is matched to the clip's frames by its timestamps (then by pixels, within
-  3 frames); frames never shown (dropped) are counted apart, not as leaks.
+  3 frames); frames never shown (dropped) are counted apart, not as leaks. `--pan-size 640x480`
+  makes it at 640x480 (the tool has no size option: it is run with its frame size line changed).
 
     .venv/bin/python bench/live.py                                # both scenes, both sizes, defaults
     .venv/bin/python bench/live.py --sizes 640x480 --configs default,every-frame --seconds 10
