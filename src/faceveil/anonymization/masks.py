@@ -6,6 +6,7 @@ share one patch, so an effect touches every pixel at most once and never the who
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -59,8 +60,11 @@ class MaskRenderer(Protocol):
 
 
 def _groups(boxes: np.ndarray) -> list[np.ndarray]:
-    """Indices of boxes grouped so that the groups' bounding rectangles do not overlap."""
-    groups = [np.array([i]) for i in range(len(boxes))]
+    """Indices of boxes grouped so that the groups' bounding rectangles do not overlap.
+
+    Groups come in the order of their first box, each group's indices in order."""
+    n = len(boxes)
+    groups = [np.array([i]) for i in range(n)]
     rects = boxes.copy()
     while len(rects) > 1:
         x1, y1, x2, y2 = (rects[:, i] for i in range(4))
@@ -71,22 +75,24 @@ def _groups(boxes: np.ndarray) -> list[np.ndarray]:
         np.fill_diagonal(overlap, False)
         if not overlap.any():
             break
-        # connected components of the overlap graph
-        label = -np.ones(len(rects), int)
-        for start in range(len(rects)):
-            if label[start] >= 0:
-                continue
-            stack, label[start] = [start], start
-            while stack:
-                for j in np.nonzero(overlap[stack.pop()] & (label < 0))[0]:
-                    label[j] = start
-                    stack.append(j)
-        roots = np.unique(label)
-        groups = [np.concatenate([groups[i] for i in np.nonzero(label == r)[0]]) for r in roots]
-        rects = np.array([
-            [rects[label == r, 0].min(), rects[label == r, 1].min(),
-             rects[label == r, 2].max(), rects[label == r, 3].max()] for r in roots
-        ])
+        # connected components of the overlap graph, each labelled by its lowest index
+        label = np.arange(len(rects))
+        while True:  # every rectangle takes the lowest label among its neighbours, until settled
+            lowest = np.where(overlap, label[None, :], label[:, None]).min(1)
+            lowest = np.minimum(lowest, label)
+            lowest = lowest[lowest]  # jump along chains (labels point to lower indices)
+            if np.array_equal(lowest, label):
+                break
+            label = lowest
+        roots, inverse = np.unique(label, return_inverse=True)
+        order = np.argsort(inverse, kind="stable")  # members by group, in index order
+        starts = np.searchsorted(inverse[order], np.arange(len(roots)))
+        groups = [np.concatenate([groups[i] for i in members])
+                  for members in np.split(order, starts[1:])]
+        rects = np.stack([np.minimum.reduceat(rects[order, 0], starts),
+                          np.minimum.reduceat(rects[order, 1], starts),
+                          np.maximum.reduceat(rects[order, 2], starts),
+                          np.maximum.reduceat(rects[order, 3], starts)], 1)
     return groups
 
 
@@ -137,31 +143,46 @@ class ShapeMask:
         valid = (bounds[:, 2] > bounds[:, 0]) & (bounds[:, 3] > bounds[:, 1])
         sizes = np.sqrt(dets.widths * dets.heights)
         patches = []
+        # Python numbers in the per-box loop (numpy scalars cost more; the values are the same)
+        box_list, bound_list = padded.tolist(), bounds.tolist()
         for group in _groups(bounds[valid]):
             idx = np.nonzero(valid)[0][group]
             x0, y0 = bounds[idx, 0].min(), bounds[idx, 1].min()
             x1, y1 = bounds[idx, 2].max(), bounds[idx, 3].max()
             alpha = np.zeros((y1 - y0, x1 - x0), np.float32)
-            for i in idx:
-                bx0, by0, bx1, by1 = bounds[i]
-                sub = alpha[by0 - y0:by1 - y0, bx0 - x0:bx1 - x0]
-                np.maximum(sub, self._shape_alpha(padded[i], bounds[i]), out=sub)
+            ox, oy = int(x0), int(y0)
+            for i in idx.tolist():
+                bx0, by0, bx1, by1 = bound_list[i]
+                sub = alpha[by0 - oy:by1 - oy, bx0 - ox:bx1 - ox]
+                np.maximum(sub, self._shape_alpha(box_list[i], bound_list[i]), out=sub)
             patches.append(MaskPatch(int(y0), int(x0), alpha, float(sizes[idx].max()),
                                      padded[idx].astype(np.float32)))
         return Mask((height, width), tuple(patches))
 
-    def _shape_alpha(self, box: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    def _shape_alpha(self, box: Sequence[float], bounds: Sequence[int]) -> np.ndarray:
         """Alpha of one padded face box over its integer bounds (pixel centres sampled)."""
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
         ax, ay = max((box[2] - box[0]) / 2, 0.5), max((box[3] - box[1]) / 2, 0.5)
         # float32 over the box's region only: the per-pixel work is most of a frame's rendering
+        # (computed in place: the same operations, in the same order, as written out in full:
+        # t = clip((1 - r) / f, 0, 1); t * t * (3 - 2 * t))
         dx = np.abs((np.arange(bounds[0], bounds[2]) + 0.5 - cx) / ax).astype(np.float32)[None, :]
         dy = np.abs((np.arange(bounds[1], bounds[3]) + 0.5 - cy) / ay).astype(np.float32)[:, None]
-        r = np.sqrt(dx * dx + dy * dy) if self.shape == "ellipse" else np.maximum(dx, dy)
+        if self.shape == "ellipse":
+            r = np.add(dx * dx, dy * dy)
+            np.sqrt(r, out=r)
+        else:
+            r = np.maximum(dx, dy)
         # Feather width: a fraction of the radius, but never under ~1.5 px (no jagged edges).
         f = max(self.config.feather, 1.5 / min(ax, ay)) if self.config.feather > 0 else 1e-6
-        t = np.clip((1.0 - r) * np.float32(1.0 / f), 0.0, 1.0)
-        return t * t * (3 - 2 * t)  # smoothstep
+        t = np.subtract(np.float32(1.0), r, out=r)
+        np.multiply(t, np.float32(1.0 / f), out=t)
+        np.maximum(t, np.float32(0.0), out=t)
+        np.minimum(t, np.float32(1.0), out=t)
+        edge = np.multiply(t, np.float32(2.0))
+        np.subtract(np.float32(3.0), edge, out=edge)
+        np.multiply(t, t, out=t)
+        return np.multiply(t, edge, out=t)  # smoothstep
 
 
 def EllipseMask(config: MaskConfig | None = None) -> ShapeMask:

@@ -120,6 +120,7 @@ class _Recent:
         self._cond = threading.Condition()
         self._items: deque[Captured] = deque()
         self._closed = False
+        self._woken = False
         self.dropped = 0
 
     def put(self, item: Captured) -> None:
@@ -133,16 +134,24 @@ class _Recent:
     def take(self, timeout: float) -> Captured | None:
         """The oldest frame still within `max_delay` (or the newest); None when none came."""
         with self._cond:
-            self._cond.wait_for(lambda: self._items or self._closed, timeout)
+            # after close, wait for a wake (a detection done) rather than spin until it comes
+            self._cond.wait_for(lambda: self._items or self._woken, timeout)
+            self._woken = False
             now = time.monotonic()
             while len(self._items) > 1 and now - self._items[0].captured > self.max_delay:
                 self._items.popleft()
                 self.dropped += 1
             return self._items.popleft() if self._items else None
 
+    def wake(self) -> None:
+        """End a `take` that is waiting now (or the next one) without a frame."""
+        with self._cond:
+            self._woken = True
+            self._cond.notify_all()
+
     def close(self) -> None:
         with self._cond:
-            self._closed = True
+            self._closed = self._woken = True
             self._cond.notify_all()
 
     def empty(self) -> bool:
@@ -188,6 +197,10 @@ class Grabber:
 
     def take(self, timeout: float) -> Captured | None:
         return self._slot.take(timeout)
+
+    def wake(self) -> None:
+        """Make a waiting `take` return now (a detection finished: the loop has work)."""
+        self._slot.wake()
 
     def join(self, timeout: float) -> None:
         if self._thread is not None:
@@ -319,8 +332,10 @@ class _Job:
 class _DetectWorker:
     """Detection on its own thread, one frame at a time; results collected in frame order."""
 
-    def __init__(self, detect: Callable[[_Job], Detections]) -> None:
+    def __init__(self, detect: Callable[[_Job], Detections],
+                 on_done: Callable[[], None] | None = None) -> None:
         self._detect = detect
+        self._on_done = on_done
         self._cond = threading.Condition()
         self._job: _Job | None = None
         self._busy = False
@@ -369,6 +384,8 @@ class _DetectWorker:
                 self._results.append((job.cap.number, result, time.monotonic() - started))
                 self._busy = False
                 self._cond.notify_all()
+            if self._on_done is not None:
+                self._on_done()
 
 
 @dataclass
@@ -401,6 +418,9 @@ class _Live:
         self.size: tuple[int, int] | None = None
         self.since = 0  # the first frame number of the current picture size
         self.waiting: deque[_Waiting] = deque()
+        # frames let out by a detection, in order, to hide and hand on: (frame, faces, the
+        # frame number of that detection)
+        self.ready: list[tuple[Captured, Detections, int]] = []
         self.next_number = 0  # the next frame number the step expects
         self.last_sent: int | None = None  # the last frame given to the detector
         self.cut_waiting = False  # a cut among the frames after the last one given to the detector
@@ -423,13 +443,13 @@ class _Live:
         warm = np.zeros((side * 9 // 16, side, 3), np.uint8)
         self.step.detect(warm, Pass(True, side), (side, side * 9 // 16), source=self.source.name)
         grabber.start()
-        self.worker = _DetectWorker(self._detect)
+        self.worker = _DetectWorker(self._detect, on_done=grabber.wake)
         ended, failed = "", False
         next_status = time.monotonic() + 1.0
         try:
             while not self.stop.is_set():
                 busy = bool(self.waiting) or not self.worker.idle()
-                cap = grabber.take(timeout=0.005 if busy else 0.2)
+                cap = grabber.take(timeout=0.02 if busy else 0.2)  # frames and results wake it
                 if cap is not None:
                     if self.first_in is None:
                         self.first_in = cap.captured
@@ -498,6 +518,8 @@ class _Live:
     # ---- detection and frames out
 
     def _advance(self, *, final: bool = False) -> None:
+        """Take the finished detection (its frames become ready to show), drop the frames
+        too late to show, give the detector its next frame, then show the ready frames."""
         worker = self.worker
         assert worker is not None
         for number, result, seconds in worker.results():
@@ -530,6 +552,9 @@ class _Live:
                     self.last_sent, self.cut_waiting = newest.number, False
             elif final and self.waiting and all(i.cap is None for i in self.waiting):
                 self._push_upto(self.waiting[-1].number, None)  # nothing left worth showing
+        # Hidden and handed on only now: the next detection (planned from the tracks just
+        # updated) runs while these frames are hidden and encoded, not after.
+        self._show_ready()
 
     def _detect(self, job: _Job) -> Detections:
         """On the detector's thread: the planned detection on the job's frame."""
@@ -564,12 +589,13 @@ class _Live:
                 self.report.withheld += 1
         self._push_upto(number, None)
         if self.failures >= self.config.max_failures:
+            self._show_ready()
             raise LiveError(f"the detector failed {self.failures} times in a row: "
                             f"{type(exc).__name__}: {exc}") from exc
 
     def _push_upto(self, number: int, found: Detections | None) -> None:
         """The waiting frames up to `number` through the step (`found`: the detection made on
-        frame `number`), then hidden and handed on."""
+        frame `number`); those it lets out are ready to be hidden and handed on (`_show_ready`)."""
         step = self.step
         # the media time of frame `number`: a frame that detection reaches more than max_delay
         # later is not shown (at the start, while the first detection warms up, the frames
@@ -591,6 +617,11 @@ class _Live:
             if (seen_at is not None and cap.pts is not None
                     and seen_at - cap.pts > self.config.max_delay):
                 continue  # counted as dropped: never shown with another moment's boxes
+            self.ready.append((cap, faces, number))
+
+    def _show_ready(self) -> None:
+        ready, self.ready = self.ready, []
+        for cap, faces, number in ready:
             self._show(cap, faces, number)
 
     def _show(self, cap: Captured, faces: Detections, detected: int) -> None:

@@ -514,6 +514,7 @@ class Recorder:
 
     def _run(self) -> None:
         av_out: Any = None
+        _lower_priority(RECORD_NICENESS)  # before the encoder starts its threads: they inherit it
         try:
             while True:
                 item = self._queue.get()
@@ -558,6 +559,23 @@ class Recorder:
                 log.warning("recording: no sound: %s", why)
         if self.audio != "copied":
             source.on_audio = None
+
+
+# The recording waits in a queue (`queue_size` frames) and may lag; the frames a viewer waits
+# for may not. So on Linux, where niceness is per thread, the recorder's thread and the encoder
+# threads it starts run a little behind the detector and the loop when the cores are short.
+RECORD_NICENESS = 5
+
+
+def _lower_priority(step: int) -> None:
+    """Make this thread (and the threads it starts later) `step` nicer; Linux only, best effort."""
+    if not sys.platform.startswith("linux") or not hasattr(os, "setpriority"):
+        return
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + step))
+    except OSError as exc:
+        log.debug("recording: could not lower the encoder's priority: %s", exc)
 
 
 class _Encoder:
