@@ -166,26 +166,38 @@ class Verifier:
             m = measured.get(int(i))
             if m is not None and recognisable(*m):
                 continue  # one finding per face: "recognisable", below, says more
-            if m is not None:
-                # a face's shape that the recogniser measured and cannot tell apart from the
-                # reference hiding: listed, not failing (a mosaic keeps a head's outline)
+            ref = reference_score(int(i))
+            more = seen[i] > ref + SCORE_MARGIN  # more a face than the default blur leaves it
+            if m is not None and m[0] < RECOGNISABLE and more:
+                # two looks agree: the recogniser still calls it the same person and the second
+                # look finds more of a face than the reference hiding leaves
+                findings.append(Finding(
+                    "recognisable", f"a {int(hidden.heights[i])} px face is still recognisable "
+                    f"(distance {m[0]:.2f} < {RECOGNISABLE}) and more a face than the default blur "
+                    f"leaves it ({self.detector_name} {seen[i]:.2f}, the blur {ref:.2f}): the "
+                    "effect is too weak for its size", box, frame, time, score=score,
+                    distance=round(m[0], 3), reference=round(m[1], 3),
+                    reference_score=round(ref, 3)))
+            elif m is not None and m[1] >= RECOGNISABLE:
+                # a face's shape that the recogniser measured and cannot recognise: listed, not
+                # failing (a mosaic keeps a head's outline). Where the reference itself stays
+                # "the same person" (small, soft faces), the distance says nothing and the second
+                # look decides, as for faces not measured.
                 findings.append(Finding(
                     "face_shape", f"a hidden face keeps a face's shape ({self.detector_name} "
                     f"{seen[i]:.2f}) but is not recognisable (distance {m[0]:.2f}, reference "
                     f"{m[1]:.2f})", box, frame, time, score=score, distance=round(m[0], 3),
-                    reference=round(m[1], 3)))
-            elif seen[i] <= (ref := reference_score(int(i))) + SCORE_MARGIN:
-                # not measured, but no more a face than the default blur leaves it: a blurred
-                # head keeps its outline, and the second look cannot tell it from a safe hiding
-                findings.append(Finding(
-                    "face_shape", f"a hidden face keeps a face's shape ({self.detector_name} "
-                    f"{seen[i]:.2f}), no more than the default blur leaves ({ref:.2f})", box,
-                    frame, time, score=score, reference_score=round(ref, 3)))
-            else:  # not measured (too small, blurred, no recogniser, beyond the limit): fail closed
+                    reference=round(m[1], 3), reference_score=round(ref, 3)))
+            elif more:  # not measured (too small, blurred, no recogniser, beyond the limit): fail closed
                 findings.append(Finding(
                     "face_found", f"a hidden face still looks like a face ({self.detector_name} "
                     f"{seen[i]:.2f}, the default blur leaves {ref:.2f})", box, frame, time,
                     score=score, reference_score=round(ref, 3)))
+            else:  # a blurred head keeps its outline: the second look cannot tell it from a safe hiding
+                findings.append(Finding(
+                    "face_shape", f"a hidden face keeps a face's shape ({self.detector_name} "
+                    f"{seen[i]:.2f}), no more than the default blur leaves ({ref:.2f})", box,
+                    frame, time, score=score, reference_score=round(ref, 3)))
         for box, score in zip(found.xyxy[~over], found.scores[~over], strict=True):
             if self.close_up(output, box) >= FACE_SCORE:
                 findings.append(Finding(
