@@ -13,15 +13,9 @@ another thread count, which could move a box edge by a pixel).
 
 from __future__ import annotations
 
-import contextlib
-import http.client
-import io
 import json
 import os
-import socket
-import threading
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -134,70 +128,27 @@ def door_api(inputs: Path, out: Path) -> tuple[dict[str, Path], dict[str, Counts
     return outputs, counts
 
 
-@contextlib.contextmanager
-def web_server(tmp_path: Path):
-    uvicorn = pytest.importorskip("uvicorn", reason="needs the web extra")
-    pytest.importorskip("python_multipart", reason="needs the web extra")
-    from faceveil.web import WebConfig, create_app
-
-    app = create_app(WebConfig(workers=1, data_dir=tmp_path / "data", pipeline=CONFIG))
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(16)
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="on",
-                                           timeout_graceful_shutdown=5))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.02)
-    try:
-        yield sock.getsockname()[1]
-    finally:
-        server.should_exit = True
-        thread.join(30)
-        sock.close()
-
-
-def call(port: int, method: str, path: str, body: bytes | None = None,
-         headers: dict[str, str] | None = None, with_headers: bool = False) -> tuple:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-    try:
-        conn.request(method, path, body=body, headers={"Host": f"127.0.0.1:{port}", **(headers or {})})
-        response = conn.getresponse()
-        if with_headers:
-            return response.status, response.read(), {k.lower(): v for k, v in response.getheaders()}
-        return response.status, response.read()
-    finally:
-        conn.close()
-
-
 def door_web(inputs: Path, out: Path, tmp_path: Path) -> tuple[dict[str, Path], dict[str, Counts]]:
-    boundary = uuid.uuid4().hex
-    body = io.BytesIO()
-    for n in NAMES:
-        body.write(f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; "
-                   f"filename=\"{n}\"\r\nContent-Type: application/octet-stream\r\n\r\n".encode())
-        body.write((inputs / n).read_bytes() + b"\r\n")
-    body.write(f"--{boundary}--\r\n".encode())
+    from tests.web.test_web_http import FORM, call, multipart, running
+
     out.mkdir()
-    with web_server(tmp_path) as port:
-        status, data = call(port, "POST", "/api/jobs", body.getvalue(),
-                            {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    with running(tmp_path, pipeline=CONFIG) as server:
+        port = server.port
+        status, _, data = call(port, "POST", "/api/jobs", multipart(
+            [("files", n, (inputs / n).read_bytes()) for n in NAMES]), FORM)
         assert status == 202, data
         job = json.loads(data)
         deadline = time.monotonic() + 300
         while job["state"] in ("queued", "running"):
             assert time.monotonic() < deadline, job
             time.sleep(0.2)
-            status, data = call(port, "GET", f"/api/jobs/{job['id']}")
+            status, _, data = call(port, "GET", f"/api/jobs/{job['id']}")
             job = json.loads(data)
         assert job["state"] == "done", job
         outputs, counts = {}, {}
         for f in job["files"]:
             assert f["state"] == "done", f
-            status, data = call(port, "GET", f["result_url"])
+            status, _, data = call(port, "GET", f["result_url"])
             assert status == 200
             outputs[f["name"]] = out / f["result_name"]
             outputs[f["name"]].write_bytes(data)
@@ -208,11 +159,8 @@ def door_web(inputs: Path, out: Path, tmp_path: Path) -> tuple[dict[str, Path], 
         one = out / "one"  # the one-picture endpoint runs the same file job
         one.mkdir()
         for n in NAMES[:2]:
-            body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
-                    f"filename=\"{n}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
-                    ).encode() + (inputs / n).read_bytes() + f"\r\n--{boundary}--\r\n".encode()
-            status, data, headers = call(port, "POST", "/api/anonymize", body, {
-                "Content-Type": f"multipart/form-data; boundary={boundary}"}, with_headers=True)
+            status, headers, data = call(port, "POST", "/api/anonymize",
+                                         multipart([("file", n, (inputs / n).read_bytes())]), FORM)
             assert status == 200, data
             (one / n).write_bytes(data)
             got = Counts.from_dict(json.loads(headers["x-faceveil-counts"]))
