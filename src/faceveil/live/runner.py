@@ -119,7 +119,6 @@ class _Recent:
         self.depth = 1 if max_delay <= 0 else depth
         self._cond = threading.Condition()
         self._items: deque[Captured] = deque()
-        self._closed = False
         self._woken = False
         self.dropped = 0
 
@@ -150,9 +149,8 @@ class _Recent:
             self._cond.notify_all()
 
     def close(self) -> None:
-        with self._cond:
-            self._closed = self._woken = True
-            self._cond.notify_all()
+        """The source ended: a waiting `take` returns; later ones wait for a wake or time out."""
+        self.wake()
 
     def empty(self) -> bool:
         with self._cond:
