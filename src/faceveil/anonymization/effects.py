@@ -136,8 +136,8 @@ class Pixelate(PatchEffect):
     def weakness(self) -> str | None:
         b = self.config.blocks
         if b > PIXELATE_FLOOR:
-            return (f"pixelate with {b} blocks across a face is above its privacy floor of "
-                    f"{PIXELATE_FLOOR}: " + measured_share("pixelate", b, weaker_is_larger=True))
+            return (f"pixelate with {b} blocks across a face is weaker than its privacy floor of "
+                    f"{PIXELATE_FLOOR} blocks: " + measured_share("pixelate", b, weaker_is_larger=True))
         return None
 
     def render(self, region, patch, offset):
