@@ -11,8 +11,8 @@ worker had done it.
   continue across the cut: a face found just after the cut is hidden `lead` frames before it, a
   detection gap over the cut is interpolated, a face seen just before it is held. The context
   frames are decoded and detected, never written; the first context frame is placed on the full
-  scans' grid (a multiple of `scan_every` and `detect_every`), so without scene cuts the scans
-  fall on the frames a single worker scans.
+  scans' grid (a multiple of `scan_every` and `detect_every`), so the scans fall on the frames
+  a single worker scans (a scene cut adds a scan and moves none).
 - **Size**: a segment is worth it when its context costs little against its own frames: at
   least 1 / `CONTEXT_SHARE` times the context frames (288 frames, 11.5 s at 25 fps, with the
   balanced preset; its context then adds at most a quarter to what its worker decodes and detects,

@@ -8,8 +8,8 @@ keep only their threads, queues, pacing and I/O. Hiding is the pipeline's mask a
   pass of the detector at `detect_size`, less those coarser than COARSE_MIN) or a quick pass (one
   pass, at the smallest size that still shows every known face at FOLLOW_FACE px). Full scans
   come every `scan_every` frames (the first frame detected at or after each multiple of it, so a
-  segment of the video scans where the whole does) and at scene cuts; the detector runs at most every
-  `detect_every` frames. The presets of all three are in PRESETS, the one table.
+  segment of a video scans where the whole does) and at scene cuts; the detector runs at most
+  every `detect_every` frames. The presets of all three are in PRESETS, the one table.
 - **Track**: `tracking.Tracker`, which holds frames back and only ever adds hidden area
   (hold, interpolation, lead). A file hands frames on when they leave its look-ahead window
   (`push`, `flush`); a live stream hands a frame on as soon as a detection on it, or on a later
