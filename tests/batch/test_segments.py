@@ -30,11 +30,14 @@ from faceveil.batch.segments import (
     context,
     join_segments,
     plan_spans,
+    run_segment,
+    seam_duplicates,
     splittable,
 )
 from faceveil.config import PipelineConfig
 from faceveil.errors import FaceveilError
 from faceveil.media.video import EncodeOptions
+from faceveil.types import Counts
 
 CONFIG = PipelineConfig.from_options(method="solid", color="black")
 LOSSLESS = ItemOptions(encode=EncodeOptions(crf=0, preset="fast"))  # with B-frames
@@ -103,6 +106,40 @@ def _item(tmp_path: Path, name: str = "v.mp4", **kw) -> Item:
 ])
 def test_what_is_split(tmp_path, change, options, config, ok):
     assert splittable(_item(tmp_path, **change), config, options) is ok
+
+
+def _seams(before=(), after=(), counted=()) -> dict:
+    """A segment's record with its seams: rows (frame, track, x1, y1, x2, y2)."""
+    return {"seams": {"before": [list(r) for r in before], "after": [list(r) for r in after],
+                      "counted": list(counted)}}
+
+
+FACE, FACE_MOVED, OTHER = (100, 50, 140, 100), (104, 52, 144, 102), (300, 50, 340, 100)
+
+
+@pytest.mark.parametrize("records, twice", [
+    # one face across the cut: a track in each segment, the same box on a frame both ran
+    ([_seams(after=[(40, 3, *FACE)], counted=[3]),
+      _seams(before=[(40, 0, *FACE_MOVED)], counted=[0])], 1),
+    # the same boxes on different frames, or different faces on the same frame: two faces
+    ([_seams(after=[(40, 3, *FACE)], counted=[3]), _seams(before=[(41, 0, *FACE)], counted=[0])], 0),
+    ([_seams(after=[(40, 3, *FACE)], counted=[3]), _seams(before=[(40, 0, *OTHER)], counted=[0])], 0),
+    # the later segment saw it only in its context (it did not count it)
+    ([_seams(after=[(40, 3, *FACE)], counted=[3]), _seams(before=[(40, 0, *FACE)])], 0),
+    # across two cuts: three segments, one face
+    ([_seams(after=[(40, 3, *FACE)], counted=[3]),
+      _seams(before=[(40, 0, *FACE)], after=[(80, 0, *OTHER)], counted=[0]),
+      _seams(before=[(80, 5, *OTHER)], counted=[5])], 2),
+    # a segment that tells two faces apart where its neighbour saw one: still two
+    ([_seams(after=[(40, 3, *FACE), (44, 4, *FACE)], counted=[3, 4]),
+      _seams(before=[(40, 0, *FACE), (44, 0, *FACE)], counted=[0])], 1),
+    # one to one on a frame: the best overlap links, the other box of the same place does not
+    ([_seams(after=[(40, 3, *FACE), (40, 4, *FACE_MOVED)], counted=[3, 4]),
+      _seams(before=[(40, 0, *FACE)], counted=[0])], 1),
+    ([{}, {}], 0),  # records without seams (nothing found)
+])
+def test_a_face_seen_on_both_sides_of_a_cut_is_one(records, twice):
+    assert seam_duplicates(records) == twice
 
 
 # ------------------------------------------------------------------------------ real media
@@ -196,6 +233,85 @@ def _check_joined(joined: Path, pan, one_worker: Path) -> None:
     assert mine["leaks"] <= ref["leaks"]
 
 
+def _split_and_join(src: Path, tmp_path: Path, min_frames: int) -> tuple[dict, list[dict]]:
+    """(the file's joined record, its segments' records): the video split, every segment run
+    in this process by a real worker, joined by the Splitter as a batch does."""
+    from faceveil.batch.work import ItemWorker
+
+    item = _item(tmp_path, src.name, input=str(src), source=str(src))
+    splitter = Splitter(CONFIG, LOSSLESS, min_frames=min_frames)
+    segments = splitter.split([item], workers=2)
+    assert len(segments) >= 3 and all(isinstance(s, Segment) for s in segments)
+    worker = ItemWorker(CONFIG.replace(threads=1), LOSSLESS)
+    parts, joined = [], []
+    for s in segments:
+        parts.append(run_segment(worker, s))
+        splitter.on_record(parts[-1], joined.append)
+    assert len(joined) == 1 and joined[0]["status"] == "ok", joined
+    assert Path(item.output).exists()
+    return joined[0], parts
+
+
+def _whole(src: Path) -> Counts:
+    from faceveil.pipeline import Pipeline
+    from faceveil.pipeline.video import process_video
+
+    return process_video(src, None, Pipeline(CONFIG.replace(threads=1))).counts
+
+
+@pytest.fixture(scope="module")
+def walker(tmp_path_factory, astronaut):
+    """A small clip of one real face walking across the frame for all its 120 frames (a key frame
+    every 20): it crosses every cut."""
+    import av
+    import cv2
+
+    src = tmp_path_factory.mktemp("walker") / "walker.mp4"
+    face = cv2.resize(astronaut[:260, 120:380], (120, 120), interpolation=cv2.INTER_AREA)
+    with av.open(str(src), "w") as c:
+        vs = c.add_stream("libx264", rate=25)
+        vs.width, vs.height, vs.pix_fmt = 320, 192, "yuv420p"
+        vs.options = {"g": "20", "keyint_min": "20", "sc_threshold": "0", "preset": "ultrafast"}
+        for k in range(120):
+            img = np.full((192, 320, 3), 90, np.uint8)
+            x = 10 + k * 3 // 2
+            img[36:156, x:x + 120] = face
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            frame.pts, frame.time_base = k, Fraction(1, 25)
+            c.mux(vs.encode(frame))
+        c.mux(vs.encode(None))
+    return src
+
+
+def test_a_face_across_the_cuts_counts_once(walker, tmp_path):
+    record, parts = _split_and_join(walker, tmp_path, min_frames=30)
+    whole = _whole(walker)
+    assert whole.faces == 1 and whole.face_frames == whole.frames == 120  # seen all along
+    assert all(p["faces"] == 1 for p in parts)  # every segment sees it: summed, 3 or more
+    assert Counts.from_dict(record) == whole  # joined: one face, every count as whole
+
+
+@pytest.mark.parametrize("clip", [
+    "pan",  # crowds panned across, cuts in the middle of pans
+    pytest.param("hamilton_short_clip.mp4", marks=pytest.mark.slow),  # a real clip, scene cuts
+])
+def test_split_and_whole_count_the_same(clip, request, tmp_path):
+    """Faces, face-frames, boxes and frames of a video split in segments are the whole run's.
+    A segment's context starts on the whole run's full-scan grid and more than `max_gap` frames
+    before its cut, so its tracker finds and follows a face crossing the cut as the whole run
+    does, and the join tells such faces by their matching boxes. Equal here, not by proof: a
+    segment knows nothing of the tracks before its context (their motion, their order when two
+    match a box equally) and its first quick passes are sized for fewer known faces; what
+    outlasts the context would show here as a difference."""
+    src = request.getfixturevalue("pan")[0] if clip == "pan" else require_data("videos", clip)
+    record, parts = _split_and_join(src, tmp_path, min_frames=SEGMENT)
+    whole = _whole(src)
+    assert whole.faces > 10 and whole.frames > 100
+    assert sum(p["faces"] for p in parts) > whole.faces  # what summing the segments counted
+    assert Counts.from_dict(record) == whole
+    assert record["tracks"] == whole.faces  # no keep/hide: every track is a face hidden
+
+
 @pytest.mark.slow
 def test_a_long_video_over_two_workers_joins_without_a_seam(pan, one_worker, tmp_path):
     clip, _ = pan
@@ -212,6 +328,10 @@ def test_a_long_video_over_two_workers_joins_without_a_seam(pan, one_worker, tmp
     assert [p.name for p in out.iterdir() if not p.name.startswith(".faceveil-manifest")] == \
         ["pan.mp4"]  # segments removed, nothing half-written left
     _check_joined(out / "pan.mp4", pan, one_worker)
+    # the joined counts are the whole run's, in the record, the manifest and the run's report
+    whole = _whole(clip)
+    assert Counts.from_dict(record) == Counts.from_dict(read_manifest(report.manifest)[0]) == \
+        report.counts == whole
 
     # --resume works at file level: the file is done, its input unchanged
     again = run_batch([clip.parent], out, CONFIG,
@@ -235,6 +355,7 @@ def test_ray_engine_splits_and_joins_the_same(pan, one_worker, tmp_path):
         ray.shutdown()
     assert report.ok == 1 and records[0]["segments"] >= 3 and records[0]["engine"] == "ray"
     _check_joined(tmp_path / "out" / "pan.mp4", pan, one_worker)
+    assert Counts.from_dict(records[0]) == _whole(clip)  # the seams travelled in Ray rows
 
 
 @pytest.mark.slow

@@ -72,8 +72,10 @@ def test_the_schedule_plans_scans_and_quick_passes(live, known_face, full, scan,
     quick = s.plan(2, cut=False, full=full, known=known)
     assert (quick.scan, quick.side, quick.coarse) == (scan, side, coarse)
     assert s.plan(4, cut=True, full=full, known=known).scan, "a cut gets a full scan"
-    assert s.plan(11, cut=False, full=full, known=known).scan is False
-    assert s.plan(12, cut=False, full=full, known=known).scan, "8 frames after the last scan"
+    assert s.plan(6, cut=False, full=full, known=known).scan is False
+    assert s.plan(8, cut=False, full=full, known=known).scan, "on the grid: the cut moved nothing"
+    assert s.plan(14, cut=False, full=full, known=known).scan is False
+    assert s.plan(17, cut=False, full=full, known=known).scan, "the first after 16 (a frame skipped)"
     if live:
         assert side * LIVE_MIN_FACE / full >= DETECTABLE or side == min(640, full)
 

@@ -11,8 +11,8 @@ worker had done it.
   continue across the cut: a face found just after the cut is hidden `lead` frames before it, a
   detection gap over the cut is interpolated, a face seen just before it is held. The context
   frames are decoded and detected, never written; the first context frame is placed on the full
-  scans' grid (a multiple of `scan_every` and `detect_every`), so without scene cuts the scans
-  fall on the frames a single worker scans.
+  scans' grid (a multiple of `scan_every` and `detect_every`), so the scans fall on the frames
+  a single worker scans (a scene cut adds a scan and moves none).
 - **Size**: a segment is worth it when its context costs little against its own frames: at
   least 1 / `CONTEXT_SHARE` times the context frames (288 frames, 11.5 s at 25 fps, with the
   balanced preset; its context then adds at most a quarter to what its worker decodes and detects,
@@ -24,7 +24,9 @@ worker had done it.
 - **Join**: the segments' video packets are copied one after the other (each starts with a key
   frame; their timestamps are the source's), the source's audio and subtitle packets are copied
   once, as `process_video` does, into a temporary name that becomes the output only when all of
-  it is written. A failed segment fails the file: no output, its segments removed.
+  it is written. A failed segment fails the file: no output, its segments removed. The counts
+  add up but for faces: a face seen across a cut is one face, told by its tracks in the two
+  segments matching on the frames both run (`Seams`, `seam_duplicates`).
 - **What is not split**: zip members and remote files or outputs, outputs other than MP4, MOV,
   M4V and MKV with the H.264/H.265 encoder, runs with `--keep`/`--only` people (one keep/hide
   decision per track needs the whole track) or `--verify` (it checks the whole output against
@@ -35,6 +37,7 @@ worker had done it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import glob
 import heapq
@@ -46,16 +49,19 @@ import secrets
 import shutil
 import threading
 import time
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from .._files import atomic_path, sha256_file
 from ..config import PipelineConfig
 from ..errors import CorruptMediaError, FaceveilError
-from ..types import Counts
+from ..types import Counts, Detections
 from . import storage
 from .plan import Item
 from .work import ItemOptions
@@ -91,6 +97,8 @@ class Segment:
     seek_dts: int | None
     start_pts: int
     first_pts: int
+    seam_before: int  # frames start..seam_before the previous segment also runs (its end)
+    seam_after: int  # frames seam_after..end the next segment also runs (its start)
 
     # what the engines read of a task
     @property
@@ -277,7 +285,9 @@ class Splitter:
         folder.mkdir(parents=True, exist_ok=True)
         segments = [Segment(item.input, item.source, item.output_name,
                             str(folder / f"{k:04d}{out.suffix}"), k, len(spans), s.start,
-                            s.first, s.stop, s.end, s.seek_dts, s.start_pts, s.first_pts)
+                            s.first, s.stop, s.end, s.seek_dts, s.start_pts, s.first_pts,
+                            spans[k - 1].end if k else s.start,
+                            spans[k + 1].start if k + 1 < len(spans) else s.end)
                     for k, s in enumerate(spans)]
         self._files[item.output_name] = _File(item, folder, segments)
         log.info("%s: %d frames in %d segments for %d workers (context %d + %d frames)",
@@ -317,10 +327,12 @@ class Splitter:
             join_segments(storage.local_path(item.source), [Path(s.part) for s in file.segments],
                           Path(item.output), keep_audio=self.options.encode.keep_audio,
                           starts=[s.first_pts for s in file.segments])
-            # faces: the segments' tracks summed, so a face seen across a cut counts once per
-            # segment it is in; face-frames, boxes and frames are exact
-            record.update(sum((Counts.from_dict(r) for r in records), Counts()).to_dict(),
-                          tracks=sum(int(r.get("tracks") or 0) for r in records))
+            # face-frames, boxes and frames add up exactly; a face whose tracks in two segments
+            # match on the frames both run counts once
+            twice = seam_duplicates(records)
+            counts = sum((Counts.from_dict(r) for r in records), Counts())
+            record.update(dataclasses.replace(counts, faces=counts.faces - twice).to_dict(),
+                          tracks=sum(int(r.get("tracks") or 0) for r in records) - twice)
             record["status"] = "ok"
         except Exception as exc:
             from ..errors import describe_error
@@ -390,15 +402,18 @@ def run_segment(worker: Any, segment: Segment, run: str = "") -> dict[str, Any]:
     from ..pipeline.video import process_video
 
     started = time.perf_counter()
+    seams = Seams(segment)
     record: dict[str, Any] = {"input": segment.input, "output": segment.output_name,
                               "kind": "video", "status": "error", "error": "", **segment.tag()}
     try:
         report = process_video(storage.local_path(segment.source), segment.part, worker.pipeline,
                                encode=worker.options.encode,
-                               max_pixels=worker.options.write.max_pixels, span=segment.span)
+                               max_pixels=worker.options.write.max_pixels, span=segment.span,
+                               on_frame=seams.add)
         if report.damage:
             raise CorruptMediaError(f"damaged at {report.damage[0]:.2f} s")
-        record.update(report.counts.to_dict(), tracks=report.tracks, status="ok")
+        record.update(report.counts.to_dict(), tracks=report.tracks, seams=seams.to_dict(),
+                      status="ok")
     except Exception as exc:
         record["error"] = describe_error(exc)
         log.debug("%s: segment %d failed", segment.input, segment.index, exc_info=True)
@@ -419,6 +434,98 @@ def run_task(worker: Any, task: Item | Segment, run: str = "") -> dict[str, Any]
 
 
 # ---------------------------------------------------------------------------------- joining
+
+
+class Seams:
+    """What a segment's record carries so that the join counts a face seen across a cut once.
+
+    Two neighbouring segments both run the frame step over the frames around their cut (the
+    earlier one's last own frames and after-context, the later one's before-context and first
+    own frames). There both run the same detector on the same frames (the context starts on the
+    full scans' grid), so a face both see gets the same box on the same frame, and a face that
+    crosses the cut is detected there: a tracker drops a face unseen for `max_gap` frames, and
+    the frames both run are more than that. So on those frames each segment gives the boxes its
+    detector found with their track ids, and which of those tracks it counts (hidden on its own
+    frames). Detected boxes only: where a held or interpolated box goes depends on the track's
+    past, which the later segment saw less of.
+
+    Plain form (`to_dict`): {"before": [[frame, track, x1, y1, x2, y2], ...] on the frames the
+    previous segment also runs, "after": [...] on those the next one runs, "counted": [track]}.
+    """
+
+    def __init__(self, segment: Segment) -> None:
+        self.segment = segment
+        self.before: list[list[float]] = []
+        self.after: list[list[float]] = []
+        self._counted: set[int] = set()
+
+    def add(self, index: int, pts: float | None, dets: Detections) -> None:
+        """`process_video`'s on_frame: every frame the segment runs, context included."""
+        s = self.segment
+        ids = dets.track_ids if dets.track_ids is not None else np.full(len(dets), -1)
+        hidden = ~dets.keep & (ids >= 0)
+        if s.first <= index < s.stop:
+            self._counted.update(ids[hidden].tolist())
+        found = hidden & ~dets.filled
+        if not found.any() or s.seam_before <= index < s.seam_after:
+            return
+        rows = [[index, int(t), *(round(float(v), 2) for v in box)]
+                for t, box in zip(ids[found], dets.xyxy[found], strict=True)]
+        if index < s.seam_before:
+            self.before += rows
+        if index >= s.seam_after:
+            self.after += rows
+
+    def to_dict(self) -> dict[str, list]:
+        seen = {int(row[1]) for row in self.before + self.after}
+        return {"before": self.before, "after": self.after,
+                "counted": sorted(self._counted & seen)}
+
+
+SEAM_IOU = 0.5  # boxes of two segments on one frame overlapping this much: the same face
+
+
+def seam_duplicates(records: Sequence[dict[str, Any]]) -> int:
+    """How many more faces the segments' records (in order) count than the file has: the tracks
+    of neighbouring segments whose detected boxes match on a frame both ran (`Seams`; one to one
+    per frame, best overlap first, at least SEAM_IOU) are one face. A group of tracks so linked
+    (across any number of cuts) is as many faces as the most tracks one segment counts in it:
+    the join never tells apart faces a segment's own tracker saw as one, nor merges faces it
+    told apart."""
+    from ..geometry import iou_matrix
+
+    parent: dict[tuple[int, int], tuple[int, int]] = {}
+
+    def root(node: tuple[int, int]) -> tuple[int, int]:
+        while parent.setdefault(node, node) != node:
+            parent[node] = node = parent[parent[node]]
+        return node
+
+    for k, (a, b) in enumerate(itertools.pairwise(records)):
+        mine, theirs = defaultdict(list), defaultdict(list)
+        for row in (a.get("seams") or {}).get("after", ()):
+            mine[int(row[0])].append(row)
+        for row in (b.get("seams") or {}).get("before", ()):
+            theirs[int(row[0])].append(row)
+        for frame in mine.keys() & theirs.keys():
+            x, y = mine[frame], theirs[frame]
+            iou = iou_matrix(np.array([r[2:] for r in x], np.float32),
+                             np.array([r[2:] for r in y], np.float32))
+            used_x, used_y = set(), set()
+            for flat in np.argsort(-iou, axis=None):
+                i, j = np.unravel_index(flat, iou.shape)
+                if iou[i, j] < SEAM_IOU:
+                    break
+                if i in used_x or j in used_y:
+                    continue
+                used_x.add(i)
+                used_y.add(j)
+                parent[root((k, int(x[i][1])))] = root((k + 1, int(y[j][1])))
+    groups: dict[tuple[int, int], Counter[int]] = defaultdict(Counter)
+    for k, r in enumerate(records):
+        for track in (r.get("seams") or {}).get("counted", ()):
+            groups[root((k, int(track)))][k] += 1
+    return sum(sum(c.values()) - max(c.values()) for c in groups.values())
 
 
 def join_segments(src: Path, parts: Sequence[Path], dst: Path, *, keep_audio: bool = True,

@@ -7,8 +7,9 @@ keep only their threads, queues, pacing and I/O. Hiding is the pipeline's mask a
 - **Schedule** (`Schedule.plan`): a frame the detector runs on gets either a full scan (every
   pass of the detector at `detect_size`, less those coarser than COARSE_MIN) or a quick pass (one
   pass, at the smallest size that still shows every known face at FOLLOW_FACE px). Full scans
-  come every `scan_every` frames and at scene cuts; the detector runs at most every
-  `detect_every` frames. The presets of all three are in PRESETS, the one table.
+  come every `scan_every` frames (the first frame detected at or after each multiple of it, so a
+  segment of a video scans where the whole does) and at scene cuts; the detector runs at most
+  every `detect_every` frames. The presets of all three are in PRESETS, the one table.
 - **Track**: `tracking.Tracker`, which holds frames back and only ever adds hidden area
   (hold, interpolation, lead). A file hands frames on when they leave its look-ahead window
   (`push`, `flush`); a live stream hands a frame on as soon as a detection on it, or on a later
@@ -122,8 +123,10 @@ class Schedule:
         """The detection for frame `index` (frames `full` px on their long side), given the boxes
         of the faces known now (`known`, (N, 4) in frame pixels)."""
         scan_side = self.scan_side(full)
+        # on the grid of multiples of scan_every, not counted from the last scan: a cut adds a
+        # scan without moving the others, so a video's segments (batch) scan where it does whole
         scan = (cut or not can_follow or self.last_scan is None
-                or index - self.last_scan >= self.scan_every)
+                or index - index % self.scan_every > self.last_scan)
         if scan:
             self.last_scan = index
             return Pass(True, scan_side)

@@ -125,7 +125,9 @@ def process_video(
     `faces`: per-frame detections in displayed pixels (from a faces sidecar) to hide instead of
     detecting and tracking. `sidecar`: where to write the faces JSON. Both `dst` and `sidecar`
     are written atomically: nothing appears under their names unless the whole run succeeded.
-    `span`: write only this segment of the video (its frames, no other streams).
+    `span`: write only this segment of the video (its frames, no other streams); `on_frame` also
+    sees its context frames (indexes outside `span.first`..`span.stop`), which are not written
+    nor counted.
     """
     src, started = Path(src), time.perf_counter()
     if dst is not None and pipeline.backdrop is not None and pipeline.backdrop.transparent:
@@ -332,6 +334,8 @@ class _Run:
         span = self.span
         if span is not None:
             if not span.first <= index < span.stop:
+                if self.on_frame is not None:  # what the join compares with the neighbours'
+                    self.on_frame(index, pts, dets)
                 return  # context for the tracker: another segment writes it
             if index == span.first and frame.pts != span.first_pts:
                 raise CorruptMediaError(f"frame {index} of the video does not decode where its "
