@@ -162,8 +162,9 @@ def test_every_number_row_has_a_range_and_spin_boxes_get_closed_ones():
 @pytest.mark.parametrize("option", RANGED, ids=lambda o: o.name)
 def test_a_value_outside_a_rows_range_is_refused_the_same_way_at_every_door(option, capsys,
                                                                             tmp_path):
-    """One rule (Option.range_error) for argparse, TOML, the Python API and the web form: the
-    ends of the range pass, a step beyond them is refused with the same words."""
+    """One rule (Option.range_error) for argparse, TOML, the Python API, the web form and a config
+    dataclass built directly: the ends of the range pass, a step beyond them is refused with the
+    same words."""
     from faceveil.cli import main
 
     inside, outside = _ends(option)
@@ -181,6 +182,9 @@ def test_a_value_outside_a_rows_range_is_refused_the_same_way_at_every_door(opti
             with pytest.raises(ConfigError) as api:
                 PipelineConfig().replace(**{option.name: bad})
             assert str(api.value) == f"{option.name} {why}"
+            with pytest.raises(ConfigError) as built:  # e.g. EffectConfig(strength=25)
+                _stage(option)(**{option.config[1]: bad})
+            assert str(built.value) == f"{option.name} {why}"
             toml = tmp_path / "bad.toml"
             toml.write_text(f"{option.name} = {_toml_value(bad)}\n")
             with pytest.raises(ConfigError, match=f"^{option.name} "):
@@ -199,10 +203,33 @@ def test_a_value_outside_a_rows_range_is_refused_the_same_way_at_every_door(opti
                 assert getattr(args, option.name) == good
         if option.config is not None:  # the config's own checks agree with the table
             PipelineConfig().replace(**{option.name: good})
+            _stage(option)(**{option.config[1]: good})
         if option.offered("web"):
             from faceveil.web.options import parse
 
             parse({option.name: [str(good)]}, PipelineConfig())
+
+
+def _stage(option):
+    """The config dataclass that holds `option` (EffectConfig for strength)."""
+    return type(getattr(PipelineConfig(), option.config[0]))
+
+
+@pytest.mark.parametrize("value", ["2", [2], True])
+def test_a_config_dataclass_refuses_a_number_that_is_not_one_in_one_line(value):
+    from faceveil.config import EffectConfig
+
+    with pytest.raises(ConfigError, match=r"^strength must be a number, got "):
+        EffectConfig(strength=value)
+
+
+@pytest.mark.parametrize("crf", [-1, 64])
+def test_encode_options_refuse_a_crf_in_the_flags_words(crf):
+    from faceveil.media.video import EncodeOptions
+
+    with pytest.raises(ConfigError) as built:
+        EncodeOptions(crf=crf)
+    assert str(built.value) == f"crf {BY_NAME['crf'].range_error(crf)}"
 
 
 # ---------------------------------------------------------------- the web app

@@ -20,6 +20,7 @@ Importing this module is cheap: registries are read only when choices are asked 
 from __future__ import annotations
 
 import difflib
+import numbers
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,10 +64,11 @@ class Option:
     def range_error(self, value: Any) -> str | None:
         """Why a number is outside this row's range ("must be between 0.05 and 20, got 25"),
         or None when it is inside (or the row has no range, or the value is not a number: its
-        type is checked elsewhere). The one range check: argparse's type (`add_arguments`),
-        `PipelineConfig.replace` (TOML, the web form, the GUI, the API) call it."""
+        type is checked elsewhere). The one range check: argparse's type (`add_arguments`) and the
+        config dataclasses' own checks (`faceveil.config`: TOML, the web form, the GUI, the API
+        and a dataclass built directly) call it."""
         if (self.range is None or isinstance(value, bool)
-                or not isinstance(value, (int, float))):
+                or not isinstance(value, numbers.Real)):
             return None
         (low, high), (no_low, no_high) = self.range, self.exclusive
         if (low < value if no_low else low <= value) and (value < high if no_high else

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, CorruptMediaError, MediaTooLargeError, UnsupportedMediaError
+from ..options import BY_NAME as _OPTIONS
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +56,8 @@ class EncodeOptions:
     keep_audio: bool = True  # copy audio and subtitle streams packet for packet
 
     def __post_init__(self) -> None:
-        if not 0 <= self.crf <= 63:
-            raise ConfigError(f"crf must be 0..63, got {self.crf}")
+        if (why := _OPTIONS["crf"].range_error(self.crf)) is not None:  # --crf's rule and words
+            raise ConfigError(f"crf {why}")
         if self.preset not in X264_PRESETS:
             raise ConfigError(f"preset must be one of {', '.join(X264_PRESETS)}, got {self.preset!r}")
         if self.codec is not None:
