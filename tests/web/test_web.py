@@ -664,7 +664,7 @@ def test_client_names_are_only_cleaned_for_display(raw, shown):
     (["--host", "0.0.0.0"], "--token"),
     (["--host", "192.168.1.5"], "--token"),
     (["--host", "0.0.0.0", "--token", "short"], "at least 16"),
-    (["--workers", "0"], "workers must be"),
+    (["--workers", "0"], "argument --workers: must be"),
     (["--port", "70000"], "--port"),
 ])
 def test_serve_refuses_unsafe_or_bad_settings(argv, fragment, capsys, monkeypatch):
