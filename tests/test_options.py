@@ -260,6 +260,12 @@ def test_encode_options_refuse_a_crf_in_the_flags_words(crf):
     assert str(built.value) == f"crf {BY_NAME['crf'].range_error(crf)}"
 
 
+def test_the_pixel_limit_flag_defaults_to_the_librarys_one_limit():
+    from faceveil.media.images import DEFAULT_MAX_PIXELS
+
+    assert BY_NAME["max_pixels"].default == DEFAULT_MAX_PIXELS
+
+
 # ---------------------------------------------------------------- the web app
 
 

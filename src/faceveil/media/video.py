@@ -19,6 +19,7 @@ from typing import Any
 
 from ..errors import ConfigError, CorruptMediaError, MediaTooLargeError, UnsupportedMediaError
 from ..options import BY_NAME as _OPTIONS
+from .images import DEFAULT_MAX_PIXELS, check_pixels
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,6 @@ _FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".w
 _DEFAULT_CODECS = {".webm": "libvpx-vp9", ".avi": "mpeg4"}
 _COPIED = ("audio", "subtitle")
 _COLOUR_TAGS = ("color_primaries", "color_trc", "colorspace", "color_range")
-DEFAULT_MAX_PIXELS = 150_000_000  # per frame, as for pictures
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
                 "veryslow", "placebo")
 
@@ -101,9 +101,8 @@ def open_input(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS):
         raise CorruptMediaError("not a video faceveil can read (unknown format or damaged)") from None
     except av.error.FFmpegError as exc:
         size = _y4m_size(head)
-        if size is not None and size[0] * size[1] > max_pixels:
-            raise MediaTooLargeError(f"its header claims {size[0]}x{size[1]} frames, over the "
-                                     f"{max_pixels:,} pixel limit") from None
+        if size is not None:  # what its header claims, before FFmpeg tried to allocate it
+            check_pixels(*size, max_pixels)
         raise CorruptMediaError("cannot open the video: its header is damaged or asks for "
                                 f"something impossible (FFmpeg says: {exc.strerror or exc})") from None
     if not container.streams.video:
@@ -142,10 +141,11 @@ class VideoInput:
         self.stream = self.container.streams.video[0]
         self.stream.thread_type = "AUTO"
         cc = self.stream.codec_context
-        if cc.width * cc.height > max_pixels:
+        try:
+            check_pixels(cc.width, cc.height, max_pixels)
+        except (CorruptMediaError, MediaTooLargeError):
             self.container.close()
-            raise MediaTooLargeError(
-                f"{cc.width}x{cc.height} frames are over the {max_pixels:,} pixel limit")
+            raise
         self.copied = [s for s in self.container.streams if s.type in _COPIED] if copy_streams else []
         self.damage: list[float] = []  # times (s) where decoding hit damage
         self.frames_read = 0
