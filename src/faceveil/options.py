@@ -6,7 +6,9 @@ default of a pipeline option is not written here: it is read from the config dat
 `faceveil.config` (`default(row)`), so a help text that says "(default {default})" always tells
 the truth. The doors build themselves from this table:
 
-- the command line: `add_arguments(parser, door)` for `run`, `render`, `live` and `batch`;
+- the command line: `add_arguments(parser, door)` for every command: `run`, `render`, `live`
+  and `batch` (the pipeline's options and their own), and `people ...`, `serve`, `models` and
+  `gui` (COMMANDS: the rows declared for them, mostly their own flags);
 - the web app: `faceveil.web.options` (the page's form, `/api/options`, the OpenAPI schema);
 - the desktop app: `faceveil.gui.settings` (the settings panel);
 - TOML files and the Python API: `PipelineConfig.from_toml` / `replace(**options)`, whose keys
