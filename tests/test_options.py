@@ -16,7 +16,7 @@ import pytest
 
 from faceveil.config import PipelineConfig
 from faceveil.errors import ConfigError
-from faceveil.options import BY_NAME, CLI_DOORS, DOORS, OFFERED, TABLE, options_for
+from faceveil.options import BY_NAME, CLI_DOORS, COMMANDS, DOORS, OFFERED, TABLE, options_for
 
 
 def offered(door: str) -> set[str]:
@@ -73,15 +73,41 @@ def test_help_says_the_config_default_not_a_copy_of_it():
 # ---------------------------------------------------------------- the command line
 
 
+ALL_COMMANDS = (*CLI_DOORS, *COMMANDS)
+WORDS = {**{d: (d,) for d in CLI_DOORS}, **COMMANDS}  # door -> the words that reach its parser
+
+
+def _commands(parser: argparse.ArgumentParser, words: tuple[str, ...] = ()):
+    """Every command under `parser`, as (the words that reach it, its parser); the commands with
+    subcommands (`faceveil people`) themselves have no flag of their own."""
+    sub = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if words and not sub:
+        yield words, parser
+    for action in sub:
+        for name, child in action.choices.items():
+            yield from _commands(child, (*words, name))
+    if words and sub:
+        own = [a.dest for a in parser._actions
+               if not isinstance(a, (argparse._HelpAction, argparse._SubParsersAction))]
+        assert not own, f"faceveil {' '.join(words)} has flags of its own: {own}"
+
+
 def _subparsers() -> dict[str, argparse.ArgumentParser]:
+    """door -> its parser, for every command of the real `faceveil` parser."""
     from faceveil.cli import build_parser
 
-    parser = build_parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    return dict(sub.choices)
+    doors = {words: door for door, words in WORDS.items()}
+    found = dict(_commands(build_parser()))
+    unknown = sorted(" ".join(w) for w in set(found) - set(doors))
+    assert not unknown, f"commands the option table has no door for: {unknown}"
+    return {doors[words]: parser for words, parser in found.items()}
 
 
-@pytest.mark.parametrize("door", CLI_DOORS)
+def test_every_command_is_a_door():
+    assert set(_subparsers()) == set(ALL_COMMANDS)
+
+
+@pytest.mark.parametrize("door", ALL_COMMANDS)
 def test_cli_command_offers_the_table_options(door):
     parser = _subparsers()[door]
     actions = [a for a in parser._actions if not isinstance(a, argparse._HelpAction)]
@@ -135,7 +161,8 @@ def test_cli_flags_reach_the_pipeline_config():
 
 RANGED = [o for o in TABLE if o.range is not None]
 _PREFIX = {"run": ["x.jpg"], "render": ["x.jpg", "--faces", "x.faces.json"], "live": ["0"],
-           "batch": ["x", "-o", "y"]}  # what each command needs besides the flag
+           "batch": ["x", "-o", "y"], "people_discover": ["x", "-o", "y"],
+           "people_remove": ["x"]}  # what each command needs besides the flag
 
 
 def _ends(option) -> tuple[list, list]:
@@ -162,8 +189,9 @@ def test_every_number_row_has_a_range_and_spin_boxes_get_closed_ones():
 @pytest.mark.parametrize("option", RANGED, ids=lambda o: o.name)
 def test_a_value_outside_a_rows_range_is_refused_the_same_way_at_every_door(option, capsys,
                                                                             tmp_path):
-    """One rule (Option.range_error) for argparse, TOML, the Python API and the web form: the
-    ends of the range pass, a step beyond them is refused with the same words."""
+    """One rule (Option.range_error) for argparse, TOML, the Python API, the web form and a config
+    dataclass built directly: the ends of the range pass, a step beyond them is refused with the
+    same words."""
     from faceveil.cli import main
 
     inside, outside = _ends(option)
@@ -172,15 +200,19 @@ def test_a_value_outside_a_rows_range_is_refused_the_same_way_at_every_door(opti
     for bad in outside:
         why = option.range_error(bad)
         assert why is not None and why.endswith(f"got {bad:g}"), (bad, why)
-        for door in CLI_DOORS:
+        for door in ALL_COMMANDS:
             if option.offered(door):  # argparse's one-line error, exit 2
-                assert main([door, *_PREFIX[door], flag, str(bad)]) == 2
+                words = WORDS[door]
+                assert main([*words, *_PREFIX.get(door, []), flag, str(bad)]) == 2
                 err = capsys.readouterr().err.strip().splitlines()
-                assert err[-1] == f"faceveil {door}: error: argument {flag}: {why}", err[-1]
+                assert err[-1] == f"faceveil {' '.join(words)}: error: argument {flag}: {why}"
         if option.config is not None:
             with pytest.raises(ConfigError) as api:
                 PipelineConfig().replace(**{option.name: bad})
             assert str(api.value) == f"{option.name} {why}"
+            with pytest.raises(ConfigError) as built:  # e.g. EffectConfig(strength=25)
+                _stage(option)(**{option.config[1]: bad})
+            assert str(built.value) == f"{option.name} {why}"
             toml = tmp_path / "bad.toml"
             toml.write_text(f"{option.name} = {_toml_value(bad)}\n")
             with pytest.raises(ConfigError, match=f"^{option.name} "):
@@ -193,16 +225,45 @@ def test_a_value_outside_a_rows_range_is_refused_the_same_way_at_every_door(opti
             assert str(web.value) == f"{option.name} {why}"
     for good in inside:
         assert option.range_error(good) is None, good
-        for door in CLI_DOORS:
+        for door in ALL_COMMANDS:
             if option.offered(door):
-                args = parsers[door].parse_args([*_PREFIX[door], flag, str(good)])
+                args = parsers[door].parse_args([*_PREFIX.get(door, []), flag, str(good)])
                 assert getattr(args, option.name) == good
         if option.config is not None:  # the config's own checks agree with the table
             PipelineConfig().replace(**{option.name: good})
+            _stage(option)(**{option.config[1]: good})
         if option.offered("web"):
             from faceveil.web.options import parse
 
             parse({option.name: [str(good)]}, PipelineConfig())
+
+
+def _stage(option):
+    """The config dataclass that holds `option` (EffectConfig for strength)."""
+    return type(getattr(PipelineConfig(), option.config[0]))
+
+
+@pytest.mark.parametrize("value", ["2", [2], True])
+def test_a_config_dataclass_refuses_a_number_that_is_not_one_in_one_line(value):
+    from faceveil.config import EffectConfig
+
+    with pytest.raises(ConfigError, match=r"^strength must be a number, got "):
+        EffectConfig(strength=value)
+
+
+@pytest.mark.parametrize("crf", [-1, 64])
+def test_encode_options_refuse_a_crf_in_the_flags_words(crf):
+    from faceveil.media.video import EncodeOptions
+
+    with pytest.raises(ConfigError) as built:
+        EncodeOptions(crf=crf)
+    assert str(built.value) == f"crf {BY_NAME['crf'].range_error(crf)}"
+
+
+def test_the_pixel_limit_flag_defaults_to_the_librarys_one_limit():
+    from faceveil.media.images import DEFAULT_MAX_PIXELS
+
+    assert BY_NAME["max_pixels"].default == DEFAULT_MAX_PIXELS
 
 
 # ---------------------------------------------------------------- the web app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +72,26 @@ def _check(cond: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+# (section, field) -> its table row: the stage configs check their numbers by the row's range
+_ROWS: dict[tuple[str | None, str], _options.Option] = {
+    o.config: o for o in _options.config_options() if o.config is not None and o.range is not None}
+
+
+def _check_ranges(config: Any, section: str) -> None:
+    """Each number of `config` (PipelineConfig's `section`) is inside its table row's range, by
+    the table's one rule (`Option.range_error`) and in the words argparse, TOML and the web form
+    say ("strength must be between 0.05 and 20, got 25"); None means "by quality" or "all"."""
+    for f in dataclasses.fields(config):
+        row = _ROWS.get((section, f.name))
+        value = getattr(config, f.name)
+        if row is None or value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise ConfigError(f"{row.name} must be a number, got {value!r:.40}")
+        if (why := row.range_error(value)) is not None:
+            raise ConfigError(f"{row.name} {why}")
+
+
 @dataclass(frozen=True)
 class DetectorConfig:
     name: str = "centerface"
@@ -85,9 +106,7 @@ class DetectorConfig:
         _check(self.device in DEVICES, f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
         _check(self.quality in QUALITIES,
                f"quality must be one of {', '.join(QUALITIES)}, got {self.quality!r}")
-        _check(self.threshold is None or 0.0 < self.threshold < 1.0,
-               f"threshold must be between 0 and 1, got {self.threshold}")
-        _check(self.threads is None or self.threads >= 1, "threads must be at least 1")
+        _check_ranges(self, "detector")
 
 
 @dataclass(frozen=True)
@@ -98,8 +117,7 @@ class MaskConfig:
 
     def __post_init__(self) -> None:
         _check(self.shape in SHAPES, f"shape must be one of {', '.join(SHAPES)}, got {self.shape!r}")
-        _check(0.5 <= self.scale <= 4.0, f"mask scale must be between 0.5 and 4, got {self.scale}")
-        _check(0.0 <= self.feather <= 0.5, f"feather must be between 0 and 0.5, got {self.feather}")
+        _check_ranges(self, "mask")
 
 
 @dataclass(frozen=True)
@@ -112,8 +130,7 @@ class EffectConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "color", parse_color(self.color))
-        _check(0.05 <= self.strength <= 20, f"strength must be between 0.05 and 20, got {self.strength}")
-        _check(2 <= self.blocks <= 64, f"blocks must be between 2 and 64, got {self.blocks}")
+        _check_ranges(self, "effect")
         _check(self.method != "image" or bool(self.image), "method 'image' needs an image path")
 
 
@@ -131,16 +148,7 @@ class VideoConfig:
     scene_cut: float = 0.09  # frame difference that makes a scene cut (tracks end there); 0: off
 
     def __post_init__(self) -> None:
-        _check(self.detect_every is None or 1 <= self.detect_every <= 100,
-               f"detect every must be 1..100, got {self.detect_every}")
-        _check(self.detect_size is None or 64 <= self.detect_size <= 8192,
-               f"detect size must be 64..8192 pixels, got {self.detect_size}")
-        _check(self.scan_every is None or 1 <= self.scan_every <= 1000,
-               f"scan every must be 1..1000, got {self.scan_every}")
-        for name in ("hold", "lead", "max_gap"):
-            _check(0 <= getattr(self, name) <= 1000, f"{name} must be 0..1000 frames")
-        _check(0.0 < self.iou < 1.0, f"iou must be between 0 and 1, got {self.iou}")
-        _check(0.0 <= self.scene_cut <= 1.0, f"scene cut must be between 0 and 1, got {self.scene_cut}")
+        _check_ranges(self, "video")
 
 
 @dataclass(frozen=True)
@@ -200,12 +208,7 @@ class IdentityConfig:
                 value = (value,)
             object.__setattr__(self, name, tuple(str(v) for v in value if str(v).strip()))
         _check(not (self.keep and self.only), "keep and only cannot be used together")
-        for name in ("keep_distance", "only_distance"):
-            _check(0.0 < getattr(self, name) < 2.0, f"{name} must be between 0 and 2")
-        _check(0.0 <= self.keep_margin < 1.0, "keep_margin must be 0..1")
-        _check(8 <= self.min_face <= 4096, f"min face must be 8..4096 pixels, got {self.min_face}")
-        _check(0.0 <= self.min_score < 1.0, f"min score must be 0..1, got {self.min_score}")
-        _check(self.min_sharpness >= 0, "min sharpness must be 0 or more")
+        _check_ranges(self, "identity")
 
     @property
     def active(self) -> bool:
@@ -249,12 +252,7 @@ class BackgroundConfig:
         _check(mode is None or mode in BACKGROUNDS,
                f"background must be one of {', '.join(BACKGROUNDS)}, got {mode!r}")
         _check(mode != "image" or bool(self.image), "background 'image' needs a picture: image:PATH")
-        _check(0.05 <= self.strength <= 20,
-               f"background strength must be between 0.05 and 20, got {self.strength}")
-        _check(0.0 < self.threshold < 1.0,
-               f"background threshold must be between 0 and 1, got {self.threshold}")
-        _check(0.0 <= self.feather <= 0.2, f"background feather must be 0..0.2, got {self.feather}")
-        _check(0.0 <= self.smooth < 1.0, f"background smooth must be 0..0.99, got {self.smooth}")
+        _check_ranges(self, "background")
 
     @property
     def active(self) -> bool:
@@ -287,8 +285,6 @@ class PipelineConfig:
         for key, value in options.items():
             if key not in self._FLAT:
                 raise ConfigError(f"unknown option {key!r} (known: {', '.join(self._FLAT)})")
-            if (why := _options.BY_NAME[key].range_error(value)) is not None:
-                raise ConfigError(f"{key} {why}")  # the table's range, as argparse checks it
             section, name = self._FLAT[key]
             if section is None:
                 top[name] = value

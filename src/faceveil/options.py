@@ -6,7 +6,9 @@ default of a pipeline option is not written here: it is read from the config dat
 `faceveil.config` (`default(row)`), so a help text that says "(default {default})" always tells
 the truth. The doors build themselves from this table:
 
-- the command line: `add_arguments(parser, door)` for `run`, `render`, `live` and `batch`;
+- the command line: `add_arguments(parser, door)` for every command: `run`, `render`, `live`
+  and `batch` (the pipeline's options and their own), and `people ...`, `serve`, `models` and
+  `gui` (COMMANDS: the rows declared for them, mostly their own flags);
 - the web app: `faceveil.web.options` (the page's form, `/api/options`, the OpenAPI schema);
 - the desktop app: `faceveil.gui.settings` (the settings panel);
 - TOML files and the Python API: `PipelineConfig.from_toml` / `replace(**options)`, whose keys
@@ -20,13 +22,21 @@ Importing this module is cheap: registries are read only when choices are asked 
 from __future__ import annotations
 
 import difflib
+import numbers
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-# the doors an option can come in by
+# the doors an option can come in by: the commands that run the pipeline on files or streams,
 CLI_DOORS = ("run", "render", "live", "batch")
-DOORS = (*CLI_DOORS, "web", "gui", "toml", "api")
+# the other commands, each with the words that reach its parser (`faceveil people add ...`),
+COMMANDS: dict[str, tuple[str, ...]] = {
+    "people_add": ("people", "add"), "people_list": ("people", "list"),
+    "people_remove": ("people", "remove"), "people_discover": ("people", "discover"),
+    "serve": ("serve",), "models": ("models",), "gui_command": ("gui",)}
+# and the doors that are not commands
+OTHER_DOORS = ("web", "gui", "toml", "api")
+DOORS = (*CLI_DOORS, *COMMANDS, *OTHER_DOORS)
 
 OFFERED = ""  # a door's entry when it offers the option; otherwise the reason it does not
 
@@ -63,10 +73,11 @@ class Option:
     def range_error(self, value: Any) -> str | None:
         """Why a number is outside this row's range ("must be between 0.05 and 20, got 25"),
         or None when it is inside (or the row has no range, or the value is not a number: its
-        type is checked elsewhere). The one range check: argparse's type (`add_arguments`),
-        `PipelineConfig.replace` (TOML, the web form, the GUI, the API) call it."""
+        type is checked elsewhere). The one range check: argparse's type (`add_arguments`) and the
+        config dataclasses' own checks (`faceveil.config`: TOML, the web form, the GUI, the API
+        and a dataclass built directly) call it."""
         if (self.range is None or isinstance(value, bool)
-                or not isinstance(value, (int, float))):
+                or not isinstance(value, numbers.Real)):
             return None
         (low, high), (no_low, no_high) = self.range, self.exclusive
         if (low < value if no_low else low <= value) and (value < high if no_high else
@@ -118,10 +129,26 @@ def _show(value: Any) -> str:
     return str(value)
 
 
+# why a command that is not given in a row lacks it
+_COMMAND_REASONS = {
+    "people_add": "people add finds faces with --detector and --quality only; it hides none",
+    "people_discover": "people discover finds faces with --detector and --quality only; it "
+                       "hides none",
+    "people_list": "a gallery command: it reads no pictures",
+    "people_remove": "a gallery command: it reads no pictures",
+    "serve": "the page's visitor chooses it; the server's defaults come from --config (TOML)",
+    "models": "models lists the models and where they run; it processes no file",
+    "gui_command": "the window's settings panel and dialogs set it",
+}
+
+
 def _doors(offered: str, **reasons: str) -> dict[str, str]:
-    """`offered`: the doors (space-separated, or "all"), every other door with its reason."""
-    names = DOORS if offered == "all" else tuple(offered.split())
-    doors = {d: OFFERED for d in names}
+    """`offered`: the doors (space-separated; "all": every door but the other commands), every
+    other door with its reason (a command of COMMANDS not named: its usual one)."""
+    names = [n for word in offered.split()
+             for n in ((*CLI_DOORS, *OTHER_DOORS) if word == "all" else (word,))]
+    doors = dict(_COMMAND_REASONS)
+    doors.update({d: OFFERED for d in names})
     doors.update(reasons)
     return doors
 
@@ -151,8 +178,10 @@ def _tuning_doors() -> dict[str, str]:
 
 def _cli_only(offered: str, **reasons: str) -> dict[str, str]:
     """Doors for a flag of some commands only (not a pipeline option)."""
-    base = {"web": NOT_WEB, "gui": GUI_RUN, "toml": CLI_ONLY, "api": CLI_ONLY}
-    base.update({d: f"a flag of {offered.replace(' ', ', ')} only" for d in CLI_DOORS})
+    base = {"web": NOT_WEB, "gui": GUI_RUN, "toml": CLI_ONLY, "api": CLI_ONLY, **_COMMAND_REASONS}
+    if offered:
+        only = ", ".join(" ".join(COMMANDS.get(d, (d,))) for d in offered.split())
+        base.update({d: f"a flag of {only} only" for d in (*CLI_DOORS, *COMMANDS)})
     base.update(reasons)
     for d in offered.split():
         base[d] = OFFERED
@@ -202,8 +231,12 @@ CHOICES: dict[str, Callable[[], Any]] = {
 # argparse's sections, in the order `--help` shows them
 SECTIONS = ("input", "detection", "video tracking", "people (needs the people extra)", "hiding",
             "background (behind people; selfie segmentation on ONNX Runtime)", "output",
-            "video output", "proof", "outputs (any number at once)", "source", "batch", "messages")
+            "video output", "proof", "outputs (any number at once)", "source", "batch", "gallery",
+            "web app", "messages")
 DETECTION, TRACKING, PEOPLE, HIDING, BACKGROUND = SECTIONS[1:6]
+GALLERY, SERVER = SECTIONS[-3:-1]
+
+ALL_COMMANDS = " ".join((*CLI_DOORS, *COMMANDS))
 
 _LIVE_KEEP_NOTE = (". A face stays hidden until it is judged; judging takes ~80 ms a face, "
                    "which the stream waits for (expect dropped frames)")
@@ -212,11 +245,15 @@ TABLE: tuple[Option, ...] = (
     # ------------------------------------------------------------------ input (positional)
     Option("inputs", "input", tuple, "files, folders or glob patterns", metavar="INPUT",
            flags=("inputs",), cli={"nargs": "+"}, doors=_cli_only(
-               "run render batch", live="live takes one SOURCE (a camera, a stream or a file)",
+               "run render batch people_discover gui_command",
+               live="live takes one SOURCE (a camera, a stream or a file)",
                web="files are uploaded", gui="files are opened in the window"),
            per_door={"render": {"nargs": 1, "help": "the original picture or video"},
                      "batch": {"help": "files, folders, glob patterns, .zip files, or URIs "
-                                       "(s3://..., with the cluster extra)"}}),
+                                       "(s3://..., with the cluster extra)"},
+                     "gui_command": {"nargs": "*", "metavar": "PATH",
+                                     "help": "pictures, videos, folders or saved reviews "
+                                             "(*.faces.json) to open"}}),
     Option("source", "input", str,
            "a camera number (0), a device (/dev/video0), a stream URL (rtsp://, http://, tcp://, "
            "udp://, rtmp://, srt://) or a video file", metavar="SOURCE", flags=("source",),
@@ -229,8 +266,11 @@ TABLE: tuple[Option, ...] = (
            "output file or folder; '-' writes no pictures, only JSON lines to stdout (default: "
            "NAME.anonymized.EXT beside each file, FOLDER.anonymized/)", metavar="PATH",
            flags=("-o", "--output"),
-           doors=_cli_only("run render batch", live="live writes with --record and --serve"),
-           per_door={"render": {"help": "output file (default: NAME.anonymized.EXT beside the "
+           doors=_cli_only("run render batch people_discover",
+                           live="live writes with --record and --serve"),
+           per_door={"people_discover": {"required": True, "metavar": "FOLDER",
+                                         "help": "where to write"},
+                     "render": {"help": "output file (default: NAME.anonymized.EXT beside the "
                                         "input)"},
                      "batch": {"required": True, "metavar": "OUT",
                                "help": "output folder, OUT.zip (written at the end, atomically), "
@@ -238,10 +278,11 @@ TABLE: tuple[Option, ...] = (
     # ------------------------------------------------------------------ detection
     Option("detector", DETECTION, str, "{choices}", config=("detector", "name"),
            choices="detectors", label="Detector",
-           doors=_doors("all", render=NO_DETECTION)),
+           doors=_doors("all people_add people_discover", render=NO_DETECTION)),
     Option("quality", DETECTION, str,
            "speed against recall: fast, balanced (default), thorough", config=("detector", "quality"),
-           choices="qualities", label="Detection quality", doors=_doors("all", render=NO_DETECTION),
+           choices="qualities", label="Detection quality",
+           doors=_doors("all people_add people_discover", render=NO_DETECTION),
            per_door={"live": {"help": "speed against recall (default {default})"}}),
     Option("threshold", DETECTION, float,
            "detection score threshold (default: set by --quality; lower finds more)",
@@ -258,11 +299,12 @@ TABLE: tuple[Option, ...] = (
            "where the ONNX models run: {default} (default), auto (a GPU when ONNX Runtime has one), "
            "cuda, ... (the GPU build: pip install 'faceveil[gpu]')", config=("detector", "device"),
            choices="devices",
-           doors=_doors("run live batch toml api", render=NO_DETECTION,
+           doors=_doors("run live batch models toml api", render=NO_DETECTION,
                         web="the server's hardware is the administrator's choice (its TOML file)",
                         gui=GUI_TUNING),
            per_door={"live": {"help": "where the ONNX models run: {default} (default), auto, "
-                                      "cuda, ... (as for run)"}}),
+                                      "cuda, ... (as for run)"},
+                     "models": {"help": "the device to report providers for (default {default})"}}),
     # ------------------------------------------------------------------ video tracking
     Option("detect_every", TRACKING, int,
            "detect on every K-th frame (and at scene cuts), track in between (default by "
@@ -360,8 +402,10 @@ TABLE: tuple[Option, ...] = (
                         gui=GUI_PEOPLE)),
     Option("gallery", PEOPLE, str, "people gallery file (default: user data folder)",
            config=("identity", "gallery"), metavar="FILE",
-           doors=_doors("run live batch toml api", render=NO_PEOPLE_RENDER, web=WEB_PATH,
-                        gui=GUI_PEOPLE)),
+           doors=_doors("run live batch people_add people_list people_remove people_discover "
+                        "serve toml api", render=NO_PEOPLE_RENDER, web=WEB_PATH, gui=GUI_PEOPLE),
+           per_door={"serve": {"section": SERVER, "help": "people gallery whose names the page "
+                                                          "offers to keep visible"}}),
     # ------------------------------------------------------------------ hiding
     Option("method", HIDING, str, "{choices}", config=("effect", "method"), choices="effects",
            label="Hide faces with", doors=_doors("all")),
@@ -391,9 +435,11 @@ TABLE: tuple[Option, ...] = (
                         web="a tuning view; the page's results are for sharing",
                         gui="the GUI draws the boxes over its own view")),
     Option("config", HIDING, str, "options from a TOML file (flags win)", metavar="FILE.toml",
-           doors=_cli_only("run render live batch", toml=TOML_FILE, api="pass config=PipelineConfig"
-                           ".from_toml(path)", web=WEB_PATH, gui="the GUI remembers its own "
-                           "settings")),
+           doors=_cli_only("run render live batch serve", toml=TOML_FILE,
+                           api="pass config=PipelineConfig.from_toml(path)", web=WEB_PATH,
+                           gui="the GUI remembers its own settings"),
+           per_door={"serve": {"section": SERVER, "help": "defaults for the page's options "
+                                                          "(TOML)"}}),
     # ------------------------------------------------------------------ background
     Option("background", BACKGROUND, str,
            "blur[:STRENGTH], image:PATH (scaled to cover), color:COLOUR, or transparent (pictures: "
@@ -433,10 +479,13 @@ TABLE: tuple[Option, ...] = (
     Option("json", "output", bool,
            "also write NAME.anonymized.faces.json beside each output (for videos: per frame, with "
            "track ids and which boxes were filled in)", cli={"action": "store_true"},
-           doors=_cli_only("run live batch", render="render writes the faces file it was given "
-                           "back unchanged; nothing new to list", web="the web app's job status "
-                           "is JSON", gui="the GUI saves its review as a faces file"),
-           per_door={"live": {"help": "print the end summary as JSON on stdout",
+           doors=_cli_only("run live batch models people_list", render="render writes the faces "
+                           "file it was given back unchanged; nothing new to list", web="the web "
+                           "app's job status is JSON", gui="the GUI saves its review as a faces "
+                           "file"),
+           per_door={"models": {"help": "as JSON on stdout"},
+                     "people_list": {"help": "as JSON on stdout"},
+                     "live": {"help": "print the end summary as JSON on stdout",
                               "section": "outputs (any number at once)"},
                      "batch": {"help": "print the run's summary as JSON on stdout",
                                "section": "batch"}}),
@@ -464,9 +513,11 @@ TABLE: tuple[Option, ...] = (
                            batch="batch has --resume, which also checks the input's bytes")),
     Option("max_pixels", "output", float, "refuse pictures and video frames with more pixels "
            "(default 150e6)", metavar="N", cli={"default": 150e6},
-           doors=_cli_only("run render batch", live="a live source's frame size is fixed when "
-                           "it opens", web="the server's administrator sets it (faceveil serve "
-                           "--max-pixels)")),
+           doors=_cli_only("run render batch serve", live="a live source's frame size is fixed "
+                           "when it opens", web="the server's administrator sets it (faceveil "
+                           "serve --max-pixels)"),
+           per_door={"serve": {"section": SERVER, "help": "largest picture or video frame in "
+                                                          "pixels (default %(default).0f)"}}),
     Option("codec", "video output", str, "video encoder (default libx264; libvpx-vp9 for .webm, "
            "mpeg4 for .avi)", metavar="NAME",
            doors=_cli_only("run render batch", live="--record picks the encoder by its suffix")),
@@ -523,7 +574,12 @@ TABLE: tuple[Option, ...] = (
     Option("token", "outputs (any number at once)", str,
            "--serve: access token every viewer needs (default: $FACEVEIL_TOKEN; needed off "
            "loopback); also the password a browser or VLC asks for", metavar="T",
-           doors=_cli_only("live")),
+           doors=_cli_only("live serve"),
+           per_door={"serve": {"section": SERVER,
+                               "help": "access token every request must carry (default: "
+                                       "$FACEVEIL_TOKEN); the page takes it from #token=T in its "
+                                       "address. Guessable ones are refused; wrong ones are "
+                                       "throttled per client"}}),
     Option("record", "outputs (any number at once)", str,
            "record the anonymized stream (.mp4, .mkv, .mov, .webm, .avi) at the pace it was seen; "
            "written under a temporary name and renamed at the end", metavar="FILE",
@@ -544,7 +600,10 @@ TABLE: tuple[Option, ...] = (
            "worker processes (local; default one per core) or Ray actors (default: the cluster's "
            "CPUs / --threads); each loads the models once. Unless --threads is given, each gets "
            "cores / N inference threads (Ray: 1)", range=(1, 4096), metavar="N",
-           doors=_cli_only("batch")),
+           doors=_cli_only("batch serve"),
+           per_door={"serve": {"section": SERVER, "help": "jobs processed at once, each with its "
+                                                          "own models (default: 2, or 1 on one "
+                                                          "core)"}}),
     Option("no_split", "batch", bool,
            "give every video to one worker whole (default: a long video is cut at key frames into "
            "segments that several workers process, then joined)",
@@ -562,15 +621,59 @@ TABLE: tuple[Option, ...] = (
     Option("address", "batch", str,
            "--engine ray: join this cluster (auto, ray://host:10001, host:6379); default: start a "
            "local Ray for the run", metavar="ADDR", doors=_cli_only("batch")),
+    # ------------------------------------------------------------------ people (the gallery)
+    Option("name", GALLERY, str, "the person's name", flags=("name",), cli={"nargs": "?"},
+           doors=_cli_only("people_add")),
+    Option("photos", GALLERY, tuple, "photos or folders of photos", flags=("photos",),
+           metavar="PHOTO", cli={"nargs": "*"}, doors=_cli_only("people_add")),
+    Option("from_file", GALLERY, str, "take the faces from a discovery file: every group with a "
+           "name, or --group ID under NAME", flags=("--from",), metavar="people.json",
+           doors=_cli_only("people_add")),
+    Option("group", GALLERY, str, "with --from and NAME: the group to add (person_3)",
+           metavar="ID", doors=_cli_only("people_add")),
+    Option("names", GALLERY, tuple, "the people to remove", flags=("names",), metavar="NAME",
+           cli={"nargs": "+"}, doors=_cli_only("people_remove")),
+    Option("every", GALLERY, float, "videos: look at one frame every S seconds (default "
+           "{default})", range=(0.0, 86400.0), exclusive=(True, False), metavar="S",
+           cli={"default": 1.0}, doors=_cli_only("people_discover")),
+    Option("distance", GALLERY, float, "faces closer than this are linked into one person "
+           "(default %(default)s)", range=(0.0, 2.0), exclusive=(True, True), metavar="D",
+           doors=_cli_only("people_discover")),
+    # ------------------------------------------------------------------ the web app's server
+    Option("host", SERVER, str, "address to listen on (default %(default)s: this computer only; "
+           "any other address needs --token)", cli={"default": "127.0.0.1"},
+           doors=_cli_only("serve")),
+    Option("port", SERVER, int, "port (default %(default)s; 0: any free one)", range=(0, 65535),
+           cli={"default": 8000}, doors=_cli_only("serve")),
+    Option("queue", SERVER, int, "requests waiting for a worker before new ones get 429 (default "
+           "%(default)s)", range=(0, 10_000), metavar="N", doors=_cli_only("serve")),
+    Option("ttl", SERVER, float, "delete a finished job this long after it was last used "
+           "(default %(default)g)", range=(0.0, 1e7), exclusive=(True, False), metavar="SECONDS",
+           doors=_cli_only("serve")),
+    Option("max_upload_mb", SERVER, float, "largest request, all its files together (default "
+           "%(default)g)", range=(0.001, 1e7), metavar="MB", doors=_cli_only("serve")),
+    Option("max_files", SERVER, int, "files in one job, counting those in zips (default "
+           "%(default)s)", range=(1, 1_000_000), metavar="N", doors=_cli_only("serve")),
+    Option("max_video_minutes", SERVER, float, "longest video (default %(default)g)",
+           range=(0.0, 1e6), exclusive=(True, False), metavar="M", doors=_cli_only("serve")),
+    Option("upload_timeout", SERVER, float, "cut off an upload that sends nothing for this long, "
+           "or that comes slower than 8 KiB/s on average after that (default %(default)g)",
+           range=(0.0, 3600.0), exclusive=(True, False), metavar="SECONDS",
+           doors=_cli_only("serve")),
+    Option("data_dir", SERVER, str, "where the private upload folder is made (default: the "
+           "system temp folder)", metavar="DIR", doors=_cli_only("serve")),
+    # ------------------------------------------------------------------ the desktop app's command
+    Option("camera", "input", str, "start with a live camera or stream (a number, a device or a "
+           "URL)", metavar="SOURCE", doors=_cli_only("gui_command")),
     # ------------------------------------------------------------------ messages
     Option("quiet", "messages", bool, "only errors", flags=("-q", "--quiet"),
-           cli={"action": "store_true"}, doors=_cli_only("run render live batch")),
+           cli={"action": "store_true"}, doors=_cli_only(ALL_COMMANDS)),
     Option("verbose", "messages", int, "more messages (-vv: debug)", flags=("-v", "--verbose"),
-           cli={"action": "count", "default": 0}, doors=_cli_only("run render live batch")),
+           cli={"action": "count", "default": 0}, doors=_cli_only(ALL_COMMANDS)),
     Option("no_progress", "messages", bool, "no progress bar", cli={"action": "store_true"},
-           doors=_cli_only("run render live batch")),
+           doors=_cli_only(ALL_COMMANDS)),
     Option("traceback", "messages", bool, "show the full error on failure",
-           cli={"action": "store_true"}, doors=_cli_only("run render live batch")),
+           cli={"action": "store_true"}, doors=_cli_only(ALL_COMMANDS)),
 )
 
 BY_NAME: dict[str, Option] = {o.name: o for o in TABLE}

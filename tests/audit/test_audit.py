@@ -45,6 +45,8 @@ def test_default_settings_pass_strict_verification(photos, tmp_path, capsys):
     assert [f["status"] for f in report["files"]] == ["verified"] * len(PHOTOS)
     assert all(not [x for x in f["findings"] if x["kind"] != "unconfirmed"] for f in report["files"])
     assert sum(f["counts"]["faces"] for f in report["files"]) >= 6
+    for f in report["files"]:  # the file job's facts (FileResult), as the summary counts them
+        assert f["ok"] and f["output"].startswith(str(tmp_path / "out")) and f["width"] > 0
     assert report["verify"] == "strict" and report["verify_detector"] == "centerface"
     assert any(m["name"].startswith("centerface") for m in report["models"])
     assert report["settings"]["effect"]["method"] == "blur"
@@ -65,11 +67,14 @@ def test_weak_blur_is_flagged_and_fails_under_strict(photos, tmp_path, capsys):
 
     strict = tmp_path / "strict"
     code = main(["run", str(photos), "-o", str(strict), "--strength", "0.05", "--verify", "strict",
-                 "--no-progress"])
+                 "--report", str(tmp_path / "s.json"), "--no-progress"])
     err = capsys.readouterr().err
     assert code == ExitCode.FAILED
     assert err.count("output removed") == len(PHOTOS)
     assert not strict.exists() or not list(strict.iterdir())  # no output that may show a face
+    files = report_of(tmp_path / "s.json")["files"]
+    assert [(f["status"], f["output"]) for f in files] == [("failed", None)] * len(PHOTOS)
+    assert all("output removed" in f["error"] and f["findings"] for f in files)
 
 
 def test_a_face_left_visible_is_found(tmp_path):
@@ -125,15 +130,18 @@ def test_second_detector_is_a_switchable_face_detector():
 
 def test_filled_boxes_are_not_risky_moments():
     from faceveil.audit.report import FileAudit, audit_frames
-    from faceveil.types import Detections
+    from faceveil.types import Counts, Detections
 
     boxes = [[0, 0, 10, 10], [20, 0, 30, 10], [40, 0, 50, 10]]
     dets = Detections(np.array(boxes, np.float32), np.array([0.9, 0.3, 0.1], np.float32),
                       track_ids=np.array([1, 2, 3]), filled=np.array([False, False, True]))
-    audit = FileAudit("in.mp4", "out.mp4", "video")
-    audit_frames(audit, [(i, i / 25, dets) for i in range(10)])
-    assert audit.counts.filled == 10 and audit.counts.face_frames == 30
-    assert audit.counts.faces == 3 and audit.counts.boxes == 20  # three tracks
+    audit = FileAudit()
+    frames = [(i, i / 25, dets) for i in range(10)]
+    audit_frames(audit, frames)
+    counts = Counts.of(frames)  # the file job's count, which the report shows
+    assert counts.filled == 10 and counts.face_frames == 30
+    assert counts.faces == 3 and counts.boxes == 20  # three tracks
+    assert audit.frames == 10 and audit.tracks == 2  # seen detected: the filled one is not
     assert set(audit.risky) == {"low_confidence", "short_track"}
     assert audit.risky["low_confidence"]["count"] == 10  # the unsure box, not the filled one
     assert audit.risky["short_track"]["count"] == 0  # tracks 1 and 2 seen on 10 frames
@@ -186,16 +194,17 @@ def test_html_report_renders_in_chromium(astronaut, tmp_path):
     astronaut (public domain), so the screenshot can ship: FACEVEIL_DOCS=1 writes docs/report.png."""
     src = tmp_path / "astronaut.png"
     write_image(src, astronaut)
-    audits = []
+    from faceveil.audit.report import file_status
+    from faceveil.pipeline.job import process_file
+
+    results = []
     for name, options in (("default", {}), ("weak", {"strength": 0.05})):
         pipeline = Pipeline(**options)
         auditor = Auditor(pipeline.config, "warn")
-        result = pipeline.process(Frame(astronaut))
-        out = tmp_path / f"astronaut.{name}.png"
-        write_image(out, result.image)
-        audits.append(auditor.picture(src, out, result.detections))
-    assert [a.status for a in audits] == ["verified", "findings"]
-    html_path = write_report(tmp_path / "report.html", audits, auditor.facts())
+        results.append(process_file(src, tmp_path / f"astronaut.{name}.png", pipeline,
+                                    auditor=auditor))
+    assert [file_status(r) for r in results] == ["verified", "findings"]
+    html_path = write_report(tmp_path / "report.html", results, auditor.facts())
     shot = (REPO / "docs" / "report.png") if os.environ.get("FACEVEIL_DOCS") else tmp_path / "shot.png"
     shot.parent.mkdir(exist_ok=True)
     subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",

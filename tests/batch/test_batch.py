@@ -492,19 +492,20 @@ def test_zip_in_zip_out(corpus, tmp_path, capsys):
     assert len(read_manifest(tmp_path / "photos.anonymized.zip.faceveil-manifest.jsonl")) == 2
 
 
-def _wider_jpegs(n: int) -> list[Path]:
-    root = require_data("images") / "wider_face_val_subset"
-    return sorted(root.glob("*/*.jpg"))[:n]
+def wider_inputs(tmp_path: Path, n: int) -> Path:
+    """tmp_path/in holding copies of the first `n` WIDER FACE photos, under their own names."""
+    src = tmp_path / "in"
+    src.mkdir()
+    for p in sorted((require_data("images") / "wider_face_val_subset").glob("*/*.jpg"))[:n]:
+        (src / p.name).write_bytes(p.read_bytes())
+    return src
 
 
 @pytest.mark.slow
 def test_stopped_run_resumes_without_redoing_or_losing_items(tmp_path):
     """A deterministic stop: the progress callback raises KeyboardInterrupt (what Ctrl-C does)
     after the second record; the rerun with resume skips exactly what was done."""
-    src = tmp_path / "in"
-    src.mkdir()
-    for p in _wider_jpegs(10):
-        (src / p.name).write_bytes(p.read_bytes())
+    src = wider_inputs(tmp_path, 10)
     out = tmp_path / "out"
     seen: list[dict] = []
 
@@ -531,10 +532,7 @@ def test_stopped_run_resumes_without_redoing_or_losing_items(tmp_path):
 @pytest.mark.slow
 def test_ctrl_c_on_the_real_command_then_resume(tmp_path):
     """The CLI as a subprocess, interrupted with SIGINT once the manifest has entries."""
-    src = tmp_path / "in"
-    src.mkdir()
-    for p in _wider_jpegs(24):
-        (src / p.name).write_bytes(p.read_bytes())
+    src = wider_inputs(tmp_path, 24)
     out = tmp_path / "out"
     manifest = out / ".faceveil-manifest.jsonl"
     cmd = [sys.executable, "-m", "faceveil", "batch", str(src), "-o", str(out), "--workers", "2"]
@@ -571,17 +569,14 @@ def test_ctrl_c_on_the_real_command_then_resume(tmp_path):
 
 @pytest.mark.slow
 def test_changed_input_or_settings_are_done_again(tmp_path):
-    src = tmp_path / "in"
-    src.mkdir()
-    a, b = _wider_jpegs(2)
-    (src / "a.jpg").write_bytes(a.read_bytes())
-    (src / "b.jpg").write_bytes(b.read_bytes())
+    src = wider_inputs(tmp_path, 2)
+    a, b = sorted(src.iterdir())
     out = tmp_path / "out"
     run_batch([src], out, options=BatchOptions(workers=1))
-    (src / "b.jpg").write_bytes(a.read_bytes())  # new bytes under the same name
+    b.write_bytes(a.read_bytes())  # new bytes under the same name
     report = run_batch([src], out, options=BatchOptions(workers=1, resume=True))
     assert (report.skipped, report.ok) == (1, 1)
-    (out / "a.jpg").unlink()  # an output that went missing is made again
+    (out / a.name).unlink()  # an output that went missing is made again
     report = run_batch([src], out, options=BatchOptions(workers=1, resume=True))
     assert (report.skipped, report.ok) == (1, 1)
     report = run_batch([src], out, PipelineConfig.from_options(method="pixelate"),
@@ -592,10 +587,7 @@ def test_changed_input_or_settings_are_done_again(tmp_path):
 @pytest.mark.slow
 def test_a_worker_that_dies_costs_at_most_its_item(tmp_path):
     """A worker killed outright (as by a crash or the OOM killer) is replaced; the run finishes."""
-    src = tmp_path / "in"
-    src.mkdir()
-    for p in _wider_jpegs(8):
-        (src / p.name).write_bytes(p.read_bytes())
+    src = wider_inputs(tmp_path, 8)
     seen: set[str] = set()
     killed: list[int] = []
 

@@ -151,7 +151,7 @@ def test_a_header_claiming_absurd_frames_is_named(tmp_path, capsys, name):
     assert run("run", tmp_path / name, "--no-progress") == ExitCode.FAILED
     err = capsys.readouterr().err
     one_clean_line_each(err)
-    assert "its header claims 100000x100000 frames, over the 150,000,000 pixel limit" in err
+    assert "100000x100000 is 10,000,000,000 pixels, over the limit of 150,000,000" in err
     assert "busy" not in err
 
 

@@ -668,21 +668,25 @@ def test_any_gallery_name_can_be_kept(tmp_path, name):
 
 
 def test_the_report_lists_each_tracks_decision_once_and_its_changes():
+    from pathlib import Path
+
     from faceveil.audit.report import FileAudit, audit_frames, render_html
+    from faceveil.pipeline.job import FileResult
 
     def frame(keep: bool, why: str) -> Detections:
         return dataclasses.replace(make_detections([[10, 10, 60, 70], [100, 10, 150, 70]]),
                                    track_ids=[1, 2], keep=[keep, False],
                                    why=[why, "hidden: not ann (0.91 >= 0.60)"])
 
-    audit = FileAudit("in.mp4", "out.mp4", "video")
+    audit = FileAudit()
     frames = [frame(False, "hidden: not judged yet"), *[frame(True, "kept (3 look(s) at this track); "
                                                         "last look: kept: ann at 0.31")] * 5]
     audit_frames(audit, [(i, i / 25, d) for i, d in enumerate(frames)])
     assert [(d["frame"], d["track"], d["kept"]) for d in audit.decisions] == [(0, 1, False), (0, 2, False),
                                                                              (1, 1, True)]
     assert audit.to_dict()["decisions"][2]["why"].endswith("kept: ann at 0.31")
-    html = render_html([audit], {"models": [], "versions": {"faceveil": "x"}, "machine": "", "settings": {},
+    result = FileResult(Path("in.mp4"), Path("out.mp4"), "video", ok=True, audit=audit)
+    html = render_html([result], {"models": [], "versions": {"faceveil": "x"}, "machine": "", "settings": {},
                                  "date": "today"})
     assert "people: 1 kept, 2 hidden (decisions)" in html and "kept: ann at 0.31" in html
 

@@ -266,6 +266,18 @@ def test_live_config_checks(config):
         LiveConfig(**config)
 
 
+def test_the_summary_says_the_counts_once():
+    """LiveReport keeps no copy of its counts: the --json summary's "faces" key (face boxes
+    hidden, summed over the frames out) is read from counts.face_frames."""
+    from faceveil.live import LiveReport
+    from faceveil.types import Counts
+
+    report = LiveReport("0", counts=Counts(faces=2, face_frames=7, boxes=5, filled=2, frames=4))
+    doc = report.to_dict()
+    assert doc["faces"] == 7 and doc["counts"] == report.counts.to_dict()
+    assert not hasattr(report, "faces")
+
+
 # ------------------------------------------------------------------------------ frame dropping
 
 
@@ -672,6 +684,7 @@ def test_live_network_stream_served_and_recorded_anonymized(tmp_path):
     assert doc["frames_in"] == streamer.sent[0] == len(originals)
     assert doc["frames_in"] == doc["frames_out"] + doc["dropped"] + doc["withheld"]
     assert doc["frames_out"] > 0 and not doc["failed"]
+    assert doc["faces"] == doc["counts"]["face_frames"]  # one count, said twice for old readers
     assert doc["recording"]["ok"] and record.is_file()
     assert not [p for p in tmp_path.iterdir() if p.name != record.name], "no temporary file left"
 

@@ -69,7 +69,7 @@ def test_strict_verification_removes_an_output_that_may_show_a_face(photo, tmp_p
     assert warn.ok and out.is_file() and warn.audit.failing
     strict = process_file(photo, out, pipeline, auditor=Auditor(pipeline.config, "strict"))
     assert not strict.ok and "output removed" in strict.error and not out.exists()
-    assert strict.audit.status == "failed" and strict.audit.failing
+    assert strict.audit.status == "findings" and strict.audit.failing  # the file: failed
 
 
 def test_a_video_counts_a_followed_face_once(tmp_path, astronaut, centerface):

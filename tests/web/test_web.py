@@ -272,7 +272,8 @@ BAD_PICTURES = [
     ("heic", lambda a: b"\0\0\0\x18ftypheic\0\0\0\0mif1heic", 415, "HEIC"),
     ("a zip", lambda a: make_zip([("a.png", encode(a[:32, :32]))]), 415, "/api/jobs"),
     ("huge pixel count", lambda a: png_header(100_000, 100_000), 413, "decompression bomb"),
-    ("over the pixel limit", lambda a: png_header(6000, 4000), 413, "megapixels"),
+    ("over the pixel limit", lambda a: png_header(6000, 4000), 413,
+     "6000x4000 is 24,000,000 pixels, over the limit of 20,000,000"),
     ("oversize", lambda a: b"\xff\xd8\xff\xe0" + b"\0" * (3 << 20), 413, "limit"),
 ]
 
@@ -664,7 +665,7 @@ def test_client_names_are_only_cleaned_for_display(raw, shown):
     (["--host", "0.0.0.0"], "--token"),
     (["--host", "192.168.1.5"], "--token"),
     (["--host", "0.0.0.0", "--token", "short"], "at least 16"),
-    (["--workers", "0"], "workers must be"),
+    (["--workers", "0"], "argument --workers: must be"),
     (["--port", "70000"], "--port"),
 ])
 def test_serve_refuses_unsafe_or_bad_settings(argv, fragment, capsys, monkeypatch):

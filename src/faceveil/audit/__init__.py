@@ -3,7 +3,8 @@
     auditor = Auditor(config, verify="warn")          # or "strict", or None (report only)
     audit = auditor.picture(src, dst, detections)     # after dst was written
     audit = auditor.video(src, dst, report, frames)   # frames: (index, pts, Detections)
-    write_report("run.report.html", audits, auditor.facts())
+    result.audit = audit                              # the file job does this (pipeline.job)
+    write_report("run.report.html", results, auditor.facts())
 """
 
 from __future__ import annotations
@@ -30,12 +31,11 @@ class Auditor:
     def picture(self, src: str | Path, dst: str | Path | None, dets: Detections) -> FileAudit:
         from ..media.images import read_image
 
-        audit = FileAudit(str(src), str(dst) if dst is not None else None, "picture")
+        audit = FileAudit()
         audit_frames(audit, [(0, None, dets)])
         if dst is None:
             return audit
         out = read_image(dst).rgb  # what was written is what is checked
-        audit.height, audit.width = out.shape[:2]
         audit.thumbnails = thumbnails(out, dets)
         if self.verifier is not None:
             audit.findings = self.verifier.check(read_image(src).rgb, out, dets)
@@ -44,8 +44,7 @@ class Auditor:
 
     def video(self, src: str | Path, dst: str | Path | None, report: Any,
               frames: Sequence[tuple[int, float | None, Detections]]) -> FileAudit:
-        audit = FileAudit(str(src), str(dst) if dst is not None else None, "video",
-                          width=report.width, height=report.height)
+        audit = FileAudit()
         audit_frames(audit, frames)
         if dst is None:
             return audit
@@ -66,10 +65,6 @@ class Auditor:
                                                       embed_limit=VIDEO_EMBEDDED)
                 audit.verified_frames += 1
         return audit
-
-    @staticmethod
-    def failed(src: str | Path, error: str, kind: str) -> FileAudit:
-        return FileAudit(str(src), None, kind, ok=False, error=error)
 
     def fails(self, audit: FileAudit) -> bool:
         """Under strict verification, a file with findings counts as failed."""

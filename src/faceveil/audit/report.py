@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -25,8 +25,11 @@ import numpy as np
 from .._files import atomic_path
 from .._version import __version__
 from ..config import PipelineConfig
-from ..types import Counts, CountTally, Detections
+from ..types import Detections
 from .verify import Finding
+
+if TYPE_CHECKING:
+    from ..pipeline.job import FileResult
 
 LOW_SCORE = 0.5  # a detection under this confidence is a risky moment
 SHORT_TRACK = 5  # a face seen on fewer frames than this is a risky moment
@@ -36,16 +39,13 @@ LISTED = 40  # risky moments listed per kind (all are counted)
 
 @dataclass
 class FileAudit:
-    input: str
-    output: str | None
-    kind: str  # "picture" | "video"
-    ok: bool = True
-    error: str = ""
-    width: int = 0
-    height: int = 0
-    frames: int = 0
-    counts: Counts = field(default_factory=Counts)  # faces, face-frames, boxes: types.Counts
-    tracks: int = 0
+    """What auditing one file found. The file's own facts (input, output, kind, ok, error, size,
+    counts) are its `FileResult`'s (faceveil.pipeline.job), which holds this audit: the report
+    reads them there (`file_entry`), from no copy. (The audit does not point back at the result:
+    that would be a reference cycle keeping a video's frames alive until the cycle collector.)"""
+
+    frames: int = 0  # frames audited
+    tracks: int = 0  # tracks seen detected (not only filled in by tracking)
     risky: dict[str, dict[str, Any]] = field(default_factory=dict)  # kind -> {count, moments}
     findings: list[Finding] = field(default_factory=list)
     verified_frames: int | None = None  # None: not verified
@@ -54,8 +54,7 @@ class FileAudit:
 
     @property
     def status(self) -> str:
-        if not self.ok:
-            return "failed"
+        """The audit's verdict; a file that failed is "failed" whatever it says (file_status)."""
         if self.verified_frames is None:
             return "not verified"
         return "findings" if self.failing else "verified"
@@ -65,17 +64,32 @@ class FileAudit:
         return [f for f in self.findings if f.failing]
 
     def to_dict(self) -> dict[str, Any]:
-        out = {k: v for k, v in self.__dict__.items()
-               if k not in ("findings", "thumbnails", "counts")}
-        out["counts"] = self.counts.to_dict()
-        out["status"] = self.status
+        out = {k: v for k, v in self.__dict__.items() if k not in ("findings", "thumbnails")}
         out["findings"] = [f.to_dict() for f in self.findings]
         out["thumbnails"] = len(self.thumbnails)
         return out
 
 
+def file_status(result: FileResult) -> str:
+    """failed, not verified, findings or verified: one file of the report."""
+    if not result.ok:
+        return "failed"
+    return "not verified" if result.audit is None else result.audit.status
+
+
+def file_entry(result: FileResult) -> dict[str, Any]:
+    """One file of the JSON report: the file job's facts and counts, then what its audit found."""
+    audit = result.audit or FileAudit()
+    written = result.output if result.ok else None  # a failed file's output is not there
+    return {"input": str(result.input), "output": None if written is None else str(written),
+            "kind": result.kind, "ok": result.ok, "error": result.error, "width": result.width,
+            "height": result.height, "counts": result.counts.to_dict(), **audit.to_dict(),
+            "status": file_status(result)}
+
+
 def audit_frames(audit: FileAudit, frames: Sequence[tuple[int, float | None, Detections]]) -> None:
-    """Counts and risky moments from the per-frame faces of a picture (one frame) or video.
+    """Risky moments and keep/hide decisions from the per-frame faces of a picture (one frame)
+    or video (its counts are the file job's: FileResult.counts).
 
     A risky moment is one where a face may have been missed: a detection the detector was
     unsure of, or a face seen on only a few frames. Boxes the tracker filled (held, interpolated,
@@ -83,7 +97,6 @@ def audit_frames(audit: FileAudit, frames: Sequence[tuple[int, float | None, Det
     risky: dict[str, list[dict[str, Any]]] = {"low_confidence": [], "short_track": []}
     seen: dict[int, list[tuple[int, float | None]]] = {}
     state: dict[int, bool] = {}  # track -> kept, to list a track's decision only when it changes
-    tally = CountTally()
     for index, pts, dets in frames:
         if dets.why is not None:
             for j in range(len(dets)):
@@ -95,7 +108,6 @@ def audit_frames(audit: FileAudit, frames: Sequence[tuple[int, float | None, Det
                     audit.decisions.append({"frame": index, "time": pts, "track": track,
                                             "box": [round(float(v), 1) for v in dets.xyxy[j]],
                                             "kept": bool(dets.keep[j]), "why": str(dets.why[j])})
-        tally.add(dets)
         for j in range(len(dets)):
             box = [round(float(v), 1) for v in dets.xyxy[j]]
             if dets.filled[j]:
@@ -106,7 +118,6 @@ def audit_frames(audit: FileAudit, frames: Sequence[tuple[int, float | None, Det
             if dets.track_ids is not None and not dets.filled[j]:
                 seen.setdefault(int(dets.track_ids[j]), []).append((index, pts))
     audit.frames = len(frames)
-    audit.counts = tally.counts()
     audit.tracks = len(seen)
     for track, where in seen.items():
         if len(where) < SHORT_TRACK:
@@ -152,14 +163,15 @@ def run_facts(config: PipelineConfig, verify: str | None, verifier_detector: str
             "verify": verify, "verify_detector": verifier_detector}
 
 
-def write_report(path: str | Path, audits: Sequence[FileAudit], facts: dict[str, Any]) -> Path:
-    """JSON when the name ends in .json, else HTML; written atomically."""
+def write_report(path: str | Path, results: Sequence[FileResult], facts: dict[str, Any]) -> Path:
+    """The report on the file job's results (each with its audit, if it got that far): JSON when
+    the name ends in .json, else HTML; written atomically."""
     path = Path(path)
     if path.suffix.lower() == ".json":
         text = json.dumps({"report": "faceveil audit", **facts,
-                           "files": [a.to_dict() for a in audits]}, indent=1, default=str)
+                           "files": [file_entry(r) for r in results]}, indent=1, default=str)
     else:
-        text = render_html(audits, facts)
+        text = render_html(results, facts)
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return path
@@ -177,15 +189,17 @@ details{margin:.3em 0} pre{background:#f6f7f9;padding:.8em;overflow:auto;font-si
 """
 
 
-def render_html(audits: Sequence[FileAudit], facts: dict[str, Any]) -> str:
+def render_html(results: Sequence[FileResult], facts: dict[str, Any]) -> str:
     e = html.escape
-    totals = {s: sum(a.status == s for a in audits) for s in ("verified", "findings", "failed",
-                                                              "not verified")}
+    files = [(r, r.audit or FileAudit(), file_status(r)) for r in results]
+    totals = {s: sum(status == s for _, _, status in files)
+              for s in ("verified", "findings", "failed", "not verified")}
     rows = "".join(
-        f"<tr><td><a href='#f{i}'>{e(a.input)}</a></td><td>{a.kind}</td><td>{a.frames}</td>"
-        f"<td>{e(a.counts.describe(a.kind == 'video'))}</td>"
-        f"<td>{sum(r['count'] for r in a.risky.values())}</td>"
-        f"<td class='{a.status.split()[0]}'>{e(a.status)}</td></tr>" for i, a in enumerate(audits))
+        f"<tr><td><a href='#f{i}'>{e(str(r.input))}</a></td><td>{r.kind}</td><td>{a.frames}</td>"
+        f"<td>{e(r.counts.describe(r.kind == 'video'))}</td>"
+        f"<td>{sum(m['count'] for m in a.risky.values())}</td>"
+        f"<td class='{status.split()[0]}'>{e(status)}</td></tr>"
+        for i, (r, a, status) in enumerate(files))
     parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
              f"<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; "
              f"img-src data:; style-src 'unsafe-inline'\">"
@@ -195,23 +209,24 @@ def render_html(audits: Sequence[FileAudit], facts: dict[str, Any]) -> str:
              f"verification: {e(str(facts.get('verify') or 'off'))}"
              + (f" (second detector: {e(str(facts['verify_detector']))})" if facts.get("verify") else "")
              + "</p>",
-             f"<p>{len(audits)} file(s): {totals['verified']} verified clean, {totals['findings']} "
+             f"<p>{len(files)} file(s): {totals['verified']} verified clean, {totals['findings']} "
              f"with findings, {totals['failed']} failed, {totals['not verified']} not verified.</p>",
              "<table><tr><th>file</th><th>kind</th><th>frames</th><th>faces</th>"
              f"<th>risky moments</th><th>status</th></tr>{rows}</table>"]
-    for i, a in enumerate(audits):
-        parts.append(f"<h2 id='f{i}'>{e(a.input)}</h2>")
-        if not a.ok:
-            parts.append(f"<p class='failed'>failed: {e(a.error)}</p>")
+    for i, (r, a, status) in enumerate(files):
+        parts.append(f"<h2 id='f{i}'>{e(str(r.input))}</h2>")
+        if not r.ok:
+            parts.append(f"<p class='failed'>failed: {e(r.error)}</p>")
             continue
+        c = r.counts
         parts.append(
-            f"<table><tr><th>output</th><td>{e(str(a.output))}</td></tr>"
-            f"<tr><th>size</th><td>{a.width} x {a.height}, {a.frames} frame(s)</td></tr>"
-            f"<tr><th>faces</th><td>{e(a.counts.describe(a.kind == 'video'))}; "
-            f"{a.counts.boxes} boxes detected, {a.counts.filled} filled in by tracking"
-            + (f", {a.counts.kept_frames} kept face-frames" if a.counts.kept_frames else "")
+            f"<table><tr><th>output</th><td>{e(str(r.output))}</td></tr>"
+            f"<tr><th>size</th><td>{r.width} x {r.height}, {a.frames} frame(s)</td></tr>"
+            f"<tr><th>faces</th><td>{e(c.describe(r.kind == 'video'))}; "
+            f"{c.boxes} boxes detected, {c.filled} filled in by tracking"
+            + (f", {c.kept_frames} kept face-frames" if c.kept_frames else "")
             + "</td></tr>"
-            f"<tr><th>verification</th><td class='{a.status.split()[0]}'>{e(a.status)}"
+            f"<tr><th>verification</th><td class='{status.split()[0]}'>{e(status)}"
             + (f" ({a.verified_frames} frame(s) checked)" if a.verified_frames is not None else "")
             + "</td></tr></table>")
         if a.findings:

@@ -14,7 +14,9 @@ examples:
 """
 
 
-def add_parser(sub, common) -> None:
+def add_parser(sub) -> None:
+    from ..options import add_arguments
+
     p = sub.add_parser(
         "gui", help="the desktop app: review what will be hidden, fix it, export",
         description="Open the desktop window: original and anonymized side by side; click a face "
@@ -22,11 +24,7 @@ def add_parser(sub, common) -> None:
                     "missed (in a video it is followed through the frames), then export. Needs "
                     "the gui extra: pip install 'faceveil[gui]'.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("inputs", nargs="*", metavar="PATH",
-                   help="pictures, videos, folders or saved reviews (*.faces.json) to open")
-    p.add_argument("--camera", metavar="SOURCE",
-                   help="start with a live camera or stream (a number, a device or a URL)")
-    common(p)
+    add_arguments(p, "gui_command")
 
 
 def run(args: argparse.Namespace) -> int:

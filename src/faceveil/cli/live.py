@@ -28,7 +28,7 @@ examples:
 """
 
 
-def add_parser(sub, common, choices) -> None:
+def add_parser(sub) -> None:
     from ..config import LiveConfig
     from ..options import add_arguments
     from ..pipeline.step import PRESETS

@@ -103,9 +103,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
+    from ..config import DetectorConfig
     from ..models import describe
 
-    infos = describe(args.device)
+    infos = describe(args.device or DetectorConfig().device)  # None: the pipeline's default
     if args.json:
         print(json.dumps([{"name": m.name, "path": str(m.path), "sha256": m.sha256,
                            "source": m.source, "licence": m.licence, "runtime": m.runtime,

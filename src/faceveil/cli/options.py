@@ -1,7 +1,8 @@
 """The command line's flags: one parser for every subcommand.
 
-`run`, `render`, `live` and `batch` take their flags from the option table (faceveil.options);
-`models`, `people`, `serve` and `gui` have a few flags of their own.
+Every command takes its flags from the option table (faceveil.options): the pipeline's options
+for `run`, `render`, `live` and `batch`, and the rows the table declares for `models`, `people`,
+`serve` and `gui` alone.
 """
 
 from __future__ import annotations
@@ -39,10 +40,6 @@ examples:
 """
 
 
-def _choices(registry) -> str:
-    return "; ".join(f"{e.name}: {e.help}" for e in registry.entries())
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="faceveil", description="Find every face in pictures and hide it. Fully offline.",
@@ -71,24 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_arguments(render, "render")
 
     models = sub.add_parser("models", help="list the models faceveil ships, checked, and where each runs")
-    models.add_argument("--json", action="store_true", help="as JSON on stdout")
-    models.add_argument("--device", default="cpu", help="the device to report providers for "
-                        "(cpu, auto, cuda, ...; default cpu)")
-    _common(models)
+    add_arguments(models, "models")
 
     from . import batch, gui, live, people, serve
 
-    people.add_parser(sub, _common, _choices)
-    live.add_parser(sub, _common, _choices)
+    people.add_parser(sub)
+    live.add_parser(sub)
     batch.add_parser(sub)
-    serve.add_parser(sub, _common, _choices)
-    gui.add_parser(sub, _common)
+    serve.add_parser(sub)
+    gui.add_parser(sub)
     return parser
-
-
-def _common(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("messages")
-    g.add_argument("-q", "--quiet", action="store_true", help="only errors")
-    g.add_argument("-v", "--verbose", action="count", default=0, help="more messages (-vv: debug)")
-    g.add_argument("--no-progress", action="store_true", help="no progress bar")
-    g.add_argument("--traceback", action="store_true", help="show the full error on failure")

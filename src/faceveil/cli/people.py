@@ -24,10 +24,9 @@ examples:
 """
 
 
-def add_parser(sub, common, choices) -> None:
-    from ..config import QUALITIES
-    from ..detection import detectors
+def add_parser(sub) -> None:
     from ..identity import DISCOVER_DISTANCE
+    from ..options import add_arguments
 
     people = sub.add_parser(
         "people", help="the people gallery used by --keep/--only (add, list, remove, discover)",
@@ -35,45 +34,21 @@ def add_parser(sub, common, choices) -> None:
                     "in your user data folder. Photos are never stored.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     psub = people.add_subparsers(dest="people_command", metavar="ACTION", required=True)
-
-    def with_common(p: argparse.ArgumentParser, detect: bool = False) -> argparse.ArgumentParser:
-        p.add_argument("--gallery", metavar="FILE", help="gallery file (default: user data folder)")
-        if detect:
-            p.add_argument("--detector", choices=detectors.names(), help=choices(detectors))
-            p.add_argument("--quality", choices=QUALITIES, help="detection preset (default balanced)")
-        common(p)
-        return p
-
-    add = with_common(psub.add_parser(
+    add_arguments(psub.add_parser(
         "add", help="add a person from reference photos or from a discovered group",
         description="Add face vectors under a name: from photos (the main face of each; "
                     "group photos with several similar faces are skipped), or from a people.json "
-                    "written by `people discover`."), detect=True)
-    add.add_argument("name", nargs="?", help="the person's name")
-    add.add_argument("photos", nargs="*", metavar="PHOTO", help="photos or folders of photos")
-    add.add_argument("--from", dest="from_file", metavar="people.json",
-                     help="take the faces from a discovery file: every group with a name, or "
-                          "--group ID under NAME")
-    add.add_argument("--group", metavar="ID", help="with --from and NAME: the group to add (person_3)")
-
-    ls = with_common(psub.add_parser("list", help="list the people in the gallery"))
-    ls.add_argument("--json", action="store_true", help="as JSON on stdout")
-
-    rm = with_common(psub.add_parser("remove", help="remove people and all their face vectors"))
-    rm.add_argument("names", nargs="+", metavar="NAME")
-
-    disc = with_common(psub.add_parser(
+                    "written by `people discover`."), "people_add")
+    add_arguments(psub.add_parser("list", help="list the people in the gallery"), "people_list")
+    add_arguments(psub.add_parser("remove", help="remove people and all their face vectors"),
+                  "people_remove")
+    discover = psub.add_parser(
         "discover", help="group the faces in pictures and videos into people",
         description="Find faces in files and folders, group them by likeness, and write "
                     "people.json and contact_sheet.jpg into a folder. Name the groups in the JSON, "
-                    "then run `faceveil people add --from FOLDER/people.json`."), detect=True)
-    disc.add_argument("inputs", nargs="+", metavar="INPUT", help="files, folders or glob patterns")
-    disc.add_argument("-o", "--output", required=True, metavar="FOLDER", help="where to write")
-    disc.add_argument("--every", type=float, default=1.0, metavar="S",
-                      help="videos: look at one frame every S seconds (default 1)")
-    disc.add_argument("--distance", type=float, default=DISCOVER_DISTANCE, metavar="D",
-                      help="faces closer than this are linked into one person "
-                           f"(default {DISCOVER_DISTANCE})")
+                    "then run `faceveil people add --from FOLDER/people.json`.")
+    add_arguments(discover, "people_discover")
+    discover.set_defaults(distance=DISCOVER_DISTANCE)  # the default is the identity package's
 
 
 def run(args: argparse.Namespace) -> int:
@@ -163,10 +138,6 @@ def _discover(args: argparse.Namespace) -> int:
     from ..identity.discover import cluster, find_faces, write_discovery
     from ..paths import plan
 
-    if not args.every > 0:
-        raise ConfigError("--every must be more than 0 seconds")
-    if not 0 < args.distance < 2:
-        raise ConfigError("--distance must be between 0 and 2")
     work = plan(args.inputs, "-")
     for what, why in work.errors:
         print(f"faceveil: error: {what}: {why}", file=sys.stderr)

@@ -94,7 +94,7 @@ def _execute(args: argparse.Namespace, jobs: list, pipeline, failed_before: int,
 
     to_stdout = args.output == "-"
     auditor = _auditor(args, pipeline)
-    audits: list = []
+    audited: list = []  # the results, for --report
     write = WriteOptions(args.image_quality, args.keep_metadata, int(args.max_pixels),
                          want_document=to_stdout)
     encode = EncodeOptions(codec=args.codec, crf=args.crf, preset=args.preset,
@@ -109,7 +109,7 @@ def _execute(args: argparse.Namespace, jobs: list, pipeline, failed_before: int,
         if args.traceback and result.exception is not None:
             traceback.print_exception(result.exception)
         if auditor is not None:
-            _audit(args, auditor, audits, result, shown_bar)
+            _audit(args, audited, result, shown_bar)
         if result.kind == "video":
             for note in result.warnings:
                 _say(None, f"faceveil: warning: {result.input}: {note}")
@@ -142,14 +142,15 @@ def _execute(args: argparse.Namespace, jobs: list, pipeline, failed_before: int,
 
     failed = sum(not r.ok for r in results) + failed_before
     if auditor is not None and auditor.verify:
-        checked = [a for a in audits if a.verified_frames is not None]
+        checked = [r.audit for r in audited
+                   if r.audit is not None and r.audit.verified_frames is not None]
         flagged = sum(bool(a.failing) for a in checked)
         _say(None, f"faceveil: verified {len(checked)} file(s): "
                    + (f"{flagged} with findings" if flagged else "no face left visible found"))
     if auditor is not None and args.report:
         from ..audit import write_report
 
-        write_report(args.report, audits, auditor.facts())
+        write_report(args.report, audited, auditor.facts())
         _say(None, f"faceveil: report written to {args.report}")
     if not args.quiet:
         total = sum((r.counts for r in results if r.ok), Counts())
@@ -168,18 +169,16 @@ def _auditor(args: argparse.Namespace, pipeline):
     return Auditor(pipeline.config, args.verify)
 
 
-def _audit(args, auditor, audits: list, result, bar) -> None:
-    """The file job audited (and verified) the file; say its findings."""
-    audit = result.audit
-    if audit is None:  # the file failed before it could be audited
-        audit = auditor.failed(result.input, result.error, result.kind)
-    audits.append(audit)
+def _audit(args, audited: list, result, bar) -> None:
+    """The file job audited (and verified) the file, unless it failed first; say its findings."""
+    audited.append(result)
+    failing = result.audit.failing if result.audit is not None else []
     shown = 5
-    for f in audit.failing[:shown]:
+    for f in failing[:shown]:
         where = f"{f.time:.2f} s: " if f.time is not None else ""
         _say(bar, f"faceveil: warning: {result.input}: {where}{f.detail} at {f.box}")
-    if len(audit.failing) > shown:
-        _say(bar, f"faceveil: warning: {result.input}: and {len(audit.failing) - shown} more "
+    if len(failing) > shown:
+        _say(bar, f"faceveil: warning: {result.input}: and {len(failing) - shown} more "
                   "finding(s)" + (f" (see {args.report})" if args.report else ""))
 
 

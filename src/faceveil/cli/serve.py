@@ -23,7 +23,8 @@ examples:
 """
 
 
-def add_parser(sub, common, choices) -> None:
+def add_parser(sub) -> None:
+    from ..options import add_arguments
     from ..web.config import WebConfig
 
     d = WebConfig.__dataclass_fields__
@@ -33,37 +34,12 @@ def add_parser(sub, common, choices) -> None:
                     "anonymized, and the REST API behind it (/api/docs). Uploads and results are "
                     "deleted after download or after --ttl seconds; nothing else is kept.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--host", default="127.0.0.1",
-                   help="address to listen on (default %(default)s: this computer only; any other "
-                        "address needs --token)")
-    p.add_argument("--port", type=int, default=8000, help="port (default %(default)s; 0: any free one)")
-    p.add_argument("--token", metavar="T",
-                   help="access token every request must carry (default: $FACEVEIL_TOKEN); the page "
-                        "takes it from #token=T in its address. Guessable ones are refused; wrong "
-                        "ones are throttled per client")
-    p.add_argument("--workers", type=int, metavar="N",
-                   help="jobs processed at once, each with its own models (default: 2, or 1 on one core)")
-    p.add_argument("--queue", type=int, default=d["queue_size"].default, metavar="N",
-                   help="requests waiting for a worker before new ones get 429 (default %(default)s)")
-    p.add_argument("--ttl", type=float, default=d["job_ttl"].default, metavar="SECONDS",
-                   help="delete a finished job this long after it was last used (default %(default)g)")
-    p.add_argument("--max-upload-mb", type=float, default=d["max_upload_bytes"].default / (1 << 20),
-                   metavar="MB", help="largest request, all its files together (default %(default)g)")
-    p.add_argument("--max-files", type=int, default=d["max_files"].default, metavar="N",
-                   help="files in one job, counting those in zips (default %(default)s)")
-    p.add_argument("--max-pixels", type=float, default=d["max_pixels"].default, metavar="N",
-                   help="largest picture or video frame in pixels (default %(default).0f)")
-    p.add_argument("--max-video-minutes", type=float, default=d["max_video_seconds"].default / 60,
-                   metavar="M", help="longest video (default %(default)g)")
-    p.add_argument("--upload-timeout", type=float, default=d["upload_timeout"].default, metavar="SECONDS",
-                   help="cut off an upload that sends nothing for this long, or that comes slower "
-                        "than 8 KiB/s on average after that (default %(default)g)")
-    p.add_argument("--data-dir", metavar="DIR",
-                   help="where the private upload folder is made (default: the system temp folder)")
-    p.add_argument("--gallery", metavar="FILE",
-                   help="people gallery whose names the page offers to keep visible")
-    p.add_argument("--config", metavar="FILE.toml", help="defaults for the page's options (TOML)")
-    common(p)
+    add_arguments(p, "serve")
+    p.set_defaults(  # the limits' defaults are WebConfig's
+        queue=d["queue_size"].default, ttl=d["job_ttl"].default,
+        max_upload_mb=d["max_upload_bytes"].default / (1 << 20), max_files=d["max_files"].default,
+        max_pixels=d["max_pixels"].default, max_video_minutes=d["max_video_seconds"].default / 60,
+        upload_timeout=d["upload_timeout"].default)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,9 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from ..web.config import WebConfig, check_binding, is_loopback
 
     token = args.token or os.environ.get("FACEVEIL_TOKEN") or None
-    check_binding(args.host, token)
-    if not 0 <= args.port <= 65535:
-        raise ConfigError(f"--port must be 0..65535, got {args.port}")
+    check_binding(args.host, token)  # --port's range: argparse checked it (the option table)
     pipeline = PipelineConfig.from_toml(args.config) if args.config else PipelineConfig()
     if args.gallery:
         pipeline = pipeline.replace(gallery=args.gallery)

@@ -62,7 +62,6 @@ class LiveReport:
     # or the run ended
     dropped: int = 0
     withheld: int = 0  # frames not shown: the detection that was to cover them failed (fail closed)
-    faces: int = 0  # face boxes hidden, summed over the frames out (= counts.face_frames)
     counts: Counts = field(default_factory=Counts)  # over the frames out, as every door counts
     detections: int = 0  # frames the detector ran on
     found: int = 0  # faces those detections found, summed
@@ -86,8 +85,11 @@ class LiveReport:
         return self.dropped / self.frames_in if self.frames_in else 0.0
 
     def to_dict(self) -> dict[str, Any]:
+        """The `--json` summary. Its "faces" key (face boxes hidden, summed over the frames out)
+        is kept for readers of earlier summaries: it is `counts.face_frames`, said once."""
         d = dataclasses.asdict(self)
         d["drop_rate"] = self.drop_rate
+        d["faces"] = self.counts.face_frames
         return d
 
 
@@ -632,7 +634,6 @@ class _Live:
             self.report.withheld += 1
             log.warning("hiding failed on a frame (%s: %s); it is withheld", type(exc).__name__, exc)
             return
-        self.report.faces += int((~faces.keep).sum())
         self.tally.add(faces)
         self.report.counts = self.tally.counts()
         lag = detected - cap.number

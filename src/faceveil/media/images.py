@@ -36,6 +36,16 @@ _READ_AS = {"MPO": "JPEG"}  # phones' multi-picture JPEGs: the first picture is 
 SUFFIXES = {s: f for f, suffixes in FORMATS.items() for s in suffixes}
 ALPHA_FORMATS = ("PNG", "WEBP", "TIFF")  # formats that can hold transparency
 DEFAULT_MAX_PIXELS = 150_000_000  # above any common camera; raise it with max_pixels
+
+
+def check_pixels(width: int, height: int, max_pixels: int) -> None:
+    """The one pixel limit, for pictures and video frames at every door (the web server's lower
+    limit too), in one message."""
+    if width <= 0 or height <= 0:
+        raise CorruptMediaError("has no pixels")
+    if width * height > max_pixels:
+        raise MediaTooLargeError(f"{width}x{height} is {width * height:,} pixels, over the limit "
+                                 f"of {max_pixels:,} (set max_pixels / --max-pixels)")
 _GPS_IFD, _ORIENTATION = 0x8825, 0x0112
 
 
@@ -151,12 +161,7 @@ def read_image(source: str | os.PathLike | bytes | BinaryIO,
         if fmt not in FORMATS:
             raise UnsupportedMediaError(f"{img.format or 'this'} pictures are not supported "
                                         "(JPEG, PNG, WebP, BMP or TIFF)")
-        w, h = img.size
-        if w <= 0 or h <= 0:
-            raise CorruptMediaError("picture has no pixels")
-        if w * h > max_pixels:
-            raise MediaTooLargeError(f"{w}x{h} is {w * h / 1e6:.0f} megapixels, over the limit of "
-                                     f"{max_pixels / 1e6:.0f} (set max_pixels / --max-pixels)")
+        check_pixels(*img.size, max_pixels)
         frames = getattr(img, "n_frames", 1)
         jpeg = (estimate_jpeg_quality(img), _subsampling(img)) if fmt == "JPEG" else (None, None)
         try:

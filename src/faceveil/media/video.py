@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, CorruptMediaError, MediaTooLargeError, UnsupportedMediaError
+from ..options import BY_NAME as _OPTIONS
+from .images import DEFAULT_MAX_PIXELS, check_pixels
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +29,6 @@ _FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".w
 _DEFAULT_CODECS = {".webm": "libvpx-vp9", ".avi": "mpeg4"}
 _COPIED = ("audio", "subtitle")
 _COLOUR_TAGS = ("color_primaries", "color_trc", "colorspace", "color_range")
-DEFAULT_MAX_PIXELS = 150_000_000  # per frame, as for pictures
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
                 "veryslow", "placebo")
 
@@ -55,8 +56,8 @@ class EncodeOptions:
     keep_audio: bool = True  # copy audio and subtitle streams packet for packet
 
     def __post_init__(self) -> None:
-        if not 0 <= self.crf <= 63:
-            raise ConfigError(f"crf must be 0..63, got {self.crf}")
+        if (why := _OPTIONS["crf"].range_error(self.crf)) is not None:  # --crf's rule and words
+            raise ConfigError(f"crf {why}")
         if self.preset not in X264_PRESETS:
             raise ConfigError(f"preset must be one of {', '.join(X264_PRESETS)}, got {self.preset!r}")
         if self.codec is not None:
@@ -100,9 +101,8 @@ def open_input(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS):
         raise CorruptMediaError("not a video faceveil can read (unknown format or damaged)") from None
     except av.error.FFmpegError as exc:
         size = _y4m_size(head)
-        if size is not None and size[0] * size[1] > max_pixels:
-            raise MediaTooLargeError(f"its header claims {size[0]}x{size[1]} frames, over the "
-                                     f"{max_pixels:,} pixel limit") from None
+        if size is not None:  # what its header claims, before FFmpeg tried to allocate it
+            check_pixels(*size, max_pixels)
         raise CorruptMediaError("cannot open the video: its header is damaged or asks for "
                                 f"something impossible (FFmpeg says: {exc.strerror or exc})") from None
     if not container.streams.video:
@@ -141,10 +141,11 @@ class VideoInput:
         self.stream = self.container.streams.video[0]
         self.stream.thread_type = "AUTO"
         cc = self.stream.codec_context
-        if cc.width * cc.height > max_pixels:
+        try:
+            check_pixels(cc.width, cc.height, max_pixels)
+        except (CorruptMediaError, MediaTooLargeError):
             self.container.close()
-            raise MediaTooLargeError(
-                f"{cc.width}x{cc.height} frames are over the {max_pixels:,} pixel limit")
+            raise
         self.copied = [s for s in self.container.streams if s.type in _COPIED] if copy_streams else []
         self.damage: list[float] = []  # times (s) where decoding hit damage
         self.frames_read = 0

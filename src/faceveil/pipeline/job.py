@@ -282,17 +282,15 @@ def _verify(result: FileResult, auditor: Auditor, written: list[Path]) -> None:
         else:
             audit = auditor.picture(result.input, result.output, result.detections)
     except Exception as exc:  # a verification that cannot run must not pass silently
-        result.audit = auditor.failed(result.input, f"could not be verified: {describe_error(exc)}",
-                                      result.kind)
-        result.ok, result.error, result.exception = False, result.audit.error, exc
+        result.ok, result.exception = False, exc
+        result.error = f"could not be verified: {describe_error(exc)}"
         if auditor.verify != "strict":
             written.clear()  # warn: the output stays; the file is reported failed
         return
-    audit.counts = result.counts
     result.audit = audit
     if auditor.fails(audit):  # strict: an output that may show a face is not left behind
-        result.ok = audit.ok = False
-        result.error = audit.error = (f"verification found {len(audit.failing)} problem(s): "
+        result.ok = False
+        result.error = (f"verification found {len(audit.failing)} problem(s): "
                                       f"{audit.failing[0].detail}; output removed")
 
 

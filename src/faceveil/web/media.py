@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ..errors import CorruptMediaError, MediaTooLargeError, UnsupportedMediaError
+from ..media.images import check_pixels
 from .errors import UnsafeArchiveError
 
 log = logging.getLogger(__name__)
@@ -189,28 +190,20 @@ def _probe_image(path: Path, kind: Kind, max_pixels: int) -> None:
         raise CorruptMediaError(f"truncated or damaged picture: {exc}") from None
     if fmt != kind.format:
         raise CorruptMediaError(f"starts like a {kind.format} picture but reads as {fmt}")
-    _check_pixels(w, h, max_pixels)
+    check_pixels(w, h, max_pixels)
 
 
 def _probe_video(path: Path, max_pixels: int, max_seconds: float) -> int | None:
     from ..media.video import probe_video
 
     info = probe_video(path)  # CorruptMediaError / UnsupportedMediaError with clear messages
-    _check_pixels(info.width, info.height, max_pixels)
+    check_pixels(info.width, info.height, max_pixels)
     if info.duration is not None and info.duration > max_seconds:
         raise MediaTooLargeError(f"the video is {info.duration / 60:.1f} minutes long, over the "
                                  f"limit of {max_seconds / 60:.0f}")
     if info.frames:
         return info.frames
     return round(info.duration * info.fps) if info.duration and info.fps else None
-
-
-def _check_pixels(w: int, h: int, max_pixels: int) -> None:
-    if w <= 0 or h <= 0:
-        raise CorruptMediaError("has no pixels")
-    if w * h > max_pixels:
-        raise MediaTooLargeError(f"{w}x{h} is {w * h / 1e6:.0f} megapixels, over this server's "
-                                 f"limit of {max_pixels / 1e6:.0f}")
 
 
 # --------------------------------------------------------------------------------------- zips
