@@ -55,8 +55,33 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data"
 VIDEOS_JSON = Path("videos") / "videos.json"
 SOURCE = Path("videos") / "blurfaces_friends_clip.mp4"
+STAGE = Path("videos") / "hamilton_short_clip.mp4"
+SOURCES = {"friends": SOURCE, "hamilton": STAGE}  # the label starts the built clip's file name
 CLIP_DIR = REPO / "bench" / "out" / "clips"  # git-ignored; clips are built once and reused
-CLIPS = {"720p": (1280, 720, 20.0), "1080p": (1920, 1080, 10.0)}  # width, height, default seconds
+
+
+@dataclass(frozen=True)
+class Clip:
+    """A benchmark clip: `shots` of a shared video (frame ranges [start, end), all of it when
+    empty) played in turn, looped to `seconds`, scaled to width x height."""
+
+    source: str  # a key of SOURCES
+    width: int
+    height: int
+    seconds: float  # default length
+    shots: tuple[tuple[int, int], ...] = ()
+
+
+CLIPS = {
+    "720p": Clip("friends", 1280, 720, 20.0),
+    "1080p": Clip("friends", 1920, 1080, 10.0),
+    # Issue 22's crowd clips. The stage clip's two audience shots (frames 20-81: the dark rows
+    # behind the pianist, 10-25 faces; 211-274: the front rows, 14-19), the whole picture: the
+    # audience fills it, and the source is 640x360 already.
+    "crowd360": Clip("hamilton", 640, 360, 20.0, ((20, 82), (211, 275))),
+    # The TV clip's two most crowded shots (frames 29-93 and 119-156, 4-7 faces), scaled.
+    "crowd1080": Clip("friends", 1920, 1080, 10.0, ((29, 94), (119, 157))),
+}
 CLIP_CRF, CLIP_PRESET = 18, "veryfast"  # how the clips themselves are encoded (untimed)
 
 TOOLS = ("deface", "plain-transcode", "faceveil", "faceveil-every3")
@@ -152,17 +177,21 @@ def plain_transcode(src: Path, dst: Path, crf: int, preset: str) -> None:
 # ------------------------------------------------------------------------------------- clips
 
 
-def clip_path(source_sha: str, width: int, height: int, seconds: float) -> Path:
-    return CLIP_DIR / f"friends-{source_sha[:12]}-{width}x{height}-{seconds:g}s.mp4"
+def clip_path(clip: Clip, source_sha: str, seconds: float) -> Path:
+    shots = "".join(f"-f{a}-{b}" for a, b in clip.shots)  # e.g. -f20-82-f211-275
+    return CLIP_DIR / f"{clip.source}-{source_sha[:12]}{shots}-{clip.width}x{clip.height}-{seconds:g}s.mp4"
 
 
-def build_clip(source: Path, dst: Path, width: int, height: int, seconds: float) -> None:
-    """The source clip looped to `seconds`, scaled to width x height, H.264 (crf 18 veryfast).
+def build_clip(source: Path, dst: Path, width: int, height: int, seconds: float,
+               shots: Sequence[tuple[int, int]] = ()) -> None:
+    """The source's shots (all of it when none) in turn, looped to `seconds`, scaled to width x
+    height, H.264 (crf 18 veryfast).
 
     Video frames are decoded, scaled if needed, and re-encoded with pts 0, 1, 2, ... at the
-    source's frame rate. The audio is decoded once and re-encoded to AAC, looped with the same
-    period as the video (padded with silence where the source's audio is shorter), so the two
-    stay in step across the joins and the result is an ordinary, gapless AAC track.
+    source's frame rate. The audio is decoded once and re-encoded to AAC: under each shot the
+    source's audio of the same time span (by time stamps, so a source whose video starts later
+    than its audio stays in step), looped with the same period as the video (padded with silence
+    where the source's audio is shorter), so the result is an ordinary, gapless AAC track.
     """
     import av
     import numpy as np
@@ -172,17 +201,31 @@ def build_clip(source: Path, dst: Path, width: int, height: int, seconds: float)
     with av.open(str(source)) as inp:
         vin = inp.streams.video[0]
         rate = Fraction(vin.average_rate)
-        src_frames = sum(1 for _ in inp.decode(vin))
+        times = [f.time or 0.0 for f in inp.decode(vin)]  # every frame's time, in order
+        shots = list(shots) or [(0, len(times))]
+        bounds = [x for shot in shots for x in shot]
+        if bounds != sorted(bounds) or bounds[0] < 0 or bounds[-1] > len(times) or any(
+                a >= b for a, b in shots):
+            raise ValueError(f"shots {shots}: not ascending, separate ranges of {len(times)} frames")
+        wanted = {i for a, b in shots for i in range(a, b)}
         audio = None
         if inp.streams.audio:
             inp.seek(0)
             ain = inp.streams.audio[0]
             sample_rate, layout = ain.rate, ain.layout.name
-            chunks = [f.to_ndarray() for f in inp.decode(ain) if f.pts is None or f.pts >= 0]
-            samples = np.concatenate(chunks, axis=1).astype(np.float32)  # fltp: (channels, n)
-            period = round(src_frames / rate * sample_rate)  # one video loop, in samples
+            decoded = [f for f in inp.decode(ain) if f.pts is None or f.pts >= 0]
+            audio_start = decoded[0].time or 0.0
+            samples = np.concatenate([f.to_ndarray() for f in decoded], axis=1).astype(np.float32)
+            period = round(len(wanted) / rate * sample_rate)  # one video loop, in samples
             unit = np.zeros((samples.shape[0], period), np.float32)
-            unit[:, : min(period, samples.shape[1])] = samples[:, :period]
+            done = 0  # frames of the loop before this shot
+            for a, b in shots:
+                at = round(done / rate * sample_rate)
+                size = round((done + b - a) / rate * sample_rate) - at
+                start = max(0, round((times[a] - audio_start) * sample_rate))
+                piece = samples[:, start: start + size]
+                unit[:, at: at + piece.shape[1]] = piece
+                done += b - a
             total_frames = max(1, round(seconds * rate))
             total_samples = round(total_frames / rate * sample_rate)
             audio = np.tile(unit, (1, -(-total_samples // period)))[:, :total_samples]
@@ -214,9 +257,11 @@ def build_clip(source: Path, dst: Path, width: int, height: int, seconds: float)
             with av.open(str(source)) as inp:
                 vin = inp.streams.video[0]
                 vin.thread_type = "AUTO"
-                for frame in inp.decode(vin):
+                for source_index, frame in enumerate(inp.decode(vin)):
                     if index >= total_frames:
                         break
+                    if source_index not in wanted:
+                        continue
                     if (frame.width, frame.height) != (width, height) or frame.format.name != "yuv420p":
                         frame = frame.reformat(width=width, height=height, format="yuv420p",
                                                interpolation="BICUBIC")
@@ -234,19 +279,19 @@ def build_clip(source: Path, dst: Path, width: int, height: int, seconds: float)
 
 
 def prepare_clips(names: Sequence[str], data: Path, seconds: float | None) -> dict[str, Path]:
-    source = data / SOURCE
-    actual = check_sha(data, SOURCE)
+    shas = {label: check_sha(data, SOURCES[label]) for label in dict.fromkeys(CLIPS[n].source for n in names)}
     CLIP_DIR.mkdir(parents=True, exist_ok=True)
     clips = {}
     for name in names:
-        width, height, default_seconds = CLIPS[name]
-        path = clip_path(actual, width, height, seconds or default_seconds)
+        clip = CLIPS[name]
+        path = clip_path(clip, shas[clip.source], seconds or clip.seconds)
         if path.is_file():
             log(f"clip {name}: reusing {path.relative_to(REPO)}")
         else:
             log(f"clip {name}: building {path.relative_to(REPO)} (once, untimed) ...")
             started = time.perf_counter()
-            build_clip(source, path, width, height, seconds or default_seconds)
+            build_clip(data / SOURCES[clip.source], path, clip.width, clip.height,
+                       seconds or clip.seconds, clip.shots)
             log(f"  built in {time.perf_counter() - started:.1f} s")
         clips[name] = path
     return clips
@@ -820,8 +865,8 @@ def video_facts() -> dict[str, Any]:
 # -------------------------------------------------------------------------------------- main
 
 
-def find_data(arg: str | None, people_clips: Sequence[str] = ()) -> Path:
-    needs = [SOURCE]
+def find_data(arg: str | None, clips: Sequence[str] = (), people_clips: Sequence[str] = ()) -> Path:
+    needs = [SOURCES[CLIPS[clip].source] for clip in clips]
     for clip in people_clips:
         needs += [PEOPLE_CLIPS[clip][0], IDENTITIES / "identities.json"]
     needs = [*dict.fromkeys(needs), VIDEOS_JSON]
@@ -858,7 +903,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--clips", default=",".join(CLIPS),
                    help=f"comma-separated, from: {', '.join(CLIPS)} (default: all)")
     p.add_argument("--seconds", type=float, default=None, metavar="S",
-                   help="length of every clip (default: 720p 20 s, 1080p 10 s)")
+                   help="length of every clip (default: "
+                        + ", ".join(f"{k} {c.seconds:g} s" for k, c in CLIPS.items()) + ")")
     p.add_argument("--crf", type=int, default=20, help="libx264 CRF for every tool (default 20)")
     p.add_argument("--preset", default="medium", help="libx264 preset for every tool (default medium)")
     p.add_argument("--repeat", type=int, default=1, metavar="K",
@@ -915,7 +961,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log(skipped)
         args.tools = [t for t in args.tools if t != "deface"]
     tools_on, people_on = "tools" in args.sections and bool(args.tools), "people" in args.sections
-    data = find_data(args.data, args.people_clips if people_on else ())
+    data = find_data(args.data, args.clips if tools_on else (), args.people_clips if people_on else ())
     facts = video_facts()
     clips = prepare_clips(args.clips, data, args.seconds) if tools_on else {}
     people_clips: dict[str, Path] = {}
