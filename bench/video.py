@@ -95,11 +95,9 @@ class Clip:
 CLIPS = {
     "720p": Clip("friends", 1280, 720, 20.0),
     "1080p": Clip("friends", 1920, 1080, 10.0),
-    # Issue 22's crowd clips. The stage clip's two audience shots (frames 20-81: the dark rows
-    # behind the pianist, 10-25 faces; 211-274: the front rows, 14-19), the whole picture: the
-    # audience fills it, and the source is 640x360 already.
+    # Issue 22's crowd clips (see the docstring): the stage clip's two audience shots, and the
+    # TV clip's two most crowded shots.
     "crowd360": Clip("hamilton", 640, 360, 20.0, ((20, 82), (211, 275))),
-    # The TV clip's two most crowded shots (frames 29-93 and 119-156, 4-7 faces), scaled.
     "crowd1080": Clip("friends", 1920, 1080, 10.0, ((29, 94), (119, 157))),
 }
 CLIP_CRF, CLIP_PRESET = 18, "veryfast"  # how the clips themselves are encoded (untimed)
