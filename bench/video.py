@@ -12,9 +12,21 @@ model loading and writing the file included), timed with the wall clock:
   detection, no blurring, the most any tool that re-encodes the video can do;
 - faceveil, faceveil-every3: `faceveil run` with its defaults, and with `--detect-every 3`.
 
-Clips (720p, about 20 s; 1080p, about 10 s) are built once from the shared data's
-`videos/blurfaces_friends_clip.mp4`, untimed, under bench/out/clips/. Afterwards every output
-is checked: frame count against the input's, and audio packets byte for byte.
+Clips are built once, untimed, under bench/out/clips/, from the shared data's videos, audio kept
+(the source's audio under each shot, re-encoded to AAC):
+
+- 720p (about 20 s) and 1080p (about 10 s): `videos/blurfaces_friends_clip.mp4` (TV excerpt,
+  3-4 faces per shot) looped, and scaled to 1920x1080;
+- crowd360 (issue 22; 640x360, about 20 s): `videos/hamilton_short_clip.mp4`'s two audience
+  shots, frames 20-81 (dark rows behind the pianist) and 211-274 (the front rows), whole
+  picture (the audience fills it; the source is 640x360), in turn, looped; faceveil's defaults
+  see 17.0 faces per frame on average (10-22; boxes in its faces file, held ones included);
+- crowd1080 (issue 22; 1920x1080, about 10 s): the TV clip's two most crowded shots, frames
+  29-93 and 119-156, scaled, in turn, looped: 5.0 faces per frame (4-7); the TV clip has no
+  bigger crowd.
+
+Afterwards every output is checked: frame count against the input's, and audio packets byte for
+byte.
 
 A second section, `people`, times `faceveil run --keep NAME` against the same command without
 --keep, on the shared data's clips as they are (hamilton_short_clip.mp4 keeping
@@ -22,10 +34,18 @@ lin_manuel_miranda, blurfaces_friends_clip.mp4 keeping ross_geller). Each person
 once, untimed, into a temporary gallery (`faceveil people add NAME FOLDER --gallery FILE`);
 both timed runs write the faces file (`--json`), from which the kept face boxes are counted.
 
+A third section, `stages` (not run by default), splits faceveil's CPU seconds on each clip by
+difference between runs that each do a part of the work: `decode` (PyAV decodes every frame),
+`plain-transcode` (+ encode), `faceveil-detect` (`faceveil run -o - --json`: decode, schedule,
+detect, track, no video written), `faceveil` (the whole run, writing its faces file) and
+`faceveil-render` (`faceveil render --faces`: decode, mask and effect, encode, nothing detected).
+
     .venv/bin/python bench/video.py                        # all tools, 720p and 1080p, and people
     .venv/bin/python bench/video.py --seconds 4 --tools deface,plain-transcode --sections tools
     .venv/bin/python bench/video.py --sections people --repeat 3
     .venv/bin/python bench/video.py --repeat 2 --markdown --json bench/out/video.json --check
+    .venv/bin/python bench/video.py --sections tools --clips crowd360,crowd1080 --preset veryfast
+    .venv/bin/python bench/video.py --sections stages --clips crowd360,crowd1080 --preset veryfast
 
 Progress goes to stderr; machine facts, the results table and the targets go to stdout.
 See bench/README.md for what is measured and how to read the figures.
@@ -55,8 +75,31 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data"
 VIDEOS_JSON = Path("videos") / "videos.json"
 SOURCE = Path("videos") / "blurfaces_friends_clip.mp4"
+STAGE = Path("videos") / "hamilton_short_clip.mp4"
+SOURCES = {"friends": SOURCE, "hamilton": STAGE}  # the label starts the built clip's file name
 CLIP_DIR = REPO / "bench" / "out" / "clips"  # git-ignored; clips are built once and reused
-CLIPS = {"720p": (1280, 720, 20.0), "1080p": (1920, 1080, 10.0)}  # width, height, default seconds
+
+
+@dataclass(frozen=True)
+class Clip:
+    """A benchmark clip: `shots` of a shared video (frame ranges [start, end), all of it when
+    empty) played in turn, looped to `seconds`, scaled to width x height."""
+
+    source: str  # a key of SOURCES
+    width: int
+    height: int
+    seconds: float  # default length
+    shots: tuple[tuple[int, int], ...] = ()
+
+
+CLIPS = {
+    "720p": Clip("friends", 1280, 720, 20.0),
+    "1080p": Clip("friends", 1920, 1080, 10.0),
+    # Issue 22's crowd clips (see the docstring): the stage clip's two audience shots, and the
+    # TV clip's two most crowded shots.
+    "crowd360": Clip("hamilton", 640, 360, 20.0, ((20, 82), (211, 275))),
+    "crowd1080": Clip("friends", 1920, 1080, 10.0, ((29, 94), (119, 157))),
+}
 CLIP_CRF, CLIP_PRESET = 18, "veryfast"  # how the clips themselves are encoded (untimed)
 
 TOOLS = ("deface", "plain-transcode", "faceveil", "faceveil-every3")
@@ -90,7 +133,12 @@ SHARE_OF_PLAIN = 0.5
 
 # The people section: `faceveil run --keep NAME` against the same command without --keep, on the
 # shared clips as they are, each with a person it shows and their reference photos.
-SECTIONS = ("tools", "people")
+SECTIONS = ("tools", "people", "stages")
+DEFAULT_SECTIONS = ("tools", "people")
+
+# The stages section: where faceveil's time goes, by difference between runs that each do a part
+# of the work, every one a subprocess on the same clip (CPU seconds of the whole process):
+STAGE_RUNS = ("decode", "plain-transcode", "faceveil-detect", "faceveil", "faceveil-render")
 IDENTITIES = Path("identities")
 PEOPLE_CLIPS = {  # name: (clip in the data folder, person = folder under identities/)
     "hamilton": (Path("videos") / "hamilton_short_clip.mp4", "lin_manuel_miranda"),
@@ -149,20 +197,36 @@ def plain_transcode(src: Path, dst: Path, crf: int, preset: str) -> None:
         out.mux(vout.encode(None))
 
 
+def decode_only(src: Path) -> None:
+    """Decode every video frame as `faceveil run`'s reader does (threads AUTO), and nothing else:
+    the stages section's `decode` run (`--decode-only`)."""
+    import av
+
+    with av.open(str(src)) as inp:
+        vin = inp.streams.video[0]
+        vin.thread_type = "AUTO"
+        for _ in inp.decode(vin):
+            pass
+
+
 # ------------------------------------------------------------------------------------- clips
 
 
-def clip_path(source_sha: str, width: int, height: int, seconds: float) -> Path:
-    return CLIP_DIR / f"friends-{source_sha[:12]}-{width}x{height}-{seconds:g}s.mp4"
+def clip_path(clip: Clip, source_sha: str, seconds: float) -> Path:
+    shots = "".join(f"-f{a}-{b}" for a, b in clip.shots)  # e.g. -f20-82-f211-275
+    return CLIP_DIR / f"{clip.source}-{source_sha[:12]}{shots}-{clip.width}x{clip.height}-{seconds:g}s.mp4"
 
 
-def build_clip(source: Path, dst: Path, width: int, height: int, seconds: float) -> None:
-    """The source clip looped to `seconds`, scaled to width x height, H.264 (crf 18 veryfast).
+def build_clip(source: Path, dst: Path, width: int, height: int, seconds: float,
+               shots: Sequence[tuple[int, int]] = ()) -> None:
+    """The source's shots (all of it when none) in turn, looped to `seconds`, scaled to width x
+    height, H.264 (crf 18 veryfast).
 
     Video frames are decoded, scaled if needed, and re-encoded with pts 0, 1, 2, ... at the
-    source's frame rate. The audio is decoded once and re-encoded to AAC, looped with the same
-    period as the video (padded with silence where the source's audio is shorter), so the two
-    stay in step across the joins and the result is an ordinary, gapless AAC track.
+    source's frame rate. The audio is decoded once and re-encoded to AAC: under each shot the
+    source's audio of the same time span (by time stamps, so a source whose video starts later
+    than its audio stays in step), looped with the same period as the video (padded with silence
+    where the source's audio is shorter), so the result is an ordinary, gapless AAC track.
     """
     import av
     import numpy as np
@@ -172,17 +236,31 @@ def build_clip(source: Path, dst: Path, width: int, height: int, seconds: float)
     with av.open(str(source)) as inp:
         vin = inp.streams.video[0]
         rate = Fraction(vin.average_rate)
-        src_frames = sum(1 for _ in inp.decode(vin))
+        times = [f.time or 0.0 for f in inp.decode(vin)]  # every frame's time, in order
+        shots = list(shots) or [(0, len(times))]
+        bounds = [x for shot in shots for x in shot]
+        if bounds != sorted(bounds) or bounds[0] < 0 or bounds[-1] > len(times) or any(
+                a >= b for a, b in shots):
+            raise ValueError(f"shots {shots}: not ascending, separate ranges of {len(times)} frames")
+        wanted = {i for a, b in shots for i in range(a, b)}
         audio = None
         if inp.streams.audio:
             inp.seek(0)
             ain = inp.streams.audio[0]
             sample_rate, layout = ain.rate, ain.layout.name
-            chunks = [f.to_ndarray() for f in inp.decode(ain) if f.pts is None or f.pts >= 0]
-            samples = np.concatenate(chunks, axis=1).astype(np.float32)  # fltp: (channels, n)
-            period = round(src_frames / rate * sample_rate)  # one video loop, in samples
+            decoded = [f for f in inp.decode(ain) if f.pts is None or f.pts >= 0]
+            audio_start = decoded[0].time or 0.0
+            samples = np.concatenate([f.to_ndarray() for f in decoded], axis=1).astype(np.float32)
+            period = round(len(wanted) / rate * sample_rate)  # one video loop, in samples
             unit = np.zeros((samples.shape[0], period), np.float32)
-            unit[:, : min(period, samples.shape[1])] = samples[:, :period]
+            done = 0  # frames of the loop before this shot
+            for a, b in shots:
+                at = round(done / rate * sample_rate)
+                size = round((done + b - a) / rate * sample_rate) - at
+                start = max(0, round((times[a] - audio_start) * sample_rate))
+                piece = samples[:, start: start + size]
+                unit[:, at: at + piece.shape[1]] = piece
+                done += b - a
             total_frames = max(1, round(seconds * rate))
             total_samples = round(total_frames / rate * sample_rate)
             audio = np.tile(unit, (1, -(-total_samples // period)))[:, :total_samples]
@@ -214,9 +292,11 @@ def build_clip(source: Path, dst: Path, width: int, height: int, seconds: float)
             with av.open(str(source)) as inp:
                 vin = inp.streams.video[0]
                 vin.thread_type = "AUTO"
-                for frame in inp.decode(vin):
+                for source_index, frame in enumerate(inp.decode(vin)):
                     if index >= total_frames:
                         break
+                    if source_index not in wanted:
+                        continue
                     if (frame.width, frame.height) != (width, height) or frame.format.name != "yuv420p":
                         frame = frame.reformat(width=width, height=height, format="yuv420p",
                                                interpolation="BICUBIC")
@@ -234,19 +314,19 @@ def build_clip(source: Path, dst: Path, width: int, height: int, seconds: float)
 
 
 def prepare_clips(names: Sequence[str], data: Path, seconds: float | None) -> dict[str, Path]:
-    source = data / SOURCE
-    actual = check_sha(data, SOURCE)
+    shas = {label: check_sha(data, SOURCES[label]) for label in dict.fromkeys(CLIPS[n].source for n in names)}
     CLIP_DIR.mkdir(parents=True, exist_ok=True)
     clips = {}
     for name in names:
-        width, height, default_seconds = CLIPS[name]
-        path = clip_path(actual, width, height, seconds or default_seconds)
+        clip = CLIPS[name]
+        path = clip_path(clip, shas[clip.source], seconds or clip.seconds)
         if path.is_file():
             log(f"clip {name}: reusing {path.relative_to(REPO)}")
         else:
             log(f"clip {name}: building {path.relative_to(REPO)} (once, untimed) ...")
             started = time.perf_counter()
-            build_clip(source, path, width, height, seconds or default_seconds)
+            build_clip(data / SOURCES[clip.source], path, clip.width, clip.height,
+                       seconds or clip.seconds, clip.shots)
             log(f"  built in {time.perf_counter() - started:.1f} s")
         clips[name] = path
     return clips
@@ -327,7 +407,7 @@ class Round:
 class ToolRun:
     clip: str
     tool: str
-    output: Path
+    output: Path | None  # None: the tool writes no file (stages section: decode, detect)
     rounds: list[Round] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     note: str = ""
@@ -337,6 +417,12 @@ class ToolRun:
     @property
     def best(self) -> Round | None:
         return min(self.rounds, key=lambda r: r.seconds) if self.rounds else None
+
+    @property
+    def leanest(self) -> Round | None:
+        """The round that took the least CPU (stages section): not always the fastest, as a run
+        that has the cores to itself may keep more threads busy."""
+        return min(self.rounds, key=lambda r: r.cpu_seconds) if self.rounds else None
 
 
 # The privacy figure printed beside the speed: the leak rate of `faceveil run` (defaults, solid
@@ -411,8 +497,9 @@ def tail(text: str, lines: int = 12) -> str:
 
 
 def run_once(run: ToolRun, cmd: list[str], timeout: float, frames: int) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        run.output.unlink()  # never verify a stale file from an earlier round
+    if run.output is not None:
+        with contextlib.suppress(FileNotFoundError):
+            run.output.unlink()  # never verify a stale file from an earlier round
     t0, busy0, cpu0 = _snapshot()
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=timeout,
@@ -429,7 +516,7 @@ def run_once(run: ToolRun, cmd: list[str], timeout: float, frames: int) -> None:
         return
     t1, busy1, cpu1 = _snapshot()
     seconds, cpu = t1 - t0, cpu1 - cpu0
-    if proc.returncode != 0 or not run.output.is_file():
+    if proc.returncode != 0 or (run.output is not None and not run.output.is_file()):
         why = f"exit status {proc.returncode}" if proc.returncode else "no output file written"
         run.errors.append(f"{why}\n{tail(proc.stderr or proc.stdout)}")
         log(f"  {run.tool}: FAILED ({why}) after {seconds:.1f} s:\n"
@@ -817,11 +904,89 @@ def video_facts() -> dict[str, Any]:
     return facts
 
 
+# ------------------------------------------------------------------------------------ stages
+
+
+def stage_command(stage: str, src: Path, out: Path, crf: int, preset: str) -> tuple[list[str], Path | None]:
+    """The command of one stages-section run and the file it writes (None: none)."""
+    if stage == "decode":
+        return [sys.executable, str(Path(__file__).resolve()), "--decode-only", str(src)], None
+    if stage == "plain-transcode":
+        dst = out / "plain.mp4"
+        return command(stage, src, dst, crf, preset), dst
+    if stage == "faceveil-detect":  # frames decoded, scanned, tracked; faces to stdout, no video
+        return [executable("faceveil"), "run", str(src), "-o", "-", "--json", "-q", "--no-progress"], None
+    if stage == "faceveil":  # the whole run, writing the faces file that faceveil-render reads
+        dst = out / "faceveil.mp4"
+        return [*command("faceveil", src, dst, crf, preset), "--json"], dst
+    dst = out / "render.mp4"  # faceveil-render: the faces file hidden again, nothing detected
+    return [executable("faceveil"), "render", str(src), "--faces", str(out / "faceveil.faces.json"),
+            "-o", str(dst), "--crf", str(crf), "--preset", preset, "-q", "--no-progress"], dst
+
+
+def time_stages(clips: dict[str, Path], infos: dict[str, MediaCheck], outdir: Path,
+                args: argparse.Namespace) -> list[ToolRun]:
+    runs: list[ToolRun] = []
+    for clip, src in clips.items():
+        folder = outdir / f"stages-{clip}"
+        folder.mkdir(exist_ok=True)
+        for round_no in range(args.repeat):
+            for stage in STAGE_RUNS:  # in this order: faceveil-render needs faceveil's faces file
+                cmd, dst = stage_command(stage, src, folder, args.crf, args.preset)
+                run = next((r for r in runs if (r.clip, r.tool) == (clip, stage)), None)
+                if run is None:
+                    run = ToolRun(clip, stage, dst)
+                    runs.append(run)
+                log(f"[stages {clip}, round {round_no + 1}/{args.repeat}] {stage}: "
+                    f"{infos[clip].frames} frames")
+                run_once(run, cmd, args.timeout, infos[clip].frames)
+    return runs
+
+
+def stage_split(runs: list[ToolRun], infos: dict[str, MediaCheck]) -> list[dict]:
+    """Per clip, faceveil's CPU seconds split by difference (each run's leanest round):
+    decode; encode = plain - decode; detect + track (with the frames' downscaling, the scene-cut
+    thumbnails, the model's loading) = detect-only - decode; mask + effect = render - plain."""
+    cpu = {(r.clip, r.tool): r.leanest.cpu_seconds for r in runs if r.leanest is not None}
+    rows = []
+    for clip, info in infos.items():
+        got = {stage: cpu.get((clip, stage)) for stage in STAGE_RUNS}
+        if None in got.values():
+            rows.append({"clip": clip, "ok": False, "cpu": got})
+            continue
+        parts = {"decode": got["decode"],
+                 "detect + track": got["faceveil-detect"] - got["decode"],
+                 "mask + effect": got["faceveil-render"] - got["plain-transcode"],
+                 "encode": got["plain-transcode"] - got["decode"]}
+        others = max((r.leanest.others or 0.0) for r in runs if r.clip == clip and r.leanest is not None)
+        rows.append({"clip": clip, "ok": True, "frames": info.frames, "cpu": got, "parts": parts,
+                     "faceveil": got["faceveil"], "rest": got["faceveil"] - sum(parts.values()),
+                     "others_max": others})
+    return rows
+
+
+def stages_table(rows: list[dict], markdown: bool) -> str:
+    names = ("decode", "detect + track", "mask + effect", "encode")
+    header = ["clip", *(f"{n} CPU s (ms/frame, share)" for n in names), "faceveil CPU s",
+              "not in the parts", "others' CPU (max)"]
+    body = []
+    for row in rows:
+        if not row["ok"]:
+            failed = ", ".join(k for k, v in row["cpu"].items() if v is None)
+            body.append([row["clip"], f"FAILED: {failed}"] + ["-"] * (len(header) - 2))
+            continue
+        total = row["faceveil"]
+        body.append([row["clip"], *(f"{row['parts'][n]:.1f} ({row['parts'][n] / row['frames'] * 1e3:.1f}, "
+                                    f"{row['parts'][n] / total:.0%})" for n in names),
+                     f"{total:.1f}", f"{row['rest']:+.1f}", f"{row['others_max']:.0%}"])
+    return images_module().render_table(header, body, markdown, text_columns=1)
+
+
 # -------------------------------------------------------------------------------------- main
 
 
-def find_data(arg: str | None, people_clips: Sequence[str] = ()) -> Path:
-    needs = [SOURCE]
+def find_data(arg: str | None, clips: Sequence[str] = (), people_clips: Sequence[str] = ()) -> Path:
+    needs = [SOURCES[CLIPS[clip].source] for clip in clips]
     for clip in people_clips:
         needs += [PEOPLE_CLIPS[clip][0], IDENTITIES / "identities.json"]
     needs = [*dict.fromkeys(needs), VIDEOS_JSON]
@@ -846,9 +1011,10 @@ def check_sha(data: Path, video: Path) -> str:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sections", default=",".join(SECTIONS),
+    p.add_argument("--sections", default=",".join(DEFAULT_SECTIONS),
                    help="comma-separated, from: tools (faceveil against deface and a plain transcode), "
-                        "people (faceveil run with and without --keep) (default: all)")
+                        "people (faceveil run with and without --keep), stages (where faceveil's CPU "
+                        f"goes) (default: {','.join(DEFAULT_SECTIONS)})")
     p.add_argument("--people-clips", default=",".join(PEOPLE_CLIPS),
                    help="people section, comma-separated, from: "
                         + ", ".join(f"{k} (keeps {v[1]})" for k, v in PEOPLE_CLIPS.items())
@@ -858,7 +1024,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--clips", default=",".join(CLIPS),
                    help=f"comma-separated, from: {', '.join(CLIPS)} (default: all)")
     p.add_argument("--seconds", type=float, default=None, metavar="S",
-                   help="length of every clip (default: 720p 20 s, 1080p 10 s)")
+                   help="length of every clip (default: "
+                        + ", ".join(f"{k} {c.seconds:g} s" for k, c in CLIPS.items()) + ")")
     p.add_argument("--crf", type=int, default=20, help="libx264 CRF for every tool (default 20)")
     p.add_argument("--preset", default="medium", help="libx264 preset for every tool (default medium)")
     p.add_argument("--repeat", type=int, default=1, metavar="K",
@@ -879,8 +1046,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--check", action="store_true", help="exit 1 when a target fails")
     p.add_argument("--plain-transcode", nargs=2, metavar=("SRC", "DST"), default=None,
                    help=argparse.SUPPRESS)  # the plain-transcode tool: the benchmark runs itself
+    p.add_argument("--decode-only", default=None, metavar="SRC", help=argparse.SUPPRESS)  # stages
     args = p.parse_args(argv)
-    if args.plain_transcode:
+    if args.plain_transcode or args.decode_only:
         return args
     for key, known in (("sections", SECTIONS), ("tools", TOOLS), ("clips", tuple(CLIPS)),
                        ("people_clips", tuple(PEOPLE_CLIPS))):
@@ -904,6 +1072,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.plain_transcode:
         plain_transcode(Path(args.plain_transcode[0]), Path(args.plain_transcode[1]), args.crf, args.preset)
         return 0
+    if args.decode_only:
+        decode_only(Path(args.decode_only))
+        return 0
 
     DEFACE["venv"] = Path(args.deface_venv or os.environ.get("FACEVEIL_DEFACE_VENV")
                           or DEFAULT_DEFACE_VENV)
@@ -915,9 +1086,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         log(skipped)
         args.tools = [t for t in args.tools if t != "deface"]
     tools_on, people_on = "tools" in args.sections and bool(args.tools), "people" in args.sections
-    data = find_data(args.data, args.people_clips if people_on else ())
+    stages_on = "stages" in args.sections
+    data = find_data(args.data, args.clips if tools_on or stages_on else (),
+                     args.people_clips if people_on else ())
     facts = video_facts()
-    clips = prepare_clips(args.clips, data, args.seconds) if tools_on else {}
+    clips = prepare_clips(args.clips, data, args.seconds) if tools_on or stages_on else {}
     people_clips: dict[str, Path] = {}
     if people_on:  # the shared clips as they are, read where they are
         for name in args.people_clips:
@@ -942,6 +1115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     targets: list[dict] = []
     people_rows: list[dict] = []
     people_targets: list[dict] = []
+    stage_rows: list[dict] = []
     enrolled: dict[str, dict] = {}
     try:
         runs: list[ToolRun] = []
@@ -955,8 +1129,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             log(f"timing faceveil with and without --keep on {len(people_clips)} clip(s), "
                 f"{args.repeat} round(s), outputs in {base}")
             pairs = time_people(people_clips, persons, people_infos, gallery, base, args)
+        stage_runs: list[ToolRun] = []
+        if stages_on:
+            log(f"timing faceveil's stages on {len(clips)} clip(s), {args.repeat} round(s), "
+                f"outputs in {base}")
+            stage_runs = time_stages(clips, infos, base, args)
         leak: dict[str, Any] = {}
-        if tools_on and any(t.startswith("faceveil") for t in args.tools):
+        if stages_on or (tools_on and any(t.startswith("faceveil") for t in args.tools)):
             leak = pan_leak(data, base, args.timeout)
         with contextlib.suppress(OSError):
             facts["loadavg_after_timing"] = [round(v, 2) for v in os.getloadavg()]
@@ -974,6 +1153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if people_on:
             people_rows = build_people_results(pairs, persons, people_infos)
             people_targets = check_people_targets(people_rows, enrolled)
+        if stages_on:
+            stage_rows = stage_split(stage_runs, infos)
 
         bullet = "- " if args.markdown else ""
         software = (f"Python {facts['python']}, PyAV {facts['av']} (libavcodec {facts['pyav_libavcodec']}), "
@@ -1003,17 +1184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(table(rows, args.markdown))
             print()
             if leak:
-                name = f"pan-clip leak rate (faceveil run, defaults) <= {PAN_LEAK_BEFORE:.4f} (before)"
-                if "error" in leak:
-                    targets.append({"target": name, "status": "FAIL", "detail": leak["error"]})
-                else:
-                    print(f"{bullet}privacy, same run: pan clip leak rate {leak['leak_rate']:.4f} "
-                          f"({leak['leaks']}/{leak['face_frames']} face-frames), file mode, defaults, "
-                          f"solid black, scored by ../shared/tools/video_leaks.py")
-                    targets.append({"target": name, "status":
-                                    "PASS" if leak["leak_rate"] <= PAN_LEAK_BEFORE else "FAIL",
-                                    "detail": f"{leak['leak_rate']:.4f} ({leak['leaks']}/"
-                                              f"{leak['face_frames']})"})
+                targets.append(leak_target(leak, bullet))
             for t in targets:
                 print(f"{t['status']}: {t['target']} -- {t['detail']}")
             print_notes(rows)
@@ -1037,6 +1208,30 @@ def main(argv: Sequence[str] | None = None) -> int:
             for t in people_targets:
                 print(f"{t['status']}: {t['target']} -- {t['detail']}")
             print_people_notes(people_rows, enrolled)
+        if stages_on:
+            print()
+            print(f"{bullet}stages: each run a subprocess on the same clip, libx264 crf {args.crf} preset "
+                  f"{args.preset}; CPU s of the whole process, split by difference (each run's round with "
+                  "the least CPU):")
+            for stage in STAGE_RUNS:
+                cmd = stage_command(stage, Path("SRC"), Path("OUT"), args.crf, args.preset)[0]
+                print(f"{bullet}{stage}: `{shown(cmd)}`")
+            print()
+            print(images_module().render_table(
+                ["clip", "run", "seconds", "CPU s", "others' CPU"],
+                [[r.clip, r.tool, *((f"{x.seconds:.1f}", f"{x.cpu_seconds:.1f}",
+                                     "-" if x.others is None else f"{x.others:.0%}")
+                                    if (x := r.leanest) else ("FAILED", "-", "-"))] for r in stage_runs],
+                args.markdown, text_columns=2))
+            print()
+            print(stages_table(stage_rows, args.markdown))
+            if leak and not tools_on:
+                print()
+                targets.append(leak_target(leak, bullet))
+                print(f"{targets[-1]['status']}: {targets[-1]['target']} -- {targets[-1]['detail']}")
+            for r in stage_runs:
+                for note in failure_notes(f"{r.tool} on {r.clip}", timing(r, infos[r.clip].frames)):
+                    print(note)
 
         if args.json:
             doc = {"machine": facts, "args": vars(args), "deface_ffmpeg_config":
@@ -1052,6 +1247,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                "fps": info.fps, "duration": info.duration}
                                         for name, info in people_infos.items()},
                               "enrolment": enrolled, "results": people_rows},
+                   "stages": {"runs": [{"clip": r.clip, "run": r.tool, **timing(r, infos[r.clip].frames)}
+                                       for r in stage_runs], "split": stage_rows},
                    "targets": targets + people_targets}
             Path(args.json).parent.mkdir(parents=True, exist_ok=True)
             Path(args.json).write_text(json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8")
@@ -1064,6 +1261,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     failed = [t for t in targets + people_targets if t["status"] == "FAIL"]
     return 1 if args.check and failed else 0
+
+
+def leak_target(leak: dict[str, Any], bullet: str) -> dict[str, str]:
+    """The pan-clip leak rate as a target; prints the privacy line when there is a rate."""
+    name = f"pan-clip leak rate (faceveil run, defaults) <= {PAN_LEAK_BEFORE:.4f} (before)"
+    if "error" in leak:
+        return {"target": name, "status": "FAIL", "detail": leak["error"]}
+    print(f"{bullet}privacy, same run: pan clip leak rate {leak['leak_rate']:.4f} "
+          f"({leak['leaks']}/{leak['face_frames']} face-frames), file mode, defaults, "
+          f"solid black, scored by ../shared/tools/video_leaks.py")
+    return {"target": name, "status": "PASS" if leak["leak_rate"] <= PAN_LEAK_BEFORE else "FAIL",
+            "detail": f"{leak['leak_rate']:.4f} ({leak['leaks']}/{leak['face_frames']})"}
 
 
 def print_notes(rows: list[dict]) -> None:
