@@ -24,6 +24,7 @@ import pytest
 from conftest import require_data
 from faceveil.cli import ExitCode, main
 from faceveil.evaluation import changed_pixels, face_covered
+from faceveil.geometry import intersections, scaled
 from faceveil.media.images import read_image, write_image
 from faceveil.sidecar import read_sidecar
 from faceveil.tracking import SceneCuts, iou_matrix
@@ -492,7 +493,13 @@ def test_keep_lin_on_the_stage_clip(data_dir, tmp_path, capsys, centerface):
         if len(kept_boxes) and iou_matrix(box, kept_boxes).min() < 0.3:
             kept_wrongly.append(i)
         rows, cols = centre(box[0], before.shape)
-        lin_frames.append((i, kept, float(diff[rows, cols].mean()), float(changed[rows, cols].mean())))
+        # fail closed: a detection too unsure to judge is hidden, even on Lin (his hand over his
+        # mouth, score 0.16, frames 128-136); such frames are listed apart, and must stay rare
+        unsure = faces.xyxy[~faces.keep & (faces.scores < 0.5)]
+        region = np.array([[cols.start, rows.start, cols.stop, rows.stop]], np.float32)
+        on_lin = bool(len(unsure)) and bool((intersections(scaled(unsure, 1.5), region) > 0).any())
+        lin_frames.append((i, kept, float(diff[rows, cols].mean()), float(changed[rows, cols].mean()),
+                           on_lin))
 
     bounds = [i for i in range(1, len(shots)) if shots[i] != shots[i - 1]]
     assert len(bounds) == 3, f"expected 4 shots, scene cuts at {bounds}"
@@ -502,10 +509,13 @@ def test_keep_lin_on_the_stage_clip(data_dir, tmp_path, capsys, centerface):
     assert len(lin_frames) >= 0.9 * in_lin_shots, f"{report}; Lin not found in {lin_missing}"
     assert not uncovered, f"{report}; {len(uncovered)} faces left visible: {uncovered[:10]}"
     assert covered > 0, report
-    not_kept = [i for i, kept, _, _ in lin_frames if not kept]
+    not_kept = [i for i, kept, *_ in lin_frames if not kept]
     assert not not_kept, f"{report}; the faces JSON hides Lin in frames {not_kept}"
     assert not kept_wrongly, f"{report}; a face other than Lin kept in frames {kept_wrongly}"
-    damaged = [(i, round(m, 1), round(c, 2)) for i, _, m, c in lin_frames if m > 8 or c > 0.2]
-    worst = max(m for _, _, m, _ in lin_frames)
+    damaged = [(i, round(m, 1), round(c, 2)) for i, _, m, c, unsure in lin_frames
+               if (m > 8 or c > 0.2) and not unsure]
+    unsure = [i for i, *_, on_lin in lin_frames if on_lin]
+    worst = max(m for _, _, m, _, on_lin in lin_frames if not on_lin)
     assert not damaged, f"{report}; Lin's face changed (frame, mean diff, share): {damaged}"
+    assert len(unsure) <= 0.1 * len(lin_frames), f"{report}; unsure boxes hidden on Lin in {unsure}"
     print(f"{report}; Lin kept in all {len(lin_frames)}, worst mean diff on his face {worst:.1f}")
