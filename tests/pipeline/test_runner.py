@@ -69,3 +69,14 @@ def test_a_replica_loads_its_own_models_with_its_threads(centerface):
 ])
 def test_picture_workers_follow_the_settings(options, pictures, expected):
     assert picture_workers(Pipeline(PipelineConfig().replace(**options)), pictures) == expected
+
+
+def test_leftovers_of_a_killed_run_are_swept_for_every_picture(pictures, tmp_path):
+    inputs, jobs = pictures
+    out = tmp_path / "out"
+    out.mkdir()
+    leftovers = [f".{p.stem}.deadbeef.part.jpg" for p in inputs] + [".other.deadbeef.part.jpg"]
+    for name in leftovers:
+        (out / name).write_bytes(b"half")
+    run_images(jobs("out"), Pipeline(PipelineConfig()), workers=2)
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == [leftovers[-1]]

@@ -18,6 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from .._files import sweep_parts
 from ..errors import describe_error
 from ..media.images import Picture, read_image
 from ..types import Detections
@@ -93,8 +94,8 @@ def run_images(
         picture = read.result()  # a file that cannot be read raises here: see below
         mine = free.get() if copies else pipeline
         try:
-            return picture_stage(job.input, job.output, mine, write=options,
-                                 sidecar=job.sidecar, faces=job.faces, picture=picture)
+            return picture_stage(job.input, job.output, mine, write=options, sidecar=job.sidecar,
+                                 faces=job.faces, picture=picture, sweep=False)
         finally:
             if copies:
                 free.put(mine)
@@ -108,6 +109,7 @@ def run_images(
             on_result(result)
         notify(Progress("file", len(results), total, str(job.input), result.ok, result.error))
 
+    sweep_parts(p for job in jobs for p in (job.output, job.sidecar) if p is not None)
     with ThreadPoolExecutor(1, "faceveil-read") as reader, \
             ThreadPoolExecutor(workers, "faceveil-detect") as detect, \
             ThreadPoolExecutor(1, "faceveil-write") as writer:
