@@ -281,6 +281,7 @@ class ToolRun:
     suffix: str = ".png"
     times: list[float] = field(default_factory=list)
     others: list[float | None] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)  # the tool's own CPU seconds (its process)
     errors: list[str | None] = field(default_factory=list)
 
     @property
@@ -290,6 +291,10 @@ class ToolRun:
     @property
     def best_others(self) -> float | None:
         return self.others[self.times.index(self.best)]
+
+    @property
+    def best_cpu(self) -> float:
+        return min(self.cpu)
 
 
 def progress_printer(name: str, total: int, started: float) -> Progress:
@@ -313,17 +318,26 @@ def time_tools(runs: list[ToolRun], inputs: list[Path], repeat: int) -> None:
             log(f"[round {round_no + 1}/{repeat}] {r.tool.name}: {len(jobs)} pictures")
             gc.collect()
             meter = CpuMeter()
+            cpu0 = children_cpu()
             started = time.perf_counter()
             errors = r.tool.run(jobs, progress_printer(r.tool.name, len(jobs), started))
             seconds = time.perf_counter() - started
             r.times.append(seconds)
+            r.cpu.append(children_cpu() - cpu0)
             r.others.append(meter.others_share())
             r.errors = errors
             bad = sum(e is not None for e in errors)
             others = r.others[-1]
-            log(f"  {r.tool.name}: {seconds:.2f} s, {len(jobs) / seconds:.2f} pictures/s"
+            log(f"  {r.tool.name}: {seconds:.2f} s, {len(jobs) / seconds:.2f} pictures/s, "
+                f"{r.cpu[-1] / len(jobs) * 1000:.0f} ms CPU a picture"
                 + (f", other processes used {others:.0%} of the CPU" if others is not None else "")
                 + (f", {bad} FAILED" if bad else ""))
+
+
+def children_cpu() -> float:
+    """CPU seconds (user + system) of the tool processes this script has waited for."""
+    times = os.times()
+    return times.children_user + times.children_system
 
 
 def out_name(index: int, src: Path, suffix: str = ".png") -> str:
@@ -400,6 +414,9 @@ def build_results(runs: list[ToolRun], scores: dict[str, ToolScore], n_images: i
             "images_per_s": ips,
             "speed_vs_deface": ips / ref_ips if ref_ips else None,
             "cpu_used_by_others": r.best_others,
+            "cpu_seconds": r.best_cpu,
+            "cpu_ms_per_image": r.best_cpu / n_images * 1000,
+            "cpu_vs_deface": ref.best_cpu / r.best_cpu if ref else None,
             "faces": dict(sc.counts),
             "covered": dict(sc.hits),
             "recall": {name: sc.recall(name) for _, _, name in BUCKETS},
@@ -419,15 +436,18 @@ def table(rows: list[dict], markdown: bool) -> str:
     def n(count: int) -> str:
         return f" (n={count})" if sum(faces.values()) else ""  # no counts when not scored
 
-    header = (["tool", "pictures", "seconds", "pictures/s", "vs deface"]
+    header = (["tool", "pictures", "seconds", "pictures/s", "vs deface", "CPU ms/picture",
+               "CPU vs deface"]
               + [f"{name} px{n(faces[name])}" for _, _, name in BUCKETS]
               + [f">=16 px{n(n16)}", "collateral", "others' CPU"])
     body = []
     for row in rows:
         ratio = row["speed_vs_deface"]
         others = row["cpu_used_by_others"]
+        cpu_ratio = row["cpu_vs_deface"]
         body.append([row["tool"], str(row["images"]), f"{row['seconds']:.1f}", f"{row['images_per_s']:.2f}",
-                     "-" if ratio is None else f"{ratio:.2f}x"]
+                     "-" if ratio is None else f"{ratio:.2f}x", f"{row['cpu_ms_per_image']:.0f}",
+                     "-" if cpu_ratio is None else f"{cpu_ratio:.2f}x"]
                     + [_fmt_recall(row["recall"][name]) for _, _, name in BUCKETS]
                     + [_fmt_recall(row["recall_ge16"]), _fmt_percent(row["collateral"]),
                        "-" if others is None else f"{others:.0%}"])

@@ -28,6 +28,7 @@ from typing import Any
 
 from ..config import PipelineConfig
 from ..errors import FaceveilError
+from ..models.runtime import usable_cores
 from .plan import Item
 from .segments import Segment
 from .work import ItemOptions
@@ -44,12 +45,6 @@ class WorkerStartError(FaceveilError, RuntimeError):
 
 class _Stop(BaseException):
     """Raised inside a worker by SIGTERM: unwinds the item (temporary files are removed)."""
-
-
-def usable_cores() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
 
 
 def threads_per_worker(workers: int, threads: int | None = None) -> int:

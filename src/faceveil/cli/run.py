@@ -89,7 +89,7 @@ def _execute(args: argparse.Namespace, jobs: list, pipeline, failed_before: int,
     the exit code."""
     from ..media.video import EncodeOptions, is_video
     from ..pipeline.job import process_file
-    from ..pipeline.runner import WriteOptions, run_images
+    from ..pipeline.runner import WriteOptions, picture_workers, run_images
     from ..types import Counts
 
     to_stdout = args.output == "-"
@@ -123,7 +123,8 @@ def _execute(args: argparse.Namespace, jobs: list, pipeline, failed_before: int,
     started = time.perf_counter()
     try:
         if pictures:
-            results += run_images(pictures, pipeline, write, on_result=on_result, auditor=auditor)
+            results += run_images(pictures, pipeline, write, on_result=on_result, auditor=auditor,
+                                  workers=picture_workers(pipeline, len(pictures)))
     finally:
         if bar is not None:
             bar.close()

@@ -47,6 +47,7 @@ def check_pixels(width: int, height: int, max_pixels: int) -> None:
         raise MediaTooLargeError(f"{width}x{height} is {width * height:,} pixels, over the limit "
                                  f"of {max_pixels:,} (set max_pixels / --max-pixels)")
 _GPS_IFD, _ORIENTATION = 0x8825, 0x0112
+_TURNED = range(2, 9)  # EXIF orientations that move the pixels (1: as stored)
 
 
 @dataclass(frozen=True, eq=False)
@@ -167,7 +168,8 @@ def read_image(source: str | os.PathLike | bytes | BinaryIO,
         try:
             img.load()
             exif = img.getexif()
-            img = ImageOps.exif_transpose(img) or img
+            if exif.get(_ORIENTATION, 1) in _TURNED:  # else exif_transpose only copies the pixels
+                img = ImageOps.exif_transpose(img) or img
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
             raise CorruptMediaError(f"truncated or damaged picture: {exc}") from None
         return dataclasses.replace(_to_picture(img, fmt, exif, frames - 1),
@@ -200,7 +202,7 @@ def _to_picture(img, fmt: str, exif, extra_frames: int) -> Picture:
         rgba = np.asarray(img.convert("RGBA"))
         rgb, alpha = np.ascontiguousarray(rgba[..., :3]), np.ascontiguousarray(rgba[..., 3])
     else:
-        rgb = np.ascontiguousarray(np.asarray(img.convert("RGB")))
+        rgb = np.ascontiguousarray(np.asarray(img if mode == "RGB" else img.convert("RGB")))
     exif_bytes = None
     if exif:
         exif.pop(_GPS_IFD, None)

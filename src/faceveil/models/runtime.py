@@ -137,6 +137,13 @@ def resolve_providers(device: str) -> list[str]:
     return [want, CPU]
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the system tells it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
 def ort_session(path: str, threads: int | None = None, device: str = "cpu"):
     """An InferenceSession for the model at `path` on `device`, quiet and without busy-waiting."""
     ort = _ort()

@@ -149,13 +149,17 @@ def picture_stage(src: str | Path, dst: str | Path | None, pipeline: Pipeline, *
                   write: WriteOptions | None = None, sidecar: str | Path | None = None,
                   faces: Detections | Sequence[Detections] | None = None,
                   picture: Picture | None = None, pixels: np.ndarray | None = None,
-                  passthrough: tuple[type[BaseException], ...] = ()) -> PictureStage:
-    """The first half of a picture's file job: read, detect (or take `faces`), hide, count."""
+                  passthrough: tuple[type[BaseException], ...] = (),
+                  sweep: bool = True) -> PictureStage:
+    """The first half of a picture's file job: read, detect (or take `faces`), hide, count.
+    `sweep` False: the caller swept its outputs' folders for a killed run's leftovers already
+    (`sweep_parts` over all its files at once: one listing of a folder, not one per file)."""
     result = FileResult(Path(src), Path(dst) if dst is not None else None, "picture",
                         sidecar=Path(sidecar) if sidecar is not None else None)
     stage = PictureStage(result, write or WriteOptions(), time.perf_counter(), picture)
     with _attempt(result, [], passthrough):  # nothing written yet
-        _sweep(result)
+        if sweep:
+            _sweep(result)
         _picture(stage, pipeline, faces, pixels)
     return stage
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -35,6 +36,7 @@ class Pipeline:
         config = config or PipelineConfig()
         self.config = config.replace(**options) if options else config
         self._detector = detector
+        self._given_detector = detector is not None
         self._identifier: Identifier | None = None
         self.mask: MaskRenderer = masks.create(self.config.mask.shape, self.config.mask)
         self.effect: Effect = effects.create(self.config.effect.method, self.config.effect)
@@ -44,6 +46,18 @@ class Pipeline:
         self.backdrop: Backdrop | None = Backdrop(background) if background.active else None
         self._segmenter: Segmenter | None = None
         self._masker: PersonMasker | None = None
+
+    def replica(self, threads: int) -> Pipeline | None:
+        """A pipeline with this one's settings that loads its own models (sessions with `threads`
+        inference threads), to run beside this one on another thread; the mask and effect, which
+        keep no state, are shared. None when it cannot be made: its detector was given."""
+        if self._given_detector:
+            return None
+        twin = copy.copy(self)
+        twin.config = self.config.replace(threads=threads)
+        twin._detector = twin._identifier = twin._segmenter = twin._masker = None
+        twin.backdrop = Backdrop(twin.config.background) if self.backdrop is not None else None
+        return twin
 
     @property
     def detector(self) -> Detector:

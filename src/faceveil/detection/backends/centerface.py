@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import ClassVar
 
+import cv2
 import numpy as np
 
 from ...config import DetectorConfig
@@ -73,7 +74,8 @@ class CenterFaceDetector(ScaledDetector):
         h, w = image.shape[:2]
         ph, pw = -(-h // _STRIDE) * _STRIDE, -(-w // _STRIDE) * _STRIDE
         blob = np.zeros((1, 3, ph, pw), np.float32)
-        blob[0, :, :h, :w] = image.transpose(2, 0, 1)  # RGB, 0..255, like the original
+        for c, plane in enumerate(cv2.split(image)):  # RGB, 0..255, like the original; plane
+            blob[0, c, :h, :w] = plane  # by plane: a third of the time of one strided transpose
         heat, scale, offset, lms = self.session.run(None, {"input.1": blob})
         return nms(_decode(heat, scale, offset, lms, h, w, threshold), 0.3)
 

@@ -1,0 +1,82 @@
+"""The picture runner (faceveil.pipeline.runner): read ahead, write behind, and with `workers`
+several pictures anonymized at once, each on its own copy of the pipeline."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from faceveil.config import PipelineConfig
+from faceveil.models.runtime import usable_cores
+from faceveil.pipeline import Pipeline
+from faceveil.pipeline.runner import MAX_WORKERS, ImageJob, picture_workers, run_images
+
+
+@pytest.fixture
+def pictures(tmp_path, astronaut):
+    """Four pictures and, second, a file that is no picture: (inputs, jobs for an output folder)."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    inputs = []
+    for i, picture in enumerate([astronaut, None, astronaut[::-1], astronaut[:, ::-1],
+                                 astronaut[100:400]]):
+        path = folder / f"{i}.jpg"
+        if picture is None:
+            path.write_bytes(b"\xff\xd8not a JPEG")
+        else:
+            Image.fromarray(np.ascontiguousarray(picture)).save(path, quality=85)
+        inputs.append(path)
+
+    def jobs(out):
+        return [ImageJob(p, tmp_path / out / p.name) for p in inputs]
+
+    return inputs, jobs
+
+
+def test_two_workers_give_the_same_pictures_in_the_same_order(pictures):
+    inputs, jobs = pictures
+    pipeline = Pipeline(PipelineConfig())
+    one = run_images(jobs("one"), pipeline)
+    seen = []
+    two = run_images(jobs("two"), pipeline, on_result=lambda r: seen.append(r.input), workers=2)
+    assert seen == inputs and [r.input for r in two] == inputs
+    assert [r.ok for r in two] == [r.ok for r in one] == [True, False, True, True, True]
+    assert [r.counts for r in two] == [r.counts for r in one]
+    assert one[0].counts.faces == 1 and "not a picture" in two[1].error
+    for a, b in zip(one, two, strict=True):
+        if a.ok:
+            assert np.array_equal(a.image, b.image)  # the same boxes, the same pixels
+            assert a.output.read_bytes() == b.output.read_bytes()
+
+
+def test_a_replica_loads_its_own_models_with_its_threads(centerface):
+    pipeline = Pipeline(PipelineConfig())
+    twin = pipeline.replica(1)
+    assert twin is not None and twin.config.detector.threads == 1
+    assert twin.detector is not pipeline.detector and twin.effect is pipeline.effect
+    assert pipeline.config.detector.threads is None
+    assert Pipeline(detector=centerface).replica(1) is None  # a given detector cannot be copied
+
+
+@pytest.mark.parametrize(("options", "pictures", "expected"), [
+    ({}, 10, min(usable_cores(), MAX_WORKERS)),
+    ({}, 1, 1),
+    ({"detector": "blazeface"}, 10, min(usable_cores(), MAX_WORKERS)),
+    ({"threads": 2}, 10, 1),  # the user's threads: one picture at a time with them
+    ({"detector": "yunet"}, 10, 1),  # OpenCV's threads are one setting for the process
+    ({"background": "blur"}, 10, 1),  # another model per copy
+])
+def test_picture_workers_follow_the_settings(options, pictures, expected):
+    assert picture_workers(Pipeline(PipelineConfig().replace(**options)), pictures) == expected
+
+
+def test_leftovers_of_a_killed_run_are_swept_for_every_picture(pictures, tmp_path):
+    inputs, jobs = pictures
+    out = tmp_path / "out"
+    out.mkdir()
+    leftovers = [f".{p.stem}.deadbeef.part.jpg" for p in inputs] + [".other.deadbeef.part.jpg"]
+    for name in leftovers:
+        (out / name).write_bytes(b"half")
+    run_images(jobs("out"), Pipeline(PipelineConfig()), workers=2)
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == [leftovers[-1]]
