@@ -43,8 +43,6 @@ TESTED_ELSEWHERE = {
                   "them; their plain-words messages through the CLI's exit codes"),
     "evaluation.py": ("pipeline/test_pipeline_recall.py", "the coverage metric that scores recall"),
     "sidecar.py": ("pipeline/test_video.py", "the faces file, written beside a video and read back"),
-    "anonymization/planar.py": ("anonymization/test_background.py", "I420 planes against the RGB "
-                                "result"),
     "segmentation/base.py": ("anonymization/test_background.py", "tested through the background "
                              "effects it serves"),
     "segmentation/selfie.py": ("anonymization/test_background.py", "real portraits and clips; its "

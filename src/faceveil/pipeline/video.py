@@ -176,6 +176,11 @@ class _Run:
         self.tally = CountTally()
         self.masker = (pipeline.person_masker(video=True)
                        if pipeline.backdrop is not None and out_path is not None else None)
+        # One reformatter per use and thread: each keeps its scaler between frames, where
+        # frame.reformat sets one up per call (most of a 640x360 frame's conversion time).
+        from av.video.reformatter import VideoReformatter
+
+        self.thumbs, self.pictures, self.alphas = (VideoReformatter() for _ in range(3))
 
     # ---- queue helpers that give up when another thread failed
 
@@ -305,7 +310,8 @@ class _Run:
                     raise CorruptMediaError(f"the faces file has {len(self.faces)} frames, the video more")
                 done = [((frame, index, pts), self.faces[index])]
             else:
-                cut = step.cut(frame.reformat(*_THUMB, format="gray", interpolation="AREA").to_ndarray())
+                cut = step.cut(self.thumbs.reformat(frame, *_THUMB, format="gray",
+                                                     interpolation="AREA").to_ndarray())
                 found = None
                 if step.schedule.due(index, cut):
                     plan = step.plan(index, cut=cut, full=full)
@@ -327,7 +333,8 @@ class _Run:
         """The frame as RGB, `scale` times its size, upright."""
         g = self.geometry
         w, h = max(2, round(g.width * scale / 2) * 2), max(2, round(g.height * scale / 2) * 2)
-        return np.rot90(frame.reformat(w, h, format="rgb24", interpolation="AREA").to_ndarray(), g.turns)
+        rgb = self.pictures.reformat(frame, w, h, format="rgb24", interpolation="AREA").to_ndarray()
+        return np.rot90(rgb, g.turns)
 
     def _emit(self, frame: Any, index: int, pts: float, dets: Detections,
               side: SidecarStream | None, total: int | None) -> None:
@@ -391,8 +398,8 @@ class _Run:
         mw, mh = masker.model_input(dw, dh)
         if g.turns % 2:
             mw, mh = mh, mw
-        small = np.rot90(frame.reformat(mw, mh, format="rgb24", interpolation="AREA").to_ndarray(),
-                         g.turns)
+        small = np.rot90(self.alphas.reformat(frame, mw, mh, format="rgb24",
+                                              interpolation="AREA").to_ndarray(), g.turns)
         alpha = masker.alpha(small, (dh, dw))
         return np.ascontiguousarray(np.rot90(alpha, -g.turns)) if g.turns else alpha
 
