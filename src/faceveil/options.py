@@ -130,10 +130,10 @@ def _show(value: Any) -> str:
 
 
 # why a command that is not given in a row lacks it
+_FINDS_ONLY = "finds faces with --detector and --quality only; it hides none"
 _COMMAND_REASONS = {
-    "people_add": "people add finds faces with --detector and --quality only; it hides none",
-    "people_discover": "people discover finds faces with --detector and --quality only; it "
-                       "hides none",
+    "people_add": f"people add {_FINDS_ONLY}",
+    "people_discover": f"people discover {_FINDS_ONLY}",
     "people_list": "a gallery command: it reads no pictures",
     "people_remove": "a gallery command: it reads no pictures",
     "serve": "the page's visitor chooses it; the server's defaults come from --config (TOML)",

@@ -94,7 +94,6 @@ def _execute(args: argparse.Namespace, jobs: list, pipeline, failed_before: int,
 
     to_stdout = args.output == "-"
     auditor = _auditor(args, pipeline)
-    audited: list = []  # the results, for --report
     write = WriteOptions(args.image_quality, args.keep_metadata, int(args.max_pixels),
                          want_document=to_stdout)
     encode = EncodeOptions(codec=args.codec, crf=args.crf, preset=args.preset,
@@ -109,7 +108,7 @@ def _execute(args: argparse.Namespace, jobs: list, pipeline, failed_before: int,
         if args.traceback and result.exception is not None:
             traceback.print_exception(result.exception)
         if auditor is not None:
-            _audit(args, audited, result, shown_bar)
+            _audit(args, result, shown_bar)
         if result.kind == "video":
             for note in result.warnings:
                 _say(None, f"faceveil: warning: {result.input}: {note}")
@@ -143,7 +142,7 @@ def _execute(args: argparse.Namespace, jobs: list, pipeline, failed_before: int,
 
     failed = sum(not r.ok for r in results) + failed_before
     if auditor is not None and auditor.verify:
-        checked = [r.audit for r in audited
+        checked = [r.audit for r in results
                    if r.audit is not None and r.audit.verified_frames is not None]
         flagged = sum(bool(a.failing) for a in checked)
         _say(None, f"faceveil: verified {len(checked)} file(s): "
@@ -151,7 +150,7 @@ def _execute(args: argparse.Namespace, jobs: list, pipeline, failed_before: int,
     if auditor is not None and args.report:
         from ..audit import write_report
 
-        write_report(args.report, audited, auditor.facts())
+        write_report(args.report, results, auditor.facts())
         _say(None, f"faceveil: report written to {args.report}")
     if not args.quiet:
         total = sum((r.counts for r in results if r.ok), Counts())
@@ -170,9 +169,8 @@ def _auditor(args: argparse.Namespace, pipeline):
     return Auditor(pipeline.config, args.verify)
 
 
-def _audit(args, audited: list, result, bar) -> None:
+def _audit(args, result, bar) -> None:
     """The file job audited (and verified) the file, unless it failed first; say its findings."""
-    audited.append(result)
     failing = result.audit.failing if result.audit is not None else []
     shown = 5
     for f in failing[:shown]:

@@ -50,14 +50,19 @@ class Pipeline:
     def replica(self, threads: int) -> Pipeline | None:
         """A pipeline with this one's settings that loads its own models (sessions with `threads`
         inference threads), to run beside this one on another thread; the mask and effect, which
-        keep no state, are shared. None when it cannot be made: its detector was given."""
-        if self._given_detector:
+        keep no state, are shared. None when it cannot be made (see `replicable`)."""
+        if not self.replicable:
             return None
         twin = copy.copy(self)
         twin.config = self.config.replace(threads=threads)
         twin._detector = twin._identifier = twin._segmenter = twin._masker = None
         twin.backdrop = Backdrop(twin.config.background) if self.backdrop is not None else None
         return twin
+
+    @property
+    def replicable(self) -> bool:
+        """Whether `replica` can load a copy: not when the detector was given, not loaded."""
+        return not self._given_detector
 
     @property
     def detector(self) -> Detector:

@@ -53,7 +53,7 @@ def picture_workers(pipeline: Pipeline, pictures: int) -> int:
     config = pipeline.config
     if (pictures < 2 or config.detector.threads is not None or config.detector.device != "cpu"
             or config.detector.name not in SESSION_DETECTORS or config.identity.active
-            or config.background.active or pipeline.replica(1) is None):
+            or config.background.active or not pipeline.replicable):
         return 1
     return max(1, min(usable_cores(), MAX_WORKERS, pictures))
 
