@@ -17,6 +17,7 @@ from faceveil.batch import plan_batch
 from faceveil.batch.work import ItemWorker
 from faceveil.cli import ExitCode, main
 from faceveil.config import PipelineConfig
+from faceveil.errors import ConfigError
 
 MAGENTA = (255, 0, 255)
 _CROP = (150, 20, 330, 200)  # of skimage's astronaut: a crop with her face
@@ -231,3 +232,37 @@ def test_batch_manifest_does_not_say_plain_ok_for_a_cut_file(tmp_path, suffix):
     assert record["status"] == "ok" and record["frames"] < 50
     assert record["warning"].startswith("damaged, processed as far as it decodes")
     assert record["damage"]  # where (s)
+
+
+def _x264_threads(path: Path) -> bytes:
+    """The thread count in the x264 settings text an H.264 output carries (its SEI)."""
+    data = path.read_bytes()
+    at = data.index(b" threads=")
+    return data[at + 9:data.index(b" ", at + 1)]
+
+
+def test_the_encoder_keeps_to_the_threads_it_is_given(tmp_path):
+    from faceveil.media.video import EncodeOptions
+    from faceveil.pipeline import Pipeline
+    from faceveil.pipeline.video import process_video
+
+    src = write_video(tmp_path / "in.mp4", [smooth(64, 96, i) for i in range(4)])
+    pipeline = Pipeline(PipelineConfig())
+    for threads, want in ((1, b"1"), (3, b"3")):
+        out = tmp_path / f"out{threads}.mp4"
+        process_video(src, out, pipeline, encode=EncodeOptions(preset="ultrafast", threads=threads))
+        assert _x264_threads(out) == want
+    with pytest.raises(ConfigError, match="at least 1"):
+        EncodeOptions(threads=0)
+
+
+def test_a_batch_worker_encodes_on_its_share_of_the_cores():
+    from faceveil.batch.work import ItemOptions, settings_fingerprint
+
+    worker = ItemWorker(PipelineConfig().replace(threads=1), engine="test")
+    try:
+        assert worker.options.encode.threads == 1
+        # the thread count changes no pixel: --resume still finds the items done
+        assert worker.settings == settings_fingerprint(PipelineConfig(), ItemOptions())
+    finally:
+        worker.close()

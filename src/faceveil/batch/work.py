@@ -55,7 +55,9 @@ def settings_fingerprint(config: PipelineConfig, options: ItemOptions) -> str:
     write = dataclasses.asdict(options.write)
     for name in ("max_pixels", "want_document"):
         write.pop(name, None)
-    blob = json.dumps({"config": cfg, "write": write, "encode": dataclasses.asdict(options.encode),
+    encode = dataclasses.asdict(options.encode)
+    encode.pop("threads", None)
+    blob = json.dumps({"config": cfg, "write": write, "encode": encode,
                        **({"verify": options.verify} if options.verify else {})},
                       sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -80,6 +82,9 @@ class ItemWorker:
 
             cv2.setNumThreads(threads)  # OpenCV's resizes and blurs: no more cores than detection
         self.options = options or ItemOptions()
+        if threads:  # the encoder keeps to the worker's share of the cores too
+            self.options = dataclasses.replace(
+                self.options, encode=dataclasses.replace(self.options.encode, threads=threads))
         self.engine, self.name = engine, name or f"pid {os.getpid()}"
         self.settings = settings_fingerprint(config, self.options)
         self.pipeline = Pipeline(config)

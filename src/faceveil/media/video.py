@@ -54,8 +54,11 @@ class EncodeOptions:
     crf: int = 20  # constant quality (x264/x265/VP9): lower is better and bigger
     preset: str = "medium"  # x264/x265 speed preset
     keep_audio: bool = True  # copy audio and subtitle streams packet for packet
+    threads: int | None = None  # the encoder's threads; None: its own choice (about 1.5 a core)
 
     def __post_init__(self) -> None:
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"encoder threads must be at least 1, got {self.threads}")
         if (why := _OPTIONS["crf"].range_error(self.crf)) is not None:  # --crf's rule and words
             raise ConfigError(f"crf {why}")
         if self.preset not in X264_PRESETS:
@@ -304,6 +307,8 @@ class VideoOutput:
             # Frame threads, as ffmpeg gives x264 (PyAV's default, slices, is slower).
             self.stream.thread_type = "FRAME"
             cc = self.stream.codec_context
+            if options.threads:
+                cc.thread_count = options.threads
             # 4:2:0 encoders (all the defaults) need even sizes: an odd side gets its last
             # column or row repeated once (641x479 -> 642x480, 1x1 -> 2x2). Nothing new is shown:
             # the padding repeats the edge of the frame as written, faces already hidden.
