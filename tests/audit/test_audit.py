@@ -294,7 +294,7 @@ def test_a_default_blurred_patch_is_never_recognisable():
     if verifier.embedder is None:
         pytest.skip(verifier.embedder_note)
     blurred = pipeline.render(Frame(image), dets)
-    reference = verifier.reference(image, dets.xyxy)
+    reference = verifier.reference(image, dets, pad_unsure=True)  # as render's frame
     ((d, ref),) = verifier.distances(image, blurred, dets, lambda i: True, 1,
                                      lambda: reference).values()
     assert abs(d - ref) < 0.02 and not recognisable(d, ref)

@@ -174,7 +174,7 @@ def test_upload_a_real_photo_wait_download_and_check_faces_are_hidden(browser, s
     boxes = _counted(meta[PHOTO])
     changed = changed_pixels(before, after)
     assert [b for b in boxes if not face_covered(changed, b)] == []
-    assert collateral(changed, boxes) < 0.05
+    assert collateral(changed, meta[PHOTO]["boxes"]) < 0.05  # hiding a small face is no collateral
     job_id = page.locator(".job").get_attribute("data-job")
     assert server.get(f"/api/jobs/{job_id}")[0] == 200
     page.locator(".job button", has_text="Clear").click()  # deletes the job on the server

@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from ..anonymization.masks import pads_unsure
 from ..config import DetectorConfig, PipelineConfig
 from ..geometry import iou_matrix
 from ..types import Detections, Frame
@@ -155,7 +156,8 @@ class Verifier:
 
         def reference_image() -> np.ndarray:
             if not reference:
-                reference.append(self.reference(original, hidden.xyxy))
+                pad = pads_unsure(self.config.detector.quality, still=frame is None)
+                reference.append(self.reference(original, hidden, pad))
             return reference[0]
 
         measured = self.distances(original, output, hidden, is_face, embed_limit, reference_image)
@@ -254,8 +256,9 @@ class Verifier:
                 out[i] = (d, dr)
         return out
 
-    def reference(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-        """`image` with `boxes` hidden as faceveil hides by default (blur 1.0, padded ellipse)."""
+    def reference(self, image: np.ndarray, hidden: Detections, pad_unsure: bool) -> np.ndarray:
+        """`image` with the `hidden` faces hidden as faceveil hides by default (blur 1.0, padded
+        ellipse; unsure boxes padded more where `pad_unsure`, as the output's were)."""
         if self._reference is None:
             from ..anonymization import effects, masks
             from ..config import EffectConfig, MaskConfig
@@ -263,8 +266,8 @@ class Verifier:
             mask = MaskConfig()
             self._reference = (masks.create(mask.shape, mask), effects.create("blur", EffectConfig()))
         mask, effect = self._reference
-        dets = Detections(boxes.astype(np.float32), np.ones(len(boxes), np.float32))
-        return effect.apply(image, mask.render(dets, image.shape[:2]))
+        dets = Detections(hidden.xyxy, hidden.scores)
+        return effect.apply(image, mask.render(dets, image.shape[:2], pad_unsure=pad_unsure))
 
     def close_up(self, image: np.ndarray, box: np.ndarray) -> float:
         """The second detector's best score for a face at `box`, looking at the place alone,

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..anonymization import Effect, MaskRenderer, effects, masks
 from ..anonymization.background import Backdrop
+from ..anonymization.masks import pads_unsure
 from ..config import PipelineConfig
 from ..detection import Detector, create_detector
 from ..types import Detections, Frame, Result
@@ -110,8 +111,9 @@ class Pipeline:
         """Hide the faces in `detections` that are not marked keep, then the background if set
         (RGBA out for a transparent background). For a stream of frames pass one
         `person_masker(video=True)` with each, so the person mask is smoothed over time.
-        `still`: a picture, not a frame of a stream (no score padding: see ShapeMask.render)."""
-        mask = self.mask.render(detections, frame.image.shape[:2], pad_unsure=not still)
+        `still`: a picture, not a frame of a stream (masks.pads_unsure says which are padded)."""
+        pad = pads_unsure(self.config.detector.quality, still)
+        mask = self.mask.render(detections, frame.image.shape[:2], pad_unsure=pad)
         out = self.effect.apply(frame.image, mask)
         if self.backdrop is not None:
             h, w = frame.image.shape[:2]
