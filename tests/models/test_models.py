@@ -198,7 +198,7 @@ def _intra_op_threads(name: str, threads: int | None) -> list[int]:
     ("selfie", 2, 2),
 ])
 def test_small_models_run_on_one_thread_unless_told_otherwise(name, threads, want):
-    """bench/ort_settings.py: BlazeFace's and the segmenters' sessions ran in 0.79-0.91x the time
+    """bench/ort_settings.py: BlazeFace's and the segmenters' sessions ran in 0.72-0.91x the time
     on one intra-op thread as on two, with the same outputs; CenterFace keeps all cores."""
     import os
 

@@ -138,9 +138,9 @@ def resolve_providers(device: str) -> list[str]:
 
 
 #: Inference threads of the small models (BlazeFace short and full, the selfie segmenters) when
-#: the caller names none. Their calls take 1-2 ms on this 2-core machine, and a second thread costs
-#: more in hand-overs than it saves: one thread ran them in 0.79-0.91x the time of two, same outputs
-#: (bench/ort_settings.py; bench/README.md, "ORT session settings, session s5"). CenterFace (~90 ms
+#: the caller names none. Their calls take 0.7-2 ms on this 2-core machine; a second thread costs
+#: more in hand-overs than it saves: one thread ran them in 0.72-0.91x the time of two, same outputs
+#: (bench/ort_settings.py; bench/README.md, "ORT session settings, session s5"). CenterFace (50-90 ms
 #: a picture) keeps all cores.
 SMALL_MODEL_THREADS = 1
 
