@@ -97,7 +97,7 @@ class DetectorConfig:
     name: str = "centerface"
     quality: str = "balanced"  # fast | balanced | thorough: speed against recall
     threshold: float | None = None  # None: the backend's default for the quality preset
-    threads: int | None = None  # inference threads; None: all cores
+    threads: int | None = None  # inference threads; None: all cores (BlazeFace: 1)
     device: str = "cpu"  # ONNX Runtime device: cpu | auto | cuda | ... (faceveil.models.runtime)
 
     def __post_init__(self) -> None:

@@ -290,7 +290,7 @@ TABLE: tuple[Option, ...] = (
            exclusive=(True, True), metavar="0..1",
            doors=_tuning_doors(),
            per_door={"live": {"help": "detection score threshold (default: set by --quality)"}}),
-    Option("threads", DETECTION, int, "inference threads (default: all cores)",
+    Option("threads", DETECTION, int, "inference threads (default: all cores; 1 for BlazeFace)",
            config=("detector", "threads"), range=(1, 1024), metavar="N",
            doors=_doors("run live batch toml api", render=NO_DETECTION,
                         web="the server's administrator sets threads (faceveil serve --workers)",

@@ -137,6 +137,14 @@ def resolve_providers(device: str) -> list[str]:
     return [want, CPU]
 
 
+#: Inference threads of the small models (BlazeFace short and full, the selfie segmenters) when
+#: the caller names none. Their calls take 0.7-2 ms on this 2-core machine; a second thread costs
+#: more in hand-overs than it saves: one thread ran them in 0.72-0.91x the time of two, same outputs
+#: (bench/ort_settings.py; bench/README.md, "ORT session settings, session s5"). CenterFace (50-90 ms
+#: a picture) keeps all cores.
+SMALL_MODEL_THREADS = 1
+
+
 def usable_cores() -> int:
     """The cores this process may run on (its CPU affinity where the system tells it)."""
     if hasattr(os, "sched_getaffinity"):

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from ..models import model_file
-from ..models.runtime import ort_session
+from ..models.runtime import SMALL_MODEL_THREADS, ort_session
 from ..types import Frame
 
 
@@ -25,7 +25,8 @@ class SelfieSegmenter:
     input_size: ClassVar[tuple[int, int]] = (256, 256)  # (width, height) the model sees
 
     def __init__(self, *, device: str = "cpu", threads: int | None = None) -> None:
-        self.session = ort_session(str(model_file(self.model)), threads, device)
+        # one thread unless told otherwise: its calls are too short to share (SMALL_MODEL_THREADS)
+        self.session = ort_session(str(model_file(self.model)), threads or SMALL_MODEL_THREADS, device)
         self._input = self.session.get_inputs()[0].name
 
     def person_mask(self, frame: Frame) -> np.ndarray:

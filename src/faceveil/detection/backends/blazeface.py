@@ -18,7 +18,7 @@ import numpy as np
 from ...config import DetectorConfig
 from ...geometry import weighted_nms
 from ...models import model_file
-from ...models.runtime import ort_session
+from ...models.runtime import SMALL_MODEL_THREADS, ort_session
 from ...types import Detections
 from ..base import ScaledDetector
 
@@ -78,7 +78,8 @@ class BlazeFaceDetector(ScaledDetector):
 
     def __init__(self, config: DetectorConfig | None = None) -> None:
         super().__init__(config)
-        threads, device = self.config.threads, self.config.device
+        # one thread unless told otherwise: its calls are too short to share (SMALL_MODEL_THREADS)
+        threads, device = self.config.threads or SMALL_MODEL_THREADS, self.config.device
         self.full = _Graph("blazeface_full", 192, ssd_anchors(192, [4], [1]), threads, device)
         self.short = None
         if self.config.quality != "fast":
