@@ -290,11 +290,11 @@ TABLE: tuple[Option, ...] = (
            exclusive=(True, True), metavar="0..1",
            doors=_tuning_doors(),
            per_door={"live": {"help": "detection score threshold (default: set by --quality)"}}),
-    Option("threads", DETECTION, int, "inference threads (default: all cores; 1 for BlazeFace)",
+    Option("threads", DETECTION, int, "inference threads (default: all cores; 1 for the small models)",
            config=("detector", "threads"), range=(1, 1024), metavar="N",
            doors=_doors("run live batch toml api", render=NO_DETECTION,
                         web="the server's administrator sets threads (faceveil serve --workers)",
-                        gui="the GUI uses all cores")),
+                        gui="the GUI uses the default threads")),
     Option("device", DETECTION, str,
            "where the ONNX models run: {default} (default), auto (a GPU when ONNX Runtime has one), "
            "cuda, ... (the GPU build: pip install 'faceveil[gpu]')", config=("detector", "device"),

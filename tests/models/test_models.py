@@ -183,6 +183,13 @@ def _intra_op_threads(name: str, threads: int | None) -> list[int]:
     if name in ("selfie", "landscape"):
         seg = (SelfieSegmenter if name == "selfie" else LandscapeSegmenter)(threads=threads)
         sessions = [seg.session]
+    elif name == "pipeline's segmenter":  # --threads reaches the background's model too
+        from faceveil.config import BackgroundConfig, PipelineConfig
+        from faceveil.pipeline import Pipeline
+
+        config = PipelineConfig(detector=DetectorConfig(threads=threads),
+                                background=BackgroundConfig(mode="blur"))
+        sessions = [Pipeline(config).person_masker().segmenter.session]
     else:
         det = create_detector(DetectorConfig(name=name, threads=threads))
         sessions = [det.full.session, det.short.session] if name == "blazeface" else [det.session]
@@ -196,6 +203,8 @@ def _intra_op_threads(name: str, threads: int | None) -> list[int]:
     ("centerface", None, None),  # all cores
     ("blazeface", 2, 2),  # --threads is obeyed
     ("selfie", 2, 2),
+    ("pipeline's segmenter", None, runtime.SMALL_MODEL_THREADS),
+    ("pipeline's segmenter", 2, 2),
 ])
 def test_small_models_run_on_one_thread_unless_told_otherwise(name, threads, want):
     """bench/ort_settings.py: BlazeFace's and the segmenters' sessions ran in 0.72-0.91x the time

@@ -87,8 +87,9 @@ class Pipeline:
         from ..segmentation import PersonMasker, segmenters
 
         if self._segmenter is None:
+            detector = self.config.detector  # --device and --threads cover every model
             self._segmenter = segmenters.create(self.config.background.segmenter,
-                                                device=self.config.detector.device)
+                                                device=detector.device, threads=detector.threads)
         if video:
             return PersonMasker(self._segmenter, self.config.background, video=True)
         if self._masker is None:
