@@ -78,35 +78,11 @@ def log(message: str) -> None:
 # -------------------------------------------------------------------------------- settings
 
 
-def shipped_options(ort: Any, threads: int | None = None) -> Any:
-    """SessionOptions as `ort_session` makes them on the CPU with `threads` (None: its default;
-    checked against a real `ort_session` by `check_shipped`)."""
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads or os.cpu_count() or 1
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    opts.log_severity_level = 3
-    return opts
-
-
 def _describe(opts: Any) -> dict[str, Any]:
     return {"intra_op": opts.intra_op_num_threads, "inter_op": opts.inter_op_num_threads,
             "mode": str(opts.execution_mode), "graph": str(opts.graph_optimization_level),
             "arena": opts.enable_cpu_mem_arena, "mem_pattern": opts.enable_mem_pattern,
             "spinning": opts.get_session_config_entry("session.intra_op.allow_spinning")}
-
-
-def check_shipped(ort: Any, path: str) -> None:
-    """Exit when runtime.ort_session no longer makes the options this script calls shipped."""
-    from faceveil.models.runtime import ort_session
-
-    real = _describe(ort_session(path).get_session_options())
-    mine = _describe(shipped_options(ort))
-    if real != mine:
-        sys.exit(f"error: faceveil.models.runtime.ort_session makes {real}, this script's "
-                 f"shipped_options {mine}: update shipped_options first")
 
 
 def _set(attr: str, value: Any) -> Callable[[Any, Any], None]:
@@ -150,10 +126,10 @@ CV_SETTINGS: dict[str, int | None] = {SHIPPED: None, NOISE: None, "cv2 threads 1
 def ort_session_with(path: str, change: Callable[[Any, Any], None] | None,
                      threads: int | None = None) -> Any:
     """A CPU session with the shipped options (`threads`: the backend's own), then `change`."""
-    from faceveil.models.runtime import _ort
+    from faceveil.models.runtime import _ort, session_options
 
     ort = _ort()
-    opts = shipped_options(ort, threads)
+    opts = session_options(threads)
     if change is not None:
         change(opts, ort)
     return ort.InferenceSession(path, sess_options=opts, providers=["CPUExecutionProvider"])
@@ -483,10 +459,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     import cv2
 
     from faceveil.media.images import read_image
-    from faceveil.models.runtime import _ort
+    from faceveil.models.runtime import session_options
 
-    ort = _ort()
-    check_shipped(ort, model_path("centerface"))
     CvRunner.default_threads = cv2.getNumThreads()
     facts = images.machine_facts()
     pictures = [read_image(images_dir / e["file"]).rgb for e in entries[: args.limit]]
@@ -522,7 +496,7 @@ def main(argv: Sequence[str] | None = None) -> int:
           + (f" (every {args.every}th)" if args.every > 1 else "")
           + f"; {args.rounds} interleaved rounds, order rotated; same output: all tensors equal or "
             f"within {TOLERANCE:g} abs")
-    print(f"{bullet}shipped ONNX Runtime options: {_describe(shipped_options(ort))}; intra-op "
+    print(f"{bullet}shipped ONNX Runtime options: {_describe(session_options())}; intra-op "
           "threads as each backend makes its session: "
           + ", ".join(f"{m} {t}" for m, t in shipped_threads.items() if t is not None))
     targets = {b: cv2.dnn.getAvailableTargets(b) for b in (cv2.dnn.DNN_BACKEND_OPENCV,

@@ -152,11 +152,10 @@ def usable_cores() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def ort_session(path: str, threads: int | None = None, device: str = "cpu"):
-    """An InferenceSession for the model at `path` on `device`, quiet and without busy-waiting."""
+def session_options(threads: int | None = None):
+    """The SessionOptions every model gets: `threads` intra-op (None: all cores), run in
+    sequence, all graph optimisations, quiet, and no busy-waiting (bench/ort_settings.py)."""
     ort = _ort()
-    providers = resolve_providers(device)
-    warn_clash_once(available_providers())
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads or os.cpu_count() or 1
     opts.inter_op_num_threads = 1
@@ -165,6 +164,15 @@ def ort_session(path: str, threads: int | None = None, device: str = "cpu"):
     # Do not busy-wait between runs: decode and encode threads need the cores.
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.log_severity_level = 3  # errors only: ORT's warnings would reach stderr
+    return opts
+
+
+def ort_session(path: str, threads: int | None = None, device: str = "cpu"):
+    """An InferenceSession for the model at `path` on `device`, quiet and without busy-waiting."""
+    ort = _ort()
+    providers = resolve_providers(device)
+    warn_clash_once(available_providers())
+    opts = session_options(threads)
     try:
         session = ort.InferenceSession(path, sess_options=opts, providers=providers)
     except Exception as exc:
