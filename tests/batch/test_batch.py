@@ -668,3 +668,26 @@ def test_archive_folders_stay_inside_the_output(archives, folders):
     from faceveil.batch.zips import archive_folders
 
     assert list(archive_folders(archives).values()) == folders
+
+
+def _peak_in_child(queue) -> None:
+    from faceveil.batch.work import peak_rss_mb
+
+    queue.put(peak_rss_mb())
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="VmHWM is read from Linux's /proc")
+def test_a_workers_peak_memory_is_its_own_not_its_parents():
+    """A spawned worker's ru_maxrss starts at its parent's peak (it is forked, then exec'd): the
+    manifest's peak_rss_mb must say what the worker itself held."""
+    import multiprocessing as mp
+
+    held = np.ones(400 << 20, np.uint8)  # the parent holds 400 MiB
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_peak_in_child, args=(queue,))
+    child.start()
+    peak = queue.get(timeout=120)
+    child.join(30)
+    assert held.sum() == 400 << 20
+    assert 1 < peak < 300, peak
