@@ -266,8 +266,7 @@ class Verifier:
             mask = MaskConfig()
             self._reference = (masks.create(mask.shape, mask), effects.create("blur", EffectConfig()))
         mask, effect = self._reference
-        dets = Detections(hidden.xyxy, hidden.scores)
-        return effect.apply(image, mask.render(dets, image.shape[:2], pad_unsure=pad_unsure))
+        return effect.apply(image, mask.render(hidden, image.shape[:2], pad_unsure=pad_unsure))
 
     def close_up(self, image: np.ndarray, box: np.ndarray) -> float:
         """The second detector's best score for a face at `box`, looking at the place alone,

@@ -85,12 +85,11 @@ class ItemWorker:
         from ..pipeline import Pipeline
 
         threads = config.detector.threads
-        if threads:
+        self.options = options or ItemOptions()
+        if threads:  # OpenCV's resizes and blurs and the encoder keep to detection's share too
             import cv2
 
-            cv2.setNumThreads(threads)  # OpenCV's resizes and blurs: no more cores than detection
-        self.options = options or ItemOptions()
-        if threads:  # the encoder keeps to the worker's share of the cores too
+            cv2.setNumThreads(threads)
             self.options = dataclasses.replace(
                 self.options, encode=dataclasses.replace(self.options.encode, threads=threads))
         self.engine, self.name = engine, name or f"pid {os.getpid()}"
