@@ -251,30 +251,52 @@ def test_thorough_hides_big_faces_regular_passes_miss(wider, name, why):
 
 
 class _Seeded(ScaledDetector):
-    """No model: only the closer look's window planning is exercised."""
+    """No model: the native pass finds one sure face and two unsure small ones; a window's
+    mirror image shows a face only where the frame is bright (the first unsure one)."""
 
     name = "seeded"
-    closer_seed = 0.05
+    closer_seed = 0.08
+
+    def infer(self, image, threshold):
+        if image.shape[:2] == (480, 800):  # the native pass
+            found = Detections([[100, 100, 116, 116], [400, 300, 416, 316], [600, 100, 680, 180]],
+                               [0.1, 0.1, 0.9])
+            return found[found.scores >= threshold]
+        ys, xs = np.nonzero(image[:, :, 0])
+        if not ys.size:
+            return Detections.empty()
+        return Detections([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]], [0.5])
 
 
-def test_closer_windows_cover_small_seeds_within_the_budget():
+def test_closer_windows_cover_small_seeds_and_cut_crowds():
     det = _Seeded(DetectorConfig(name="seeded", quality="balanced"))
     assert det.closer_look()
     seeds = Detections([[100, 100, 112, 114],  # small, unsure
                         [130, 104, 142, 118],  # its neighbour: one window for both
-                        [600, 300, 620, 322],  # elsewhere, likelier
+                        [600, 300, 620, 322],  # elsewhere
                         [300, 300, 400, 420]],  # too big to need a closer look
-                       [0.08, 0.06, 0.12, 0.1])
+                       [0.08, 0.09, 0.12, 0.1])
     windows = det.closer_windows(seeds, 480, 800)
     assert len(windows) == 2
-    assert windows[0][0] <= 300 <= 322 <= windows[0][2]  # the likeliest first
     for (x1, y1, x2, y2) in seeds.xyxy[:3]:
         assert any(y0 <= y1 and y2 <= yy and x0 <= x1 and x2 <= xx for y0, x0, yy, xx in windows)
     for y0, x0, y1, x1 in windows:  # never around the big face
         assert not (y0 <= 360 < y1 and x0 <= 350 < x1)
-    det.closer_budget = 0.02  # a 96 px window is 2.4% of 480x800: none fits
-    assert det.closer_windows(seeds, 480, 800) == []
+    crowd = Detections(np.array([[x, y, x + 12, y + 12] for x in range(40, 760, 40)
+                                 for y in range(40, 440, 40)], np.float32), np.full(180, 0.1))
+    windows = det.closer_windows(crowd, 480, 800)
+    assert max(max(y1 - y0, x1 - x0) for y0, x0, y1, x1 in windows) <= det.closer_window_max
+    assert sum((y1 - y0) * (x1 - x0) for y0, x0, y1, x1 in windows) <= 480 * 800
     assert det.closer_windows(Detections.empty(), 480, 800) == []
+
+
+def test_a_closer_look_keeps_the_unsure_faces_a_mirror_image_confirms():
+    det = _Seeded(DetectorConfig(name="seeded", quality="balanced"))
+    image = np.zeros((480, 800, 3), np.uint8)
+    image[100:116, 100:116] = 255  # the first unsure candidate is a face; the second is not
+    found = det.detect(Frame(image), closer=True)
+    assert sorted(found.xyxy[:, 0].tolist()) == [100, 600]
+    assert det.detect(Frame(image)).xyxy[:, 0].tolist() == [600], "other callers: the plain pass"
 
 
 def test_balanced_looks_closer_at_unsure_small_faces(centerface, wider):

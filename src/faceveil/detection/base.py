@@ -93,22 +93,19 @@ class ScaledDetector:
         raise NotImplementedError
 
     #: A closer look (pictures): the native pass also keeps candidates scoring at least
-    #: `closer_seed` but under the threshold; around those of at most `closer_seed_px` px (faces
-    #: too small for the model to be sure of), windows `closer_context` times their size (at
-    #: least `closer_min_window` px) are upsampled `closer_zoom` times and looked at again. Only
-    #: the places where small faces can be are enlarged, not the whole frame: at most
-    #: `closer_budget` of the frame's area (the most likely places first). None: no closer look.
+    #: `closer_seed` but under the threshold (unsure). Around those of at most `closer_seed_px`
+    #: px (faces too small for the model to be sure of), windows `closer_context` times their
+    #: size (at least `closer_min_window` px) are looked at again in a mirror image, and an
+    #: unsure candidate the mirror image also finds (boxes overlapping by view_agreement IoU) is
+    #: kept: the model's false positives are rarely mirror-consistent. Only the places where
+    #: small faces can be are looked at again, at most about the whole frame once (the windows
+    #: of a group do not overlap). None: no closer look.
     closer_seed: float | None = None
     closer_seed_px = 40
     closer_context = 3.0
     closer_min_window = 64
-    closer_zoom = 2.0
-    closer_budget = 0.25
     closer_cell = 32  # windows are merged on a grid of cells this many px wide
     closer_window_max = 256  # ... into windows of at most this many px a side
-    #: None: a closer look keeps what scores the threshold; else also what it and its mirror
-    #: image both find (boxes overlapping by view_agreement IoU) with at least this score.
-    closer_accept: float | None = None
 
     def closer_look(self) -> bool:
         return self.closer_seed is not None and self.closer_seed < self.threshold
@@ -131,36 +128,25 @@ class ScaledDetector:
         return nms(Detections.concat([found, extra]), self.nms_iou).clipped(w, h)
 
     def detect_closer(self, frame: Frame) -> Detections:
-        """All passes of the preset, the native one down to `closer_seed`, then a closer look at
-        the windows around its unsure small candidates (see `closer_seed`)."""
+        """All passes of the preset, the native one down to `closer_seed`, and the unsure
+        candidates a mirror image of the windows around the small ones confirms."""
         h, w = frame.image.shape[:2]
-        scales = list(self.scales(h, w))
         native = self.detect_at(frame, [1.0], threshold=self.closer_seed)
         sure = native.scores >= self.threshold
-        found = [native[sure], self.detect_at(frame, [s for s in scales if s != 1.0])]
-        for y0, x0, y1, x1 in self.closer_windows(native[~sure], h, w):
-            crop = frame.image[y0:y1, x0:x1]
-            zh, zw = round((y1 - y0) * self.closer_zoom), round((x1 - x0) * self.closer_zoom)
-            big = crop if (zh, zw) == crop.shape[:2] else cv2.resize(
-                crop, (zw, zh), interpolation=cv2.INTER_LINEAR)
-            big = np.ascontiguousarray(big)
-            if self.closer_accept is None:
-                dets = self.infer(big, self.threshold)
-            else:  # a face both the window and its mirror image show, at closer_accept or more
-                dets = self.infer(big, self.closer_seed)
-                mirror = unmirror(self.infer(np.ascontiguousarray(big[:, ::-1]), self.closer_seed), zw)
-                agree = (iou_matrix(dets.xyxy, mirror.xyxy).max(1) >= self.view_agreement
-                         if len(dets) and len(mirror) else np.zeros(len(dets), bool))
-                dets = dets[(dets.scores >= self.threshold)
-                            | (agree & (dets.scores >= self.closer_accept))]
-            if len(dets):
-                found.append(dets.scaled((x1 - x0) / zw, (y1 - y0) / zh, x0, y0))
-        return nms(Detections.concat(found), self.nms_iou).clipped(w, h)
+        unsure = native[~sure]
+        mirror = Detections.concat([
+            unmirror(self.infer(np.ascontiguousarray(frame.image[y0:y1, x0:x1][:, ::-1]),
+                                self.closer_seed), x1 - x0).scaled(1, 1, x0, y0)
+            for y0, x0, y1, x1 in self.closer_windows(unsure, h, w)])
+        confirmed = (unsure[iou_matrix(unsure.xyxy, mirror.xyxy).max(1) >= self.view_agreement]
+                     if len(unsure) and len(mirror) else Detections.empty())
+        coarse = self.detect_at(frame, [s for s in self.scales(h, w) if s != 1.0])
+        return nms(Detections.concat([native[sure], confirmed, coarse]), self.nms_iou).clipped(w, h)
 
     def closer_windows(self, seeds: Detections, height: int,
                        width: int) -> list[tuple[int, int, int, int]]:
-        """(y0, x0, y1, x1) windows around the small `seeds`, merged on a grid of cells, the
-        most likely first, within `closer_budget` of the frame's area."""
+        """(y0, x0, y1, x1) windows around the small `seeds`, merged on a grid of cells and cut
+        into windows of at most `closer_window_max` px."""
         if not len(seeds):
             return []
         size = np.maximum(seeds.widths, seeds.heights)
@@ -168,43 +154,29 @@ class ScaledDetector:
         if not len(seeds):
             return []
         cell = self.closer_cell
-        gh, gw = -(-height // cell), -(-width // cell)
-        grid = np.zeros((gh, gw), np.uint8)
+        grid = np.zeros((-(-height // cell), -(-width // cell)), np.uint8)
         half = np.maximum(np.maximum(seeds.widths, seeds.heights) * self.closer_context,
                           self.closer_min_window) / 2
         cx = (seeds.xyxy[:, 0] + seeds.xyxy[:, 2]) / 2
         cy = (seeds.xyxy[:, 1] + seeds.xyxy[:, 3]) / 2
-        best = np.zeros((gh, gw), np.float32)
-        for x, y, r, score in zip(cx, cy, half, seeds.scores, strict=True):
+        for x, y, r in zip(cx, cy, half, strict=True):
             gx0, gx1 = int(max(0, x - r) // cell), int(min(width - 1, x + r) // cell) + 1
             gy0, gy1 = int(max(0, y - r) // cell), int(min(height - 1, y + r) // cell) + 1
             grid[gy0:gy1, gx0:gx1] = 1
-            np.maximum(best[gy0:gy1, gx0:gx1], score, out=best[gy0:gy1, gx0:gx1])
         count, labels, stats, _ = cv2.connectedComponentsWithStats(grid, connectivity=8)
         windows = []
         side = self.closer_window_max // cell
         for label in range(1, count):
-            gx, gy, gw_, gh_ = (int(v) for v in stats[label, :4])
-            mine = np.where(labels == label, best, 0)
-            # a big group (a crowd) is cut into windows of at most closer_window_max px, so that
-            # the budget takes its likeliest parts rather than all or nothing
-            for ty in range(gy, gy + gh_, side):
-                for tx in range(gx, gx + gw_, side):
-                    ty1, tx1 = min(gy + gh_, ty + side), min(gx + gw_, tx + side)
-                    score = float(mine[ty:ty1, tx:tx1].max())
-                    if score > 0:
-                        windows.append((score, (ty * cell, tx * cell, min(height, ty1 * cell),
-                                                min(width, tx1 * cell))))
-        windows.sort(key=lambda t: -t[0])
-        budget = self.closer_budget * height * width
-        out = []
-        for _, (y0, x0, y1, x1) in windows:
-            area = (y1 - y0) * (x1 - x0)
-            if area > budget:
-                continue
-            budget -= area
-            out.append((y0, x0, y1, x1))
-        return out
+            gx, gy, gw, gh = (int(v) for v in stats[label, :4])
+            # a big group (a crowd) is cut into windows of at most closer_window_max px, and
+            # only those holding some of the group are looked at
+            for ty in range(gy, gy + gh, side):
+                for tx in range(gx, gx + gw, side):
+                    ty1, tx1 = min(gy + gh, ty + side), min(gx + gw, tx + side)
+                    if (labels[ty:ty1, tx:tx1] == label).any():
+                        windows.append((ty * cell, tx * cell, min(height, ty1 * cell),
+                                        min(width, tx1 * cell)))
+        return windows
 
     def detect_view(self, image: np.ndarray, view: str, scale: float) -> Detections:
         """One extra view of the whole frame (reduced by `scale`, never tiled), in frame pixels."""
@@ -234,14 +206,20 @@ class ScaledDetector:
         image = frame.image
         h, w = image.shape[:2]
         found = []
+        source, source_scale = image, 1.0
         for scale in scales:
             at = self.threshold_at(scale) if threshold is None else threshold
             sh, sw = max(1, round(h * scale)), max(1, round(w * scale))
             if (sh, sw) == (h, w):
                 scaled = image
+            elif scale < 1:
+                # a pass at half a reduced one's size or less is reduced from that one, not from
+                # the frame: an area average of an area average, at a tenth of the cost
+                src = source if scale * 2 <= source_scale else image
+                scaled = cv2.resize(src, (sw, sh), interpolation=cv2.INTER_AREA)
+                source, source_scale = scaled, scale
             else:
-                interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-                scaled = cv2.resize(image, (sw, sh), interpolation=interp)
+                scaled = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_LINEAR)
             for y0, x0, y1, x1 in tiles(sh, sw, self.tile_size, self.tile_overlap):
                 tile = scaled[y0:y1, x0:x1]
                 dets = self.infer(np.ascontiguousarray(tile), at)

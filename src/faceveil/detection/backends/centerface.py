@@ -29,12 +29,12 @@ class CenterFaceDetector(ScaledDetector):
         self.session = ort_session(str(model_file("centerface")), self.config.threads,
                                    self.config.device)
         if self.config.quality == "balanced" and self.config.threshold is None:
-            # Pictures: a closer look around the native pass's unsure small candidates (scores
-            # 0.05-0.15, at most 40 px): each window and its mirror image are looked at again,
-            # and a face both find with 0.08 or more is kept. Costs ~14% more model pixels on
-            # the WIDER subset (where it was measured; bench/README.md). Video is unaffected:
-            # its frame step calls detect_at.
-            self.closer_seed, self.closer_zoom, self.closer_accept = 0.05, 1.0, 0.08
+            # Pictures: a closer look at the native pass's unsure candidates (0.08-0.15): the
+            # windows around the small ones (at most 40 px) are looked at again in a mirror
+            # image, and a candidate it also finds is kept (base.ScaledDetector.closer_seed).
+            # On the WIDER subset (where it was measured; bench/README.md) this costs ~0.08 of a
+            # native pass in model pixels. Video is unaffected: its frame step calls detect_at.
+            self.closer_seed = 0.08
         if self.config.quality == "thorough":
             # thorough's coarse passes score big faces high but place their boxes coarsely (a
             # 64 px face is 20 px at the 320 px pass); at 0.6 such a box replaced a better one
