@@ -207,6 +207,26 @@ def test_random_faces_patches_never_overlap(seed, mask_shape):
     np.testing.assert_array_equal(m.to_array(), np.maximum.reduce(singles))
 
 
+def test_a_crowd_of_thousands_is_grouped_without_a_matrix_of_all_pairs():
+    """20,000 faces (a stadium): 100 rows of 200 overlapping faces each, rows apart. An N x N
+    overlap matrix would need gigabytes; the sweep stays small."""
+    import tracemalloc
+
+    xs, ys = np.meshgrid(np.arange(200) * 30.0, np.arange(100) * 60.0)
+    boxes = np.stack([xs.ravel(), ys.ravel(), xs.ravel() + 40, ys.ravel() + 40], 1)
+    shape = (6000, 6100)
+    tracemalloc.start()
+    try:
+        m = ShapeMask(MaskConfig(scale=1.0, feather=0.0), shape="box").render(
+            make_detections(boxes), shape)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(m) == 100  # one patch a row
+    assert all(p.boxes.shape == (200, 4) for p in m.patches)
+    assert peak < 400 * 2**20, f"{peak / 2**20:.0f} MiB"  # ~100 MiB: the patches themselves
+
+
 @pytest.mark.parametrize("seed", [5, 6])
 def test_to_array_matches_patches(seed):
     shape = (240, 320)

@@ -134,14 +134,17 @@ class ScaledDetector:
         native = self.detect_at(frame, [1.0], threshold=self.closer_seed)
         sure = native.scores >= self.threshold
         unsure = native[~sure]
-        mirror = Detections.concat([
-            unmirror(self.infer(np.ascontiguousarray(frame.image[y0:y1, x0:x1][:, ::-1]),
-                                self.closer_seed), x1 - x0).scaled(1, 1, x0, y0)
-            for y0, x0, y1, x1 in self.closer_windows(unsure, h, w)])
-        confirmed = (unsure[iou_matrix(unsure.xyxy, mirror.xyxy).max(1) >= self.view_agreement]
-                     if len(unsure) and len(mirror) else Detections.empty())
-        coarse = self.detect_at(frame, [s for s in self.scales(h, w) if s != 1.0])
-        return nms(Detections.concat([native[sure], confirmed, coarse]), self.nms_iou).clipped(w, h)
+        found = [native[sure], self.detect_at(frame, [s for s in self.scales(h, w) if s != 1.0])]
+        for y0, x0, y1, x1 in self.closer_windows(unsure, h, w):
+            mirror = unmirror(self.infer(np.ascontiguousarray(frame.image[y0:y1, x0:x1][:, ::-1]),
+                                         self.closer_seed), x1 - x0).scaled(1, 1, x0, y0)
+            # a candidate a box of this window's mirror image overlaps reaches into the window
+            # (matched window by window: a crowd has tens of thousands of candidates)
+            b = unsure.xyxy
+            near = unsure[(b[:, 0] < x1) & (b[:, 2] > x0) & (b[:, 1] < y1) & (b[:, 3] > y0)]
+            if len(near) and len(mirror):
+                found.append(near[iou_matrix(near.xyxy, mirror.xyxy).max(1) >= self.view_agreement])
+        return nms(Detections.concat(found), self.nms_iou).clipped(w, h)
 
     def closer_windows(self, seeds: Detections, height: int,
                        width: int) -> list[tuple[int, int, int, int]]:
