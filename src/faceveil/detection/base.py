@@ -135,12 +135,12 @@ class ScaledDetector:
         sure = native.scores >= self.threshold
         unsure = native[~sure]
         found = [native[sure], self.detect_at(frame, [s for s in self.scales(h, w) if s != 1.0])]
+        b = unsure.xyxy
         for y0, x0, y1, x1 in self.closer_windows(unsure, h, w):
             mirror = unmirror(self.infer(np.ascontiguousarray(frame.image[y0:y1, x0:x1][:, ::-1]),
                                          self.closer_seed), x1 - x0).scaled(1, 1, x0, y0)
             # a candidate a box of this window's mirror image overlaps reaches into the window
             # (matched window by window: a crowd has tens of thousands of candidates)
-            b = unsure.xyxy
             near = unsure[(b[:, 0] < x1) & (b[:, 2] > x0) & (b[:, 1] < y1) & (b[:, 3] > y0)]
             if len(near) and len(mirror):
                 found.append(near[iou_matrix(near.xyxy, mirror.xyxy).max(1) >= self.view_agreement])
@@ -217,7 +217,7 @@ class ScaledDetector:
                 scaled = image
             elif scale < 1:
                 # a pass at half a reduced one's size or less is reduced from that one, not from
-                # the frame: an area average of an area average, at a tenth of the cost
+                # the frame: an area average of an area average, at ~1% of the cost
                 src = source if scale * 2 <= source_scale else image
                 scaled = cv2.resize(src, (sw, sh), interpolation=cv2.INTER_AREA)
                 source, source_scale = scaled, scale
