@@ -300,6 +300,24 @@ def test_same_face_groups(boxes, groups):
     assert sorted(i for g in got for i in g.tolist()) == list(range(len(boxes)))
 
 
+def test_same_face_groups_of_a_crowd_need_no_matrix_of_all_pairs():
+    """10,000 faces 10 px apart, each found twice (a second, tighter box): 10,000 groups of
+    two, without the gigabytes an N x N matrix of 20,000 boxes would take."""
+    import tracemalloc
+
+    xs, ys = (v.ravel() for v in np.meshgrid(np.arange(100) * 50.0, np.arange(100) * 50.0))
+    faces = np.stack([xs, ys, xs + 40, ys + 40], 1)
+    tighter = faces + np.array([4, 4, -4, -4])
+    tracemalloc.start()
+    try:
+        got = same_face_groups(make_detections(np.concatenate([faces, tighter])))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert sorted(sorted(g.tolist()) for g in got) == [[k, k + 10_000] for k in range(10_000)]
+    assert peak < 200 * 2**20, f"{peak / 2**20:.0f} MiB"
+
+
 @people
 def test_a_second_box_on_a_kept_face_is_kept_too(real, identities, tmp_path):
     """The group photo of issue 18: a low-score box on the kept face was hidden as 'cannot be

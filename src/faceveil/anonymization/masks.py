@@ -13,6 +13,7 @@ from typing import Protocol
 import numpy as np
 
 from ..config import MaskConfig
+from ..geometry import overlapping_pairs
 from ..registry import Registry
 from ..types import Detections
 
@@ -59,33 +60,6 @@ class MaskRenderer(Protocol):
                pad_unsure: bool = True) -> Mask: ...
 
 
-def _overlaps(rects: np.ndarray, chunk: int = 1 << 20) -> tuple[np.ndarray, np.ndarray]:
-    """(i, j) index pairs of the rectangles (x0, y0, x1, y1) that share area, each pair once.
-
-    A sweep along x: with the rectangles sorted by their left side, those a rectangle overlaps
-    along x are the next ones that start before it ends; only they are tested along y, a chunk of
-    pairs at a time. So a crowd of thousands of faces needs no N x N matrix."""
-    n = len(rects)
-    order = np.argsort(rects[:, 0], kind="stable")
-    r = rects[order]
-    ends = np.searchsorted(r[:, 0], r[:, 2], side="left")  # first one starting at or after my end
-    counts = np.maximum(ends - np.arange(n) - 1, 0)
-    total = np.cumsum(counts)
-    found_i, found_j = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
-    start = 0
-    while start < n:
-        done = int(total[start - 1]) if start else 0
-        stop = max(start + 1, int(np.searchsorted(total, done + chunk, side="right")))
-        c = counts[start:stop]
-        i = np.repeat(np.arange(start, stop), c)
-        j = i + 1 + np.arange(len(i)) - np.repeat(np.cumsum(c) - c, c)
-        y = np.maximum(r[i, 1], r[j, 1]) < np.minimum(r[i, 3], r[j, 3])
-        found_i.append(order[i[y]])
-        found_j.append(order[j[y]])
-        start = stop
-    return np.concatenate(found_i), np.concatenate(found_j)
-
-
 def _groups(boxes: np.ndarray) -> list[np.ndarray]:
     """Indices of boxes grouped so that the groups' bounding rectangles do not overlap.
 
@@ -94,7 +68,7 @@ def _groups(boxes: np.ndarray) -> list[np.ndarray]:
     groups = [np.array([i]) for i in range(n)]
     rects = boxes.copy()
     while len(rects) > 1:
-        a, b = _overlaps(rects)
+        a, b = overlapping_pairs(rects)
         if not len(a):
             break
         # connected components of the overlap graph, each labelled by its lowest index

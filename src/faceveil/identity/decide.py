@@ -356,17 +356,24 @@ def same_face_groups(dets: Detections, iou: float = 0.45, inside: float = 0.8,
     n = len(dets)
     if n < 2:
         return [np.arange(n)]
-    from ..geometry import centres, iou_matrix, overlap_share
+    from ..geometry import centres, overlapping_pairs
 
+    # only boxes that overlap can be one face: pairs of them, not an N x N matrix (crowds)
     xyxy = dets.xyxy
-    same = iou_matrix(xyxy, xyxy) >= iou
-    share = overlap_share(xyxy, xyxy)  # [i, j]: share of box i inside box j
-    c = centres(xyxy)
+    a, b = overlapping_pairs(xyxy)
     size = xyxy[:, 2:] - xyxy[:, :2]
-    centred = (np.abs(c[:, None, :] - c[None, :, :]) <= size[None, :, :] / 4).all(axis=2)
     area = size.prod(axis=1)
-    nested = (share >= inside) & centred & (area[:, None] <= area[None, :])
-    same |= nested | nested.T
+    c = centres(xyxy)
+    inter = ((np.minimum(xyxy[a, 2], xyxy[b, 2]) - np.maximum(xyxy[a, 0], xyxy[b, 0]))
+             * (np.minimum(xyxy[a, 3], xyxy[b, 3]) - np.maximum(xyxy[a, 1], xyxy[b, 1])))
+
+    def nested(i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """Box i lies `inside` within box j, centred in its middle half, and is no bigger."""
+        centred = (np.abs(c[i] - c[j]) <= size[j] / 4).all(axis=1)
+        return (inter / np.maximum(area[i], 1e-6) >= inside) & centred & (area[i] <= area[j])
+
+    same = ((inter / np.maximum(area[a] + area[b] - inter, 1e-6) >= iou)
+            | nested(a, b) | nested(b, a))
     parent = list(range(n))
 
     def root(i: int) -> int:
@@ -375,8 +382,8 @@ def same_face_groups(dets: Detections, iou: float = 0.45, inside: float = 0.8,
             i = parent[i]
         return i
 
-    for i, j in zip(*np.nonzero(np.triu(same, 1)), strict=True):
-        parent[root(int(i))] = root(int(j))
+    for i, j in zip(a[same].tolist(), b[same].tolist(), strict=True):
+        parent[root(i)] = root(j)
     rank = np.lexsort((-area, dets.scores < min_score, dets.filled))
     groups: dict[int, list[int]] = {}
     for i in rank.tolist():
@@ -517,11 +524,13 @@ def _near_others(dets: Detections) -> np.ndarray:
     xyxy = dets.xyxy
     if len(xyxy) < 2:
         return np.zeros(len(xyxy), bool)
-    from ..geometry import iou_matrix, scaled
+    from ..geometry import overlapping_pairs, scaled
 
-    grown = scaled(xyxy, 1.5)
-
-    overlap = iou_matrix(grown, grown) > 0
-    for g in same_face_groups(dets):
-        overlap[np.ix_(g, g)] = False
-    return overlap.any(axis=1)
+    a, b = overlapping_pairs(scaled(xyxy, 1.5))
+    face = np.zeros(len(xyxy), np.int64)
+    for k, g in enumerate(same_face_groups(dets)):
+        face[g] = k
+    other = face[a] != face[b]
+    near = np.zeros(len(xyxy), bool)
+    near[a[other]] = near[b[other]] = True
+    return near
