@@ -42,8 +42,8 @@ def overlapping_pairs(rects: np.ndarray, chunk: int = 1 << 20) -> tuple[np.ndarr
 
     A sweep along x: with the rectangles sorted by their left side, those a rectangle overlaps
     along x are the next ones that start before it ends; only they are tested along y, a chunk of
-    pairs at a time. So a crowd of thousands of faces needs no N x N matrix (the matrices below
-    are for few boxes against few)."""
+    pairs at a time. So a crowd of thousands of faces needs no N x N matrix (those above are for
+    few boxes against few)."""
     n = len(rects)
     order = np.argsort(rects[:, 0], kind="stable")
     r = rects[order]
