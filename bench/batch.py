@@ -25,7 +25,7 @@ or --threads: one worker per core, which splits the long video into segments), p
 the long video. For each run: the wall clock of the whole `run_batch` call (worker
 start-up and model loading included), the steady rate (items per second between the moment
 every worker has delivered its first item and the last item, so start-up is left out), the peak
-resident memory of each worker (from its records: `ru_maxrss` of the worker process), the CPU
+resident memory of each worker (from its records: the worker process's own VmHWM), the CPU
 seconds all of the run's processes used per item (start-up included; Ray's own processes count
 as the run's), and the share of the machine's CPU that other processes used meanwhile: on a
 shared machine the wall times say little, the CPU seconds per item still say what a worker

@@ -21,8 +21,14 @@ def areas(boxes: np.ndarray) -> np.ndarray:
 
 def intersections(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Intersection area of every box in a (N, 4) with every box in b (M, 4): (N, M)."""
-    w = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
-    h = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
+    return paired_intersections(a[:, None], b[None])
+
+
+def paired_intersections(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection area of each box in a with the box at the same place in b (shapes that
+    broadcast, e.g. (K, 4) and (K, 4) for K pairs: (K,))."""
+    w = np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0])
+    h = np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1])
     return np.clip(w, 0, None) * np.clip(h, 0, None)
 
 

@@ -356,7 +356,7 @@ def same_face_groups(dets: Detections, iou: float = 0.45, inside: float = 0.8,
     n = len(dets)
     if n < 2:
         return [np.arange(n)]
-    from ..geometry import centres, overlapping_pairs
+    from ..geometry import centres, overlapping_pairs, paired_intersections
 
     # only boxes that overlap can be one face: pairs of them, not an N x N matrix (crowds)
     xyxy = dets.xyxy
@@ -364,8 +364,7 @@ def same_face_groups(dets: Detections, iou: float = 0.45, inside: float = 0.8,
     size = xyxy[:, 2:] - xyxy[:, :2]
     area = size.prod(axis=1)
     c = centres(xyxy)
-    inter = ((np.minimum(xyxy[a, 2], xyxy[b, 2]) - np.maximum(xyxy[a, 0], xyxy[b, 0]))
-             * (np.minimum(xyxy[a, 3], xyxy[b, 3]) - np.maximum(xyxy[a, 1], xyxy[b, 1])))
+    inter = paired_intersections(xyxy[a], xyxy[b])
 
     def nested(i: np.ndarray, j: np.ndarray) -> np.ndarray:
         """Box i lies `inside` within box j, centred in its middle half, and is no bigger."""
