@@ -50,6 +50,45 @@ def test_two_workers_give_the_same_pictures_in_the_same_order(pictures):
             assert a.output.read_bytes() == b.output.read_bytes()
 
 
+def test_a_slow_picture_does_not_hold_the_other_worker_back(pictures, monkeypatch):
+    """While the first picture (a crowd, say) takes long, the other worker goes on with the next
+    ones (up to twice the workers staged at once); the results still come in input order."""
+    import threading
+    import time
+
+    from faceveil.pipeline import runner
+
+    inputs, jobs = pictures
+    real, lock, events, staged = runner.picture_stage, threading.Lock(), [], [0]
+
+    def stage(path, *args, **kwargs):
+        with lock:
+            staged[0] += 1
+            assert staged[0] <= 4, "more pictures staged than twice the workers"
+            events.append(("start", path.name))
+        if path.name == "0.jpg":
+            time.sleep(1.0)
+        try:
+            return real(path, *args, **kwargs)
+        finally:
+            with lock:
+                events.append(("end", path.name))
+
+    monkeypatch.setattr(runner, "picture_stage", stage)
+
+    def on_result(result):
+        if result.ok:  # 1.jpg fails to read: never staged
+            with lock:
+                staged[0] -= 1
+
+    results = run_images(jobs("out"), Pipeline(PipelineConfig()), workers=2, on_result=on_result)
+    assert [r.input for r in results] == inputs
+    assert [r.ok for r in results] == [True, False, True, True, True]
+    started_before_0_ended = {name for kind, name in events[:events.index(("end", "0.jpg"))]
+                              if kind == "start"}
+    assert {"2.jpg", "3.jpg"} <= started_before_0_ended  # 1.jpg fails to read, never staged
+
+
 def test_a_replica_loads_its_own_models_with_its_threads(centerface):
     pipeline = Pipeline(PipelineConfig())
     twin = pipeline.replica(1)

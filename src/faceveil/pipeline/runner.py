@@ -89,7 +89,11 @@ def run_images(
     for copy in copies:
         free.put(copy)
     workers = max(1, len(copies))
-    read_ahead = workers + 1
+    # Pictures staged at once: twice the workers, so that a slow one (a crowd) does not hold
+    # the others back while its result waits to be written in order (each staged picture
+    # keeps its pixels until then). One worker: the next picture is read while this one runs.
+    ahead = 2 * workers if copies else 1
+    read_ahead = ahead + 1
 
     def stage(job: ImageJob, read: Future[Picture]):
         picture = read.result()  # a file that cannot be read raises here: see below
@@ -128,8 +132,8 @@ def run_images(
             while next_read < total and next_read < index + read_ahead:
                 reads.append(reader.submit(read_image, jobs[next_read].input, options.max_pixels))
                 next_read += 1
-            if copies:  # up to `workers` pictures detected at once, on the detect threads
-                while next_stage < total and next_stage < index + workers:
+            if copies:  # `workers` pictures detected at once on the detect threads, `ahead` queued
+                while next_stage < total and next_stage < index + ahead:
                     stages.append(detect.submit(stage, jobs[next_stage], reads.popleft()))
                     next_stage += 1
                 pending = stages.popleft()
