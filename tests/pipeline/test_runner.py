@@ -37,17 +37,25 @@ def pictures(tmp_path, astronaut):
 def test_two_workers_give_the_same_pictures_in_the_same_order(pictures):
     inputs, jobs = pictures
     pipeline = Pipeline(PipelineConfig())
-    one = run_images(jobs("one"), pipeline)
+    pixels: dict[str, list] = {"one": [], "two": []}
+    one = run_images(jobs("one"), pipeline, on_result=lambda r: pixels["one"].append(r.image))
     seen = []
-    two = run_images(jobs("two"), pipeline, on_result=lambda r: seen.append(r.input), workers=2)
+
+    def on_two(result):
+        seen.append(result.input)
+        pixels["two"].append(result.image)
+
+    two = run_images(jobs("two"), pipeline, on_result=on_two, workers=2)
     assert seen == inputs and [r.input for r in two] == inputs
     assert [r.ok for r in two] == [r.ok for r in one] == [True, False, True, True, True]
     assert [r.counts for r in two] == [r.counts for r in one]
     assert one[0].counts.faces == 1 and "not a picture" in two[1].error
-    for a, b in zip(one, two, strict=True):
+    for a, b, pa, pb in zip(one, two, pixels["one"], pixels["two"], strict=True):
         if a.ok:
-            assert np.array_equal(a.image, b.image)  # the same boxes, the same pixels
+            assert np.array_equal(pa, pb)  # the same boxes, the same pixels
             assert a.output.read_bytes() == b.output.read_bytes()
+    # on_result saw the pixels; the results kept afterwards do not hold them
+    assert pixels["one"][0] is not None and all(r.image is None for r in one + two)
 
 
 def test_a_slow_picture_does_not_hold_the_other_worker_back(pictures, monkeypatch):
