@@ -15,7 +15,7 @@ import logging
 import queue
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +62,7 @@ def picture_workers(pipeline: Pipeline, pictures: int) -> int:
 #: for the whole process, so copies of them would not each get their own).
 SESSION_DETECTORS = ("centerface", "blazeface")
 MAX_WORKERS = 4  # each copy holds its model sessions and a picture's buffers
+EARLY_PIXELS = 24_000_000  # pictures up to this size may be staged ahead of the workers
 
 
 def run_images(
@@ -91,10 +92,17 @@ def run_images(
         free.put(copy)
     workers = max(1, len(copies))
     # Pictures staged at once: twice the workers, so that a slow one (a crowd) does not hold
-    # the others back while its result waits to be written in order (each staged picture
-    # keeps its pixels until then). One worker: the next picture is read while this one runs.
+    # the others back while its result waits to be written in order. Each staged picture keeps
+    # its pixels until then, so the extra ones are staged only while the pictures read are of
+    # a common camera's size (EARLY_PIXELS); bigger ones go `workers` at a time. One worker:
+    # the next picture is read while this one runs.
     ahead = 2 * workers if copies else 1
-    read_ahead = ahead + 1
+    small = [True]  # whether the last picture read had at most EARLY_PIXELS
+
+    def load(path: Path) -> Picture:
+        picture = read_image(path, options.max_pixels)
+        small[0] = picture.rgb.shape[0] * picture.rgb.shape[1] <= EARLY_PIXELS
+        return picture
 
     def stage(job: ImageJob, read: Future[Picture]):
         picture = read.result()  # a file that cannot be read raises here: see below
@@ -126,6 +134,10 @@ def run_images(
         stages: deque[Future] = deque()
         writes: deque[tuple[Future[FileResult], ImageJob]] = deque()
         next_read = next_stage = 0
+        if copies:  # the first picture's size sets the first window
+            reads.append(reader.submit(load, jobs[0].input))
+            next_read = 1
+            wait(reads)
 
         def drain(keep: int) -> None:
             while len(writes) > keep:
@@ -133,11 +145,12 @@ def run_images(
                 finish(fut.result(), job)
 
         for index, job in enumerate(jobs):
-            while next_read < total and next_read < index + read_ahead:
-                reads.append(reader.submit(read_image, jobs[next_read].input, options.max_pixels))
+            window = ahead if small[0] else workers
+            while next_read < total and next_read < index + window + 1:
+                reads.append(reader.submit(load, jobs[next_read].input))
                 next_read += 1
-            if copies:  # `workers` pictures detected at once on the detect threads, `ahead` queued
-                while next_stage < total and next_stage < index + ahead:
+            if copies:  # `workers` pictures detected at once on the detect threads, more queued
+                while next_stage < total and next_stage < index + window:
                     stages.append(detect.submit(stage, jobs[next_stage], reads.popleft()))
                     next_stage += 1
                 pending = stages.popleft()
