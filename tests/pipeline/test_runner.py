@@ -80,7 +80,7 @@ def test_a_slow_picture_does_not_hold_the_other_worker_back(pictures, monkeypatc
             assert staged[0] <= most, f"more than {most} pictures held at once"
             events.append(("start", path.name))
         if path.name == "0.jpg":
-            time.sleep(1.0)
+            time.sleep(1.5)
         try:
             return real(path, *args, **kwargs)
         finally:
