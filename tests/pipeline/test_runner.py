@@ -104,6 +104,29 @@ def test_a_slow_picture_does_not_hold_the_other_worker_back(pictures, monkeypatc
     assert started_before_0_ended == ({"0.jpg"} if big else {"0.jpg", "2.jpg", "3.jpg"})
 
 
+def test_failed_pictures_do_not_keep_their_pixels(pictures, tmp_path, monkeypatch):
+    """A full disk fails every picture's write; the failures' exceptions must not keep each
+    picture's pixels alive through their frames, and their tracebacks still print."""
+    import traceback
+
+    _, jobs = pictures
+
+    def full(self, fp, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Image.Image, "save", full)
+    results = run_images(jobs("out"), Pipeline(PipelineConfig()), workers=2)
+    assert not any(r.ok for r in results) and "No space left" in results[0].error
+    printed = "".join(traceback.format_exception(results[0].exception))
+    assert "No space left" in printed and "write_image" in printed
+    for result in results:
+        tb = result.exception.__traceback__
+        while tb is not None:
+            assert not any(isinstance(v, np.ndarray) for v in tb.tb_frame.f_locals.values())
+            tb = tb.tb_next
+    assert not list((tmp_path / "out").glob("*"))  # nothing half-written
+
+
 def test_a_replica_loads_its_own_models_with_its_threads(centerface):
     pipeline = Pipeline(PipelineConfig())
     twin = pipeline.replica(1)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import traceback
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -122,8 +123,11 @@ def run_images(
         if on_result:
             on_result(result)
         # the pixels are in the output file now: a folder of thousands of photos must not be
-        # held in memory (a 12 Mpx photo is 36 MB)
+        # held in memory (a 12 Mpx photo is 36 MB); nor those of the files that failed (a full
+        # disk fails every one), which their exception's frames hold (it still prints)
         result.image = None
+        if result.exception is not None:
+            traceback.clear_frames(result.exception.__traceback__)
         notify(Progress("file", len(results), total, str(job.input), result.ok, result.error))
 
     sweep_parts(p for job in jobs for p in (job.output, job.sidecar) if p is not None)
