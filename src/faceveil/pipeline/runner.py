@@ -6,7 +6,9 @@ The job's first half (`picture_stage`: detect, hide) runs on the calling thread,
 ~1.75 of two cores busy and hand work back and forth; two pictures side by side, one thread
 each, detected the 55 WIDER JPEGs 1.25x as fast with less CPU (bench/README.md). Decoding
 the next files and writing the last ones (`picture_finish`: atomic writes, verification)
-overlap with it. Results come in input order; one bad file is reported and the run goes on.
+overlap with it, and the workers go ahead of a slow picture (see `ahead`). Results come in
+input order, without their pixels once `on_result` has seen them (a folder runs in the memory
+of a few pictures); one bad file is reported and the run goes on.
 """
 
 from __future__ import annotations
