@@ -66,3 +66,13 @@ def test_turning_twice_gives_the_boxes_back(turn):
     assert not np.allclose(once.xyxy, dets.xyxy)
     np.testing.assert_allclose(twice.xyxy, dets.xyxy)
     assert (once.xyxy[:, 2:] > once.xyxy[:, :2]).all()  # still x1 < x2, y1 < y2
+
+
+def test_components_label_each_node_with_the_lowest_index_of_its_component():
+    components = g.components
+    # 5-3-1 a chain given out of order, 4-2 a pair, 0 and 6 alone
+    a, b = np.array([5, 3, 4]), np.array([3, 1, 2])
+    assert components(7, a, b).tolist() == [0, 1, 2, 1, 2, 1, 6]
+    assert components(3, np.zeros(0, np.int64), np.zeros(0, np.int64)).tolist() == [0, 1, 2]
+    chain = np.arange(1, 1000)  # a long chain, each node linked to the one before
+    assert not components(1000, chain, chain - 1).any()

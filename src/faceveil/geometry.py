@@ -71,6 +71,20 @@ def overlapping_pairs(rects: np.ndarray, chunk: int = 1 << 20) -> tuple[np.ndarr
     return np.concatenate(found_i), np.concatenate(found_j)
 
 
+def components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Connected components of the graph on n nodes with edges (a[k], b[k]): each node's label is
+    the lowest index in its component. Vectorised, for the pairs of a crowd's boxes."""
+    label = np.arange(n)
+    while True:  # every node takes the lowest label among its neighbours, until settled
+        lowest = label.copy()
+        np.minimum.at(lowest, a, label[b])
+        np.minimum.at(lowest, b, label[a])
+        lowest = lowest[lowest]  # jump along chains (labels point to lower indices)
+        if np.array_equal(lowest, label):
+            return label
+        label = lowest
+
+
 def centres(boxes: np.ndarray) -> np.ndarray:
     """(N, 2) centre points."""
     return (boxes[:, :2] + boxes[:, 2:]) / 2

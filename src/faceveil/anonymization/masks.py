@@ -13,7 +13,7 @@ from typing import Protocol
 import numpy as np
 
 from ..config import MaskConfig
-from ..geometry import overlapping_pairs
+from ..geometry import components, overlapping_pairs
 from ..registry import Registry
 from ..types import Detections
 
@@ -71,17 +71,7 @@ def _groups(boxes: np.ndarray) -> list[np.ndarray]:
         a, b = overlapping_pairs(rects)
         if not len(a):
             break
-        # connected components of the overlap graph, each labelled by its lowest index
-        label = np.arange(len(rects))
-        while True:  # every rectangle takes the lowest label among its neighbours, until settled
-            lowest = label.copy()
-            np.minimum.at(lowest, a, label[b])
-            np.minimum.at(lowest, b, label[a])
-            lowest = lowest[lowest]  # jump along chains (labels point to lower indices)
-            if np.array_equal(lowest, label):
-                break
-            label = lowest
-        roots, inverse = np.unique(label, return_inverse=True)
+        roots, inverse = np.unique(components(len(rects), a, b), return_inverse=True)
         order = np.argsort(inverse, kind="stable")  # members by group, in index order
         starts = np.searchsorted(inverse[order], np.arange(len(roots)))
         groups = [np.concatenate([groups[i] for i in members])

@@ -356,7 +356,7 @@ def same_face_groups(dets: Detections, iou: float = 0.45, inside: float = 0.8,
     n = len(dets)
     if n < 2:
         return [np.arange(n)]
-    from ..geometry import centres, overlapping_pairs, paired_intersections
+    from ..geometry import centres, components, overlapping_pairs, paired_intersections
 
     # only boxes that overlap can be one face: pairs of them, not an N x N matrix (crowds)
     xyxy = dets.xyxy
@@ -373,21 +373,12 @@ def same_face_groups(dets: Detections, iou: float = 0.45, inside: float = 0.8,
 
     same = ((inter / np.maximum(area[a] + area[b] - inter, 1e-6) >= iou)
             | nested(a, b) | nested(b, a))
-    parent = list(range(n))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for i, j in zip(a[same].tolist(), b[same].tolist(), strict=True):
-        parent[root(i)] = root(j)
+    face = components(n, a[same], b[same]).tolist()
     rank = np.lexsort((-area, dets.scores < min_score, dets.filled))
     groups: dict[int, list[int]] = {}
     for i in rank.tolist():
-        groups.setdefault(root(i), []).append(i)
-    return sorted((np.array(g) for g in groups.values()), key=lambda g: int(g.min()))
+        groups.setdefault(face[i], []).append(i)
+    return [np.array(groups[k]) for k in sorted(groups)]  # by lowest index: the label
 
 
 @dataclass
