@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from ..config import DetectorConfig
-from ..geometry import iou_matrix, nms, overlap_share, rotate180, unmirror
+from ..geometry import centres, iou_matrix, nms, overlap_share, rotate180, unmirror
 from ..types import Detections, Frame
 
 log = logging.getLogger(__name__)
@@ -153,16 +153,13 @@ class ScaledDetector:
         if not len(seeds):
             return []
         size = np.maximum(seeds.widths, seeds.heights)
-        seeds = seeds[size <= self.closer_seed_px]
-        if not len(seeds):
+        small = size <= self.closer_seed_px
+        if not small.any():
             return []
         cell = self.closer_cell
         grid = np.zeros((-(-height // cell), -(-width // cell)), np.uint8)
-        half = np.maximum(np.maximum(seeds.widths, seeds.heights) * self.closer_context,
-                          self.closer_min_window) / 2
-        cx = (seeds.xyxy[:, 0] + seeds.xyxy[:, 2]) / 2
-        cy = (seeds.xyxy[:, 1] + seeds.xyxy[:, 3]) / 2
-        for x, y, r in zip(cx, cy, half, strict=True):
+        half = np.maximum(size[small] * self.closer_context, self.closer_min_window) / 2
+        for (x, y), r in zip(centres(seeds.xyxy[small]), half, strict=True):
             gx0, gx1 = int(max(0, x - r) // cell), int(min(width - 1, x + r) // cell) + 1
             gy0, gy1 = int(max(0, y - r) // cell), int(min(height - 1, y + r) // cell) + 1
             grid[gy0:gy1, gx0:gx1] = 1
